@@ -1,0 +1,181 @@
+//! The constitution document as written (TOML), before validation: the raw, serde-parsed form.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::request::DecisionRequest;
+
+/// A constitution exactly as parsed from its TOML file, not yet validated.
+///
+/// Use [`crate::Constitution::load`] / [`crate::Constitution::from_toml`] to get a validated, compiled
+/// constitution; this type only mirrors the file format documented in `docs/constitution.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstitutionDocument {
+    /// Name, version and description.
+    pub constitution: Metadata,
+    /// The Cedar schema describing principals, actions, resources and context.
+    pub schema: SchemaSection,
+    /// Human-readable principles.
+    #[serde(default)]
+    pub principles: Vec<Principle>,
+    /// Cedar policies, each implementing one principle.
+    #[serde(default)]
+    pub policies: Vec<PolicyEntry>,
+    /// Statements that must always hold.
+    #[serde(default)]
+    pub invariants: Vec<Invariant>,
+    /// Test cases the constitution must pass to be accepted.
+    #[serde(default)]
+    pub tests: Vec<TestCase>,
+}
+
+/// Metadata of a constitution.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// Human name of the constitution.
+    pub name: String,
+    /// Version label, e.g. `1.2.0`.
+    pub version: String,
+    /// Optional longer description.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// The `[schema]` table: Cedar schema text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaSection {
+    /// Schema in Cedar's human-readable schema syntax.
+    pub cedar: toml::Spanned<String>,
+}
+
+/// How severe a violation of a principle is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Must never happen.
+    Critical,
+    /// Serious harm.
+    High,
+    /// Moderate harm.
+    Medium,
+    /// Minor harm.
+    Low,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+        })
+    }
+}
+
+/// A principle: the human statement that policies implement.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Principle {
+    /// Identifier such as `P-001`.
+    pub id: String,
+    /// Short title.
+    pub title: String,
+    /// The principle's full text.
+    pub text: String,
+    /// Free-form category such as `security` or `privacy`.
+    pub category: String,
+    /// Priority, 1 is the most important.
+    pub priority: u32,
+    /// Severity of a violation.
+    pub severity: Severity,
+}
+
+/// A policy entry: one Cedar policy and the principle it implements.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyEntry {
+    /// Policy identifier, unique in the constitution.
+    pub id: toml::Spanned<String>,
+    /// Id of the principle this policy implements.
+    pub principle: String,
+    /// What the policy does, in words.
+    #[serde(default)]
+    pub description: String,
+    /// Exactly one Cedar policy (`permit` or `forbid`). A `forbid` annotated `@escalate` is an escalation rule.
+    pub cedar: toml::Spanned<String>,
+}
+
+/// What an invariant asserts about the requests its `matching` policy describes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InvariantKind {
+    /// No request matched is ever allowed.
+    NeverAllowed,
+    /// Every request matched is always allowed.
+    AlwaysAllowed,
+}
+
+/// A statement that must always hold about the policy set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invariant {
+    /// Identifier such as `INV-001`.
+    pub id: toml::Spanned<String>,
+    /// Principle the invariant protects.
+    pub principle: String,
+    /// The statement in words.
+    pub description: String,
+    /// What is asserted about the matched requests.
+    pub kind: InvariantKind,
+    /// A Cedar `permit` policy whose scope and conditions describe the requests the invariant is about.
+    pub matching: toml::Spanned<String>,
+}
+
+/// The outcome a test case (or a caller) expects.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The action may proceed.
+    Allow,
+    /// The action must not proceed.
+    Deny,
+    /// The action needs human approval.
+    Escalate,
+}
+
+impl Outcome {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allow => "allow",
+            Outcome::Deny => "deny",
+            Outcome::Escalate => "escalate",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A test case carried by the constitution.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    /// Unique name.
+    pub name: String,
+    /// The request to decide.
+    pub request: DecisionRequest,
+    /// The expected outcome.
+    pub expect: Outcome,
+    /// If given, the exact set of policy ids expected to decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_policies: Option<Vec<String>>,
+}

@@ -1,0 +1,168 @@
+//! The constitutional hash: SHA-256 over the canonical serialisation of a constitution's content.
+//!
+//! The canonical form is documented in `docs/constitution.md`. In short: the domain tag
+//! `acgs-constitution/v1` and a newline, then one line of JSON with object keys sorted by their UTF-8
+//! bytes, no insignificant whitespace, integers only, and every Cedar text normalised (line endings to
+//! `\n`, trailing spaces on each line removed, leading and trailing blank lines removed). Principles,
+//! policies and invariants are sorted by id and tests by name, so reordering entries in the file does not
+//! change the hash; any change of content does.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::document::ConstitutionDocument;
+
+/// Domain-separation tag that starts the canonical form.
+pub const CANONICAL_FORM_TAG: &str = "acgs-constitution/v1";
+
+/// A SHA-256 constitutional hash.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConstitutionHash([u8; 32]);
+
+impl ConstitutionHash {
+    /// The full hash as 64 lower-case hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The short form: the first 16 hex digits (64 bits).
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..8])
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Whether `text` (full or 16-digit short form, any case) names this hash.
+    pub fn matches(&self, text: &str) -> bool {
+        let t = text.trim();
+        let full = self.to_hex();
+        (t.len() == 64 || t.len() == 16) && full[..t.len()].eq_ignore_ascii_case(t)
+    }
+}
+
+impl fmt::Display for ConstitutionHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for ConstitutionHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConstitutionHash({})", self.to_hex())
+    }
+}
+
+/// Normalise Cedar (or any multi-line) text for the canonical form.
+pub fn normalize_text(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let joined = lines.join("\n");
+    joined.trim_matches('\n').to_owned()
+}
+
+/// The canonical JSON value of a document (before serialisation).
+pub(crate) fn canonical_value(doc: &ConstitutionDocument) -> Value {
+    let mut principles: Vec<&crate::document::Principle> = doc.principles.iter().collect();
+    principles.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut policies: Vec<Value> = doc
+        .policies
+        .iter()
+        .map(|p| {
+            json!({
+                "id": p.id.get_ref(),
+                "principle": p.principle,
+                "description": p.description,
+                "cedar": normalize_text(p.cedar.get_ref()),
+            })
+        })
+        .collect();
+    policies.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let mut invariants: Vec<Value> = doc
+        .invariants
+        .iter()
+        .map(|i| {
+            json!({
+                "id": i.id.get_ref(),
+                "principle": i.principle,
+                "description": i.description,
+                "kind": i.kind,
+                "matching": normalize_text(i.matching.get_ref()),
+            })
+        })
+        .collect();
+    invariants.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let mut tests: Vec<&crate::document::TestCase> = doc.tests.iter().collect();
+    tests.sort_by(|a, b| a.name.cmp(&b.name));
+    json!({
+        "constitution": to_value(&doc.constitution),
+        "schema": normalize_text(doc.schema.cedar.get_ref()),
+        "principles": to_value(&principles),
+        "policies": policies,
+        "invariants": invariants,
+        "tests": to_value(&tests),
+    })
+}
+
+fn to_value<T: Serialize>(v: &T) -> Value {
+    // Serialising our own plain data types to a `Value` cannot fail (string keys, no floats).
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The canonical serialisation: tag line plus sorted-key compact JSON.
+pub fn canonical_form(doc: &ConstitutionDocument) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    out.push_str(CANONICAL_FORM_TAG);
+    out.push('\n');
+    write_canonical_json(&canonical_value(doc), &mut out);
+    out
+}
+
+/// Hash a document's canonical form.
+pub fn hash_document(doc: &ConstitutionDocument) -> ConstitutionHash {
+    ConstitutionHash(Sha256::digest(canonical_form(doc).as_bytes()).into())
+}
+
+/// Write JSON with object keys sorted by their UTF-8 bytes and no whitespace.
+///
+/// Written here rather than relying on `serde_json::Value`'s map order, which a dependency's
+/// `preserve_order` feature changes from sorted to insertion order.
+pub(crate) fn write_canonical_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_string(k, out);
+                out.push(':');
+                write_canonical_json(&map[k.as_str()], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        Value::String(s) => write_json_string(s, out),
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn write_json_string(s: &str, out: &mut String) {
+    // serde_json's string escaping is deterministic (RFC 8259 minimal escaping).
+    out.push_str(&Value::String(s.to_owned()).to_string());
+}

@@ -1,0 +1,189 @@
+//! Decision requests as callers send them (JSON or TOML), and their conversion into Cedar values.
+//!
+//! Attribute values are plain JSON: strings, integers, booleans, arrays (Cedar sets) and objects (Cedar
+//! records). An entity reference is written `{"__entity": {"type": "User", "id": "alice"}}` and an extension
+//! value `{"__extn": {"fn": "decimal", "arg": "0.75"}}` (also `ip`, `datetime`, `duration`), as in Cedar's
+//! own JSON format. Floats and `null` are rejected: Cedar has neither.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use cedar_policy::{EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::RequestError;
+
+/// Deepest nesting of records and sets accepted in attribute values.
+pub const MAX_VALUE_DEPTH: usize = 16;
+
+/// "May this principal perform this action on this resource?", with optional context and content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// Who acts (an agent, a user, a service).
+    pub principal: EntityInput,
+    /// The action's id, e.g. `transfer_funds` (the Cedar entity `Action::"transfer_funds"`).
+    pub action: String,
+    /// What is acted upon.
+    pub resource: EntityInput,
+    /// Context attributes (must match the action's context type in the schema, minus `detections`).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub context: Map<String, Value>,
+    /// Text to scan with the detectors (a prompt, a tool argument, a model output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Further entities the policies may need (e.g. the owner of a resource, role hierarchy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<EntityInput>,
+}
+
+/// An entity: its type, id, attributes and parents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityInput {
+    /// Entity type name, e.g. `Agent` or `Acme::Agent`.
+    #[serde(rename = "type")]
+    pub entity_type: String,
+    /// Entity id.
+    pub id: String,
+    /// Attribute values.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub attributes: Map<String, Value>,
+    /// Parent entities (roles, teams, groups).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<EntityRef>,
+}
+
+/// A reference to an entity by type and id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityRef {
+    /// Entity type name.
+    #[serde(rename = "type")]
+    pub entity_type: String,
+    /// Entity id.
+    pub id: String,
+}
+
+impl EntityRef {
+    /// Build the Cedar uid, `field` naming where it came from for error messages.
+    pub(crate) fn to_uid(&self, field: &str) -> Result<EntityUid, RequestError> {
+        entity_uid(&self.entity_type, &self.id, field)
+    }
+}
+
+/// Build a Cedar entity uid from a type name and id.
+pub(crate) fn entity_uid(type_name: &str, id: &str, field: &str) -> Result<EntityUid, RequestError> {
+    let ty = EntityTypeName::from_str(type_name).map_err(|_| RequestError::InvalidEntityType {
+        field: field.to_owned(),
+        type_name: type_name.to_owned(),
+    })?;
+    // `EntityId::from_str` accepts any string.
+    let eid = EntityId::new(id);
+    Ok(EntityUid::from_type_name_and_id(ty, eid))
+}
+
+impl EntityInput {
+    /// The entity's uid.
+    pub(crate) fn uid(&self, field: &str) -> Result<EntityUid, RequestError> {
+        entity_uid(&self.entity_type, &self.id, field)
+    }
+
+    /// Convert into a Cedar entity.
+    pub(crate) fn to_entity(&self, field: &str) -> Result<cedar_policy::Entity, RequestError> {
+        let uid = self.uid(field)?;
+        let mut attrs = HashMap::with_capacity(self.attributes.len());
+        for (name, value) in &self.attributes {
+            let path = format!("{field}.attributes.{name}");
+            attrs.insert(name.clone(), json_to_expr(value, &path, 0)?);
+        }
+        let mut parents = HashSet::with_capacity(self.parents.len());
+        for (i, p) in self.parents.iter().enumerate() {
+            parents.insert(p.to_uid(&format!("{field}.parents[{i}]"))?);
+        }
+        cedar_policy::Entity::new(uid, attrs, parents).map_err(|e| RequestError::InvalidValue {
+            path: field.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Convert a JSON value into a Cedar restricted expression.
+pub(crate) fn json_to_expr(value: &Value, path: &str, depth: usize) -> Result<RestrictedExpression, RequestError> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err(RequestError::InvalidValue {
+            path: path.to_owned(),
+            message: format!("nested deeper than {MAX_VALUE_DEPTH} levels"),
+        });
+    }
+    let invalid = |message: String| RequestError::InvalidValue {
+        path: path.to_owned(),
+        message,
+    };
+    Ok(match value {
+        Value::Null => {
+            return Err(invalid(
+                "`null` is not a Cedar value; omit the attribute instead".into(),
+            ));
+        }
+        Value::Bool(b) => RestrictedExpression::new_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => RestrictedExpression::new_long(i),
+            None => {
+                return Err(invalid(format!(
+                    "`{n}` is not a 64-bit integer; Cedar has no floats (use integer minor units or a decimal extension value)"
+                )));
+            }
+        },
+        Value::String(s) => RestrictedExpression::new_string(s.clone()),
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                out.push(json_to_expr(item, &format!("{path}[{i}]"), depth + 1)?);
+            }
+            RestrictedExpression::new_set(out)
+        }
+        Value::Object(map) => {
+            if let Some(entity) = map.get("__entity") {
+                if map.len() != 1 {
+                    return Err(invalid("`__entity` must be the only key of its object".into()));
+                }
+                let r: EntityRef = serde_json::from_value(entity.clone())
+                    .map_err(|e| invalid(format!("bad `__entity` reference: {e}")))?;
+                RestrictedExpression::new_entity_uid(r.to_uid(path)?)
+            } else if let Some(extn) = map.get("__extn") {
+                if map.len() != 1 {
+                    return Err(invalid("`__extn` must be the only key of its object".into()));
+                }
+                extension_value(extn).map_err(invalid)?
+            } else {
+                let mut fields = Vec::with_capacity(map.len());
+                for (k, v) in map {
+                    fields.push((k.clone(), json_to_expr(v, &format!("{path}.{k}"), depth + 1)?));
+                }
+                RestrictedExpression::new_record(fields).map_err(|e| invalid(e.to_string()))?
+            }
+        }
+    })
+}
+
+fn extension_value(extn: &Value) -> Result<RestrictedExpression, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Extn {
+        #[serde(rename = "fn")]
+        function: String,
+        arg: String,
+    }
+    let e: Extn = serde_json::from_value(extn.clone()).map_err(|e| format!("bad `__extn` value: {e}"))?;
+    match e.function.as_str() {
+        "decimal" => Ok(RestrictedExpression::new_decimal(e.arg)),
+        "ip" | "ipaddr" => Ok(RestrictedExpression::new_ip(e.arg)),
+        "datetime" => Ok(RestrictedExpression::new_datetime(e.arg)),
+        "duration" => Ok(RestrictedExpression::new_duration(e.arg)),
+        other => Err(format!(
+            "unknown extension function `{other}` (expected decimal, ip, datetime or duration)"
+        )),
+    }
+}

@@ -1,0 +1,37 @@
+//! Storage errors.
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is not understood.
+    #[error("unsupported database url `{0}` (expected sqlite://PATH or postgres://...)")]
+    UnsupportedUrl(String),
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// Could not create the data directory.
+    #[error("cannot create data directory `{path}`: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Why appending to the decision log failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LogError {
+    /// The writer queue is full: the server is overloaded (maps to 503 with Retry-After).
+    #[error("decision log queue is full")]
+    Overloaded,
+    /// The log is shutting down or its writer stopped.
+    #[error("decision log is closed")]
+    Closed,
+    /// The batch containing this record could not be committed.
+    #[error("decision log write failed: {0}")]
+    WriteFailed(String),
+}

@@ -1,0 +1,153 @@
+//! The group-commit writer: callers hand over a record and wait until it is committed; one writer task
+//! commits whatever has queued up since its last commit in a single transaction.
+//!
+//! While one batch commits, the next one accumulates, so the cost of a commit (an fsync on SQLite with
+//! `synchronous=FULL`) is shared by every decision in the batch. A caller is answered only after its
+//! record is durable; if the batch fails, every caller in it gets an error (and the server answers 503
+//! instead of a decision: nothing is answered that is not logged).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{DecisionRecord, DecisionStore, LogError};
+
+/// Tuning of the writer.
+#[derive(Debug, Clone, Copy)]
+pub struct LogConfig {
+    /// Most records committed in one transaction.
+    pub max_batch: usize,
+    /// Records that may wait for the writer before appends are refused as overload.
+    pub queue_capacity: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 1024,
+            queue_capacity: 16 * 1024,
+        }
+    }
+}
+
+enum Message {
+    Append {
+        record: DecisionRecord,
+        done: oneshot::Sender<Result<i64, LogError>>,
+    },
+    /// Commit everything queued before this message, acknowledge, and stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Handle to the group-commit writer. Cloneable; [`DecisionLog::shutdown`] drains it.
+#[derive(Debug, Clone)]
+pub struct DecisionLog {
+    tx: mpsc::Sender<Message>,
+    store: Arc<dyn DecisionStore>,
+}
+
+impl DecisionLog {
+    /// Start the writer task on the current Tokio runtime.
+    pub fn start(store: Arc<dyn DecisionStore>, config: LogConfig) -> Self {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        tokio::spawn(run_writer(store.clone(), rx, config.max_batch.max(1)));
+        Self { tx, store }
+    }
+
+    /// The underlying store (for reads).
+    pub fn store(&self) -> &Arc<dyn DecisionStore> {
+        &self.store
+    }
+
+    /// Append one record and wait until it is committed; returns its sequence number.
+    pub async fn append(&self, record: DecisionRecord) -> Result<i64, LogError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .try_send(Message::Append { record, done })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => LogError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => LogError::Closed,
+            })?;
+        wait.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// Commit everything already queued, then stop the writer; later appends fail with
+    /// [`LogError::Closed`]. Call after the server has stopped accepting requests.
+    pub async fn shutdown(&self) {
+        let (ack, wait) = oneshot::channel();
+        if self.tx.send(Message::Shutdown(ack)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn run_writer(store: Arc<dyn DecisionStore>, mut rx: mpsc::Receiver<Message>, max_batch: usize) {
+    let mut messages: Vec<Message> = Vec::with_capacity(max_batch);
+    loop {
+        messages.clear();
+        if rx.recv_many(&mut messages, max_batch).await == 0 {
+            return; // every handle dropped
+        }
+        let mut records = Vec::with_capacity(messages.len());
+        let mut waiters = Vec::with_capacity(messages.len());
+        let mut shutdown = None;
+        for message in messages.drain(..) {
+            match message {
+                Message::Append { record, done } if shutdown.is_none() => {
+                    records.push(record);
+                    waiters.push(done);
+                }
+                Message::Append { done, .. } => {
+                    let _ = done.send(Err(LogError::Closed));
+                }
+                Message::Shutdown(ack) => shutdown = Some(ack),
+            }
+        }
+        commit(&*store, records, waiters).await;
+        if let Some(ack) = shutdown {
+            rx.close();
+            while let Ok(message) = rx.try_recv() {
+                match message {
+                    Message::Append { done, .. } => {
+                        let _ = done.send(Err(LogError::Closed));
+                    }
+                    Message::Shutdown(other) => {
+                        let _ = other.send(());
+                    }
+                }
+            }
+            let _ = ack.send(());
+            return;
+        }
+    }
+}
+
+async fn commit(
+    store: &dyn DecisionStore,
+    mut records: Vec<DecisionRecord>,
+    waiters: Vec<oneshot::Sender<Result<i64, LogError>>>,
+) {
+    if records.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let result = store.append(&mut records).await;
+    metrics::histogram!("acgs_audit_write_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("acgs_audit_batch_size").record(records.len() as f64);
+    match result {
+        Ok(()) => {
+            for (done, record) in waiters.into_iter().zip(&records) {
+                let _ = done.send(Ok(record.seq));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, batch = records.len(), "decision log batch failed");
+            metrics::counter!("acgs_audit_write_failures_total").increment(1);
+            let message = e.to_string();
+            for done in waiters {
+                let _ = done.send(Err(LogError::WriteFailed(message.clone())));
+            }
+        }
+    }
+}

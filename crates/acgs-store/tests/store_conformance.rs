@@ -1,0 +1,276 @@
+//! One conformance suite for the decision store, run against SQLite and PostgreSQL.
+//!
+//! PostgreSQL: `ACGS_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`); every test
+//! gets its own schema so tests run in parallel and leave nothing shared behind.
+
+use std::sync::Arc;
+
+use acgs_store::{DecisionLog, DecisionQuery, DecisionRecord, DecisionStore, LogConfig, StoreOptions};
+
+fn record(n: usize, outcome: &str) -> DecisionRecord {
+    DecisionRecord {
+        seq: 0,
+        decision_id: format!("dec-{n:06}"),
+        recorded_at_us: 1_700_000_000_000_000 + n as i64,
+        principal_type: "Agent".into(),
+        principal_id: format!("agent-{}", n % 3),
+        action: if n % 2 == 0 {
+            "read_data".into()
+        } else {
+            "invoke_tool".into()
+        },
+        resource_type: "Tool".into(),
+        resource_id: "search".into(),
+        outcome: outcome.into(),
+        effective_outcome: outcome.into(),
+        shadow: false,
+        constitutional_hash: "ab".repeat(32),
+        constitution_version: "1.0.0".into(),
+        evaluated_in_us: 17,
+        body: format!(r#"{{"n":{n},"text":"naïve ✓ 'quoted' \"x\""}}"#),
+    }
+}
+
+async fn sqlite_store() -> (Arc<dyn DecisionStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/nested/acgs.db", dir.path().display());
+    let store = acgs_store::open(&url, &StoreOptions::default())
+        .await
+        .expect("open sqlite");
+    (store, dir)
+}
+
+async fn postgres_store() -> (Arc<dyn DecisionStore>, ()) {
+    let url = acgs_test_postgres_url();
+    (
+        acgs_store::open(&url, &StoreOptions::default())
+            .await
+            .expect("open postgres"),
+        (),
+    )
+}
+
+/// A URL for a fresh, empty schema on the test PostgreSQL server.
+fn acgs_test_postgres_url() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let base =
+        std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!(
+        "acgs_store_test_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            % 1_000_000
+    );
+    let status = std::process::Command::new("psql")
+        .args([base.as_str(), "-q", "-c", &format!("CREATE SCHEMA {schema}")])
+        .status()
+        .expect("psql runs");
+    assert!(status.success(), "cannot create schema on {base}");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+async fn append_assigns_gap_free_sequence(store: Arc<dyn DecisionStore>) {
+    assert_eq!(store.last_seq().await.unwrap(), 0);
+    let mut first: Vec<_> = (0..3).map(|n| record(n, "allow")).collect();
+    store.append(&mut first).await.unwrap();
+    assert_eq!(first.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let mut second: Vec<_> = (3..5).map(|n| record(n, "deny")).collect();
+    store.append(&mut second).await.unwrap();
+    assert_eq!(second.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 5]);
+    assert_eq!(store.count().await.unwrap(), 5);
+    assert_eq!(store.last_seq().await.unwrap(), 5);
+    // Stored exactly as given, unicode and quotes included.
+    let got = store.get("dec-000001").await.unwrap().expect("present");
+    assert_eq!(got, first[1]);
+    assert!(store.get("missing").await.unwrap().is_none());
+}
+
+async fn failed_batch_stores_nothing(store: Arc<dyn DecisionStore>) {
+    let mut ok = vec![record(1, "allow")];
+    store.append(&mut ok).await.unwrap();
+    // A batch with a duplicate decision id fails as a whole: no half-written batch.
+    let mut bad = vec![record(2, "allow"), record(1, "deny")];
+    assert!(store.append(&mut bad).await.is_err());
+    assert_eq!(store.count().await.unwrap(), 1);
+    // An invalid outcome is refused by the schema.
+    let mut invalid = vec![record(3, "maybe")];
+    assert!(store.append(&mut invalid).await.is_err());
+    assert_eq!(store.count().await.unwrap(), 1);
+    // The sequence continues without a gap after failures.
+    let mut next = vec![record(4, "deny")];
+    store.append(&mut next).await.unwrap();
+    assert_eq!(next[0].seq, 2);
+}
+
+async fn list_filters_and_pages(store: Arc<dyn DecisionStore>) {
+    let mut records: Vec<_> = (0..30)
+        .map(|n| record(n, if n % 3 == 0 { "deny" } else { "allow" }))
+        .collect();
+    store.append(&mut records).await.unwrap();
+    let all = store
+        .list(&DecisionQuery {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 30);
+    assert!(all.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    let denies = store
+        .list(&DecisionQuery {
+            outcome: Some("deny".into()),
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(denies.len(), 10);
+    assert!(denies.iter().all(|r| r.outcome == "deny"));
+    let by_principal = store
+        .list(&DecisionQuery {
+            principal_type: Some("Agent".into()),
+            principal_id: Some("agent-1".into()),
+            action: Some("invoke_tool".into()),
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_principal.len(), 5);
+    let page = store
+        .list(&DecisionQuery {
+            limit: Some(7),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 7);
+    let next = store
+        .list(&DecisionQuery {
+            before_seq: Some(page[6].seq),
+            limit: Some(7),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next[0].seq, page[6].seq - 1);
+    let recent = store
+        .list(&DecisionQuery {
+            since_us: Some(1_700_000_000_000_025),
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(recent.len(), 5);
+}
+
+async fn group_commit_log_commits_concurrent_appends(store: Arc<dyn DecisionStore>) {
+    let log = DecisionLog::start(
+        store.clone(),
+        LogConfig {
+            max_batch: 64,
+            queue_capacity: 4096,
+        },
+    );
+    let mut tasks = Vec::new();
+    for n in 0..500 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move { log.append(record(n, "allow")).await }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap().unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=500).collect::<Vec<i64>>());
+    assert_eq!(store.count().await.unwrap(), 500);
+    log.shutdown().await;
+    assert!(matches!(
+        log.append(record(999, "allow")).await,
+        Err(acgs_store::LogError::Closed)
+    ));
+}
+
+async fn log_reports_write_failures_to_every_caller(store: Arc<dyn DecisionStore>) {
+    let log = DecisionLog::start(store.clone(), LogConfig::default());
+    log.append(record(1, "allow")).await.unwrap();
+    // A duplicate id makes the batch fail; its caller learns it and nothing is stored.
+    assert!(matches!(
+        log.append(record(1, "allow")).await,
+        Err(acgs_store::LogError::WriteFailed(_))
+    ));
+    assert_eq!(store.count().await.unwrap(), 1);
+    log.shutdown().await;
+}
+
+async fn reopening_keeps_the_log(url: String) {
+    {
+        let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
+        let mut r = vec![record(1, "allow"), record(2, "deny")];
+        store.append(&mut r).await.unwrap();
+    }
+    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 2);
+    let mut r = vec![record(3, "allow")];
+    store.append(&mut r).await.unwrap();
+    assert_eq!(r[0].seq, 3);
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _guard) = sqlite_store().await;
+                    assert_eq!(store.backend(), "sqlite");
+                    super::$name(store).await;
+                }
+            )*
+            #[tokio::test]
+            async fn reopening_keeps_the_log() {
+                let dir = tempfile::tempdir().unwrap();
+                super::reopening_keeps_the_log(format!("sqlite://{}/acgs.db", dir.path().display())).await;
+            }
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _guard) = postgres_store().await;
+                    assert_eq!(store.backend(), "postgres");
+                    super::$name(store).await;
+                }
+            )*
+            #[tokio::test]
+            async fn reopening_keeps_the_log() {
+                super::reopening_keeps_the_log(acgs_test_postgres_url()).await;
+            }
+        }
+    };
+}
+
+conformance!(
+    append_assigns_gap_free_sequence,
+    failed_batch_stores_nothing,
+    list_filters_and_pages,
+    group_commit_log_commits_concurrent_appends,
+    log_reports_write_failures_to_every_caller,
+);
+
+#[tokio::test]
+async fn unsupported_url_is_a_clear_error() {
+    let err = acgs_store::open("mysql://x", &StoreOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unsupported database url"), "{err}");
+}
