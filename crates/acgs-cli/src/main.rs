@@ -1,1 +1,63 @@
-fn main() {}
+//! `acgs`: the ACGS binary. Runs the server, checks constitutions, reads the decision log and
+//! generates load. Thin: each subcommand lives in its own module.
+
+mod bench;
+mod config;
+mod constitution_cmd;
+mod decide_cmd;
+mod decisions_cmd;
+mod server_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The example constitution, compiled into the binary so `acgs up` works from any directory.
+pub const EXAMPLE_CONSTITUTION: &str = include_str!("../../../examples/constitution.toml");
+
+/// Name under which the embedded example constitution is reported.
+pub const EXAMPLE_CONSTITUTION_NAME: &str = "examples/constitution.toml (embedded)";
+
+#[derive(Debug, Parser)]
+#[command(name = "acgs", version, about = "AI Constitutional Governance System")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything with embedded defaults: SQLite under ./acgs-data, the example constitution, port 8080.
+    Up(server_cmd::UpArgs),
+    /// Run the server from a config file, environment variables and flags (in rising precedence).
+    Serve(server_cmd::ServeArgs),
+    /// Validate, hash, show or test a constitution file.
+    #[command(subcommand)]
+    Constitution(constitution_cmd::ConstitutionCommand),
+    /// Decide one request, in-process against a constitution file or via a running server.
+    Decide(decide_cmd::DecideArgs),
+    /// Read the durable decision log.
+    #[command(subcommand)]
+    Decisions(decisions_cmd::DecisionsCommand),
+    /// Open-loop HTTP load generator: fixed arrival rate, latency from the intended send time.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => server_cmd::up(args),
+        Command::Serve(args) => server_cmd::serve(args),
+        Command::Constitution(cmd) => constitution_cmd::run(cmd),
+        Command::Decide(args) => decide_cmd::run(args),
+        Command::Decisions(cmd) => decisions_cmd::run(cmd),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -10,12 +10,12 @@ use std::path::Path;
 use std::str::FromStr;
 
 use cedar_policy::{
-    ActionConstraint, Effect, Entities, EntityUid, Policy, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode,
-    Validator,
+    ActionConstraint, Effect, EntityUid, Policy, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator,
 };
 use miette::Diagnostic;
 use serde_json::Value;
 
+use crate::decision::PolicyEffect;
 use crate::document::{ConstitutionDocument, InvariantKind, Principle, TestCase};
 use crate::error::{LoadError, Problem, ProblemKind};
 use crate::hash::{ConstitutionHash, hash_document};
@@ -35,7 +35,7 @@ pub struct PolicyInfo {
     /// Id of the principle it implements.
     pub principle_id: String,
     /// `permit` or `forbid`.
-    pub effect: Effect,
+    pub effect: PolicyEffect,
     /// A `forbid` marked `@escalate`: yields `escalate` instead of `deny`.
     pub escalation: bool,
     /// Description from the document.
@@ -339,7 +339,10 @@ impl<'a> Compiler<'a> {
                 PolicyInfo {
                     id: id.clone(),
                     principle_id: entry.principle.clone(),
-                    effect: policy.effect(),
+                    effect: match policy.effect() {
+                        Effect::Permit => PolicyEffect::Permit,
+                        Effect::Forbid => PolicyEffect::Forbid,
+                    },
                     escalation,
                     description: entry.description.clone(),
                     cedar: crate::hash::normalize_text(cedar),

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cedar_policy::{Authorizer, Context, Decision as CedarDecision, Effect, Entities, Request, RestrictedExpression};
+use cedar_policy::{Authorizer, Context, Decision as CedarDecision, Entities, Request, RestrictedExpression};
 use serde::{Deserialize, Serialize};
 
 use crate::constitution::{Constitution, DETECTIONS_ATTRIBUTE};
@@ -20,6 +20,7 @@ use crate::error::RequestError;
 use crate::request::{DecisionRequest, json_to_expr};
 
 /// Why a decision came out as it did: one deciding policy.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// The deciding policy.
@@ -34,6 +35,7 @@ pub struct Reason {
 }
 
 /// Effect of a policy.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyEffect {
@@ -44,6 +46,7 @@ pub enum PolicyEffect {
 }
 
 /// A policy that failed to evaluate (which makes the decision `deny`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvaluationError {
     /// The policy that errored.
@@ -53,6 +56,7 @@ pub struct EvaluationError {
 }
 
 /// The outcome of one decision, with its explanation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     /// `allow`, `deny` or `escalate`.
@@ -71,9 +75,15 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// Ids of the deciding policies, sorted.
+    /// Ids of the deciding policies, sorted: the policies in `reasons` and, for a fail-closed denial,
+    /// the policies whose evaluation failed.
     pub fn policy_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.reasons.iter().map(|r| r.policy_id.clone()).collect();
+        let mut ids: Vec<String> = self
+            .reasons
+            .iter()
+            .map(|r| r.policy_id.clone())
+            .chain(self.errors.iter().map(|e| e.policy_id.clone()))
+            .collect();
         ids.sort();
         ids.dedup();
         ids
@@ -161,10 +171,10 @@ pub(crate) fn decide(
         entities.push(e.to_entity(&format!("entities[{i}]"))?);
     }
     let entities = Entities::from_entities(entities, Some(&constitution.schema))
-        .map_err(|e| RequestError::Entities(e.to_string()))?;
+        .map_err(|e| RequestError::Entities(diagnostic_chain(&e)))?;
 
     let cedar_request = Request::new(principal, action.clone(), resource, context, Some(&constitution.schema))
-        .map_err(|e| RequestError::Schema(e.to_string()))?;
+        .map_err(|e| RequestError::Schema(diagnostic_chain(&e)))?;
 
     let response = authorizer.is_authorized(&cedar_request, &policies.all, &entities);
     let errors = evaluation_errors(&response);
@@ -172,6 +182,11 @@ pub(crate) fn decide(
 
     if !errors.is_empty() {
         let ids: Vec<&str> = errors.iter().map(|e| e.policy_id.as_str()).collect();
+        // Only forbids that applied explain a denial; permits that applied did not decide it.
+        let reasons = reasons
+            .into_iter()
+            .filter(|r| r.effect == PolicyEffect::Forbid)
+            .collect();
         return Ok(Decision {
             outcome: Outcome::Deny,
             explanation: format!(
@@ -255,15 +270,31 @@ fn reasons_of<'a>(constitution: &Constitution, ids: impl Iterator<Item = &'a ced
         .map(|info| Reason {
             policy_id: info.id.clone(),
             principle_id: info.principle_id.clone(),
-            effect: match info.effect {
-                Effect::Permit => PolicyEffect::Permit,
-                Effect::Forbid => PolicyEffect::Forbid,
-            },
+            effect: info.effect,
             escalation: info.escalation,
         })
         .collect();
     reasons.sort_by(|a, b| a.policy_id.cmp(&b.policy_id));
     reasons
+}
+
+/// A Cedar error with its causes and help text, e.g. "entity does not conform to the schema: in
+/// attribute `trust_level` on `Agent::"a"`, type mismatch: ...".
+fn diagnostic_chain(e: &(dyn miette::Diagnostic + 'static)) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    if let Some(help) = e.help() {
+        message.push_str(&format!(" (help: {help})"));
+    }
+    message
 }
 
 fn evaluation_errors(response: &cedar_policy::Response) -> Vec<EvaluationError> {

@@ -22,6 +22,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 /// Which family of finding.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DetectionCategory {
@@ -37,6 +38,7 @@ pub enum DetectionCategory {
 ///
 /// Never the matched text itself (we must not echo secrets). `start` and `end` are always on
 /// UTF-8 char boundaries of the scanned text, with `start < end`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Detection {
     /// Family of the finding (always `kind.category()`).
@@ -50,6 +52,7 @@ pub struct Detection {
 }
 
 /// What a detector found; serialised in snake_case (the same string as [`DetectionKind::as_str`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DetectionKind {

@@ -32,6 +32,7 @@ pub struct ConstitutionDocument {
 }
 
 /// Metadata of a constitution.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
@@ -53,6 +54,7 @@ pub struct SchemaSection {
 }
 
 /// How severe a violation of a principle is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -78,6 +80,7 @@ impl fmt::Display for Severity {
 }
 
 /// A principle: the human statement that policies implement.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Principle {
@@ -137,6 +140,7 @@ pub struct Invariant {
 }
 
 /// The outcome a test case (or a caller) expects.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {

@@ -18,6 +18,7 @@ use crate::error::RequestError;
 pub const MAX_VALUE_DEPTH: usize = 16;
 
 /// "May this principal perform this action on this resource?", with optional context and content.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
@@ -29,6 +30,7 @@ pub struct DecisionRequest {
     pub resource: EntityInput,
     /// Context attributes (must match the action's context type in the schema, minus `detections`).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub context: Map<String, Value>,
     /// Text to scan with the detectors (a prompt, a tool argument, a model output).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,6 +41,7 @@ pub struct DecisionRequest {
 }
 
 /// An entity: its type, id, attributes and parents.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntityInput {
@@ -49,6 +52,7 @@ pub struct EntityInput {
     pub id: String,
     /// Attribute values.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub attributes: Map<String, Value>,
     /// Parent entities (roles, teams, groups).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -56,6 +60,7 @@ pub struct EntityInput {
 }
 
 /// A reference to an entity by type and id.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntityRef {

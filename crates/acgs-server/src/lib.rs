@@ -1,1 +1,114 @@
-//! placeholder
+//! The ACGS HTTP API (axum): decisions, the active constitution, health, metrics and OpenAPI.
+//!
+//! [`app`] builds the router from an [`AppState`]; [`serve`] runs it on a listener until a shutdown
+//! signal, then drains the decision log. Every response carries `X-Constitutional-Hash`; every error is
+//! an `application/problem+json` document ([`ApiError`]).
+#![deny(missing_docs)]
+
+mod error;
+mod extract;
+pub mod routes;
+mod state;
+mod telemetry;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+
+pub use error::{ApiError, Problem};
+pub use state::{AppState, DEFAULT_MAX_BODY_BYTES, MAX_BATCH_REQUESTS, ServerSettings};
+pub use telemetry::{HASH_HEADER, prometheus_handle};
+
+/// The OpenAPI description of the API, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ACGS", description = "AI Constitutional Governance System: policy decisions for AI agents."),
+    paths(
+        routes::decisions::create,
+        routes::decisions::create_batch,
+        routes::decisions::list,
+        routes::decisions::show,
+        routes::constitution::show,
+        routes::constitution::principles,
+        routes::system::health,
+        routes::system::ready,
+        routes::system::metrics,
+        routes::system::openapi,
+    ),
+    tags(
+        (name = "decisions", description = "Ask for decisions and read the decision log"),
+        (name = "constitution", description = "The active constitution"),
+        (name = "system", description = "Health, readiness, metrics, API description"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The router with every route, the hash/metrics middleware, body limit and JSON 404/405/panic handling.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.settings.max_body_bytes;
+    Router::new()
+        .route(
+            "/v1/decisions",
+            post(routes::decisions::create).get(routes::decisions::list),
+        )
+        .route("/v1/decisions/batch", post(routes::decisions::create_batch))
+        .route("/v1/decisions/{decision_id}", get(routes::decisions::show))
+        .route("/v1/constitution", get(routes::constitution::show))
+        .route("/v1/constitution/principles", get(routes::constitution::principles))
+        .route("/health", get(routes::system::health))
+        .route("/ready", get(routes::system::ready))
+        .route("/metrics", get(routes::system::metrics))
+        .route("/openapi.json", get(routes::system::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::constitution_and_metrics,
+        ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for `{}`", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let problem = Problem {
+        problem_type: "urn:acgs:problem:method-not-allowed".into(),
+        title: "Method not allowed".into(),
+        status: 405,
+        detail: format!("`{method}` is not allowed on `{}`", uri.path()),
+        extra: Default::default(),
+    };
+    let mut response = (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(problem)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ApiError::Internal("handler panicked".into()).into_response()
+}
+
+/// Serve `state` on `listener` until `shutdown` completes: stop accepting, finish in-flight requests,
+/// then commit everything queued in the decision log.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let log = state.log.clone();
+    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    log.shutdown().await;
+    result
+}

@@ -1,0 +1,1101 @@
+//! `acgs bench`: open-loop HTTP load generator for `POST /v1/decisions` (fixed arrival rate, latency measured
+//! from each request's intended send time).
+//!
+//! Method (see also `docs/performance.md`):
+//! - **Request mix.** Every `tests[].request` of a constitution (the embedded example by default) is serialised to
+//!   JSON once, before the run; each arrival picks one uniformly at random from a seeded RNG, so runs are
+//!   repeatable and client-side serialisation is never measured.
+//! - **Open loop.** Request `i` is due at `start + i / rate`. One scheduler task sleeps until each due time and
+//!   spawns the send without waiting for earlier responses, so a slow server faces the same arrival rate as a fast
+//!   one. Arrivals that would exceed `--max-in-flight` are counted as `dropped`; the scheduler never waits.
+//! - **Latency** is `completion − intended send time` (the full response body read), recorded in microseconds in an
+//!   HDR histogram. Measuring from the intended time avoids coordinated omission. Tokio's timer has 1 ms
+//!   granularity, so requests leave in small bursts at each millisecond tick; the burst delay is included in the
+//!   latency, which makes the numbers slightly pessimistic (never optimistic).
+//! - **Phases.** Warm-up arrivals (the first `warmup × rate`) are sent but not recorded. The histogram and the
+//!   `sent`/`ok`/error counts cover arrivals whose intended time falls in the measured window; the achieved rate is
+//!   the number of 200 responses that *completed* inside the measured window divided by its length.
+//! - **Bounded.** The run ends after `warmup + duration`, plus at most the client timeout for stragglers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use acgs_engine::{ConstitutionDocument, Outcome};
+use anyhow::{Context, bail, ensure};
+use hdrhistogram::Histogram;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Options of `acgs bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Target arrival rate, requests per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Measured duration in seconds (after warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Warm-up seconds at the same rate, not recorded.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// Constitution whose test-case requests form the request mix (default: the embedded example).
+    #[arg(long)]
+    pub constitution: Option<PathBuf>,
+    /// Add this many bytes of realistic text as `content` to every request (0 = as in the test cases).
+    #[arg(long, default_value_t = 0)]
+    pub content_bytes: usize,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Safety cap on requests in flight; arrivals beyond it are counted as `dropped` (open loop never waits).
+    #[arg(long, default_value_t = 20_000)]
+    pub max_in_flight: usize,
+    /// Per-request timeout in milliseconds (connect, send and read the whole response).
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+    /// Seed of the random request-mix choice (same seed, same sequence of requests).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Worker threads of the client runtime (0 = one per CPU).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// Lowest latency the histogram tracks, in microseconds.
+const HISTOGRAM_LOW_US: u64 = 1;
+/// Highest latency the histogram tracks at least, in microseconds (60 s; raised to twice the timeout if larger).
+const HISTOGRAM_HIGH_US: u64 = 60_000_000;
+/// Significant figures kept by the histogram.
+const HISTOGRAM_SIGFIG: u8 = 3;
+/// Timeout of the readiness probe before the run.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Slack added to the run's hard deadlines (scheduler catch-up, channel drain).
+const GRACE: Duration = Duration::from_secs(2);
+/// Share of the target rate below which the run fails.
+const MIN_ACHIEVED_SHARE: f64 = 0.95;
+
+/// Run `acgs bench`: check the server is ready, drive the open-loop schedule, print the report.
+///
+/// Exits non-zero when any request failed or was dropped, or the achieved rate is below 95 % of the target.
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let plan = Plan::new(args.rate, args.warmup, args.duration)?;
+    ensure!(args.max_in_flight > 0, "--max-in-flight must be at least 1");
+    ensure!(args.timeout_ms > 0, "--timeout-ms must be at least 1");
+    let base = args.url.trim_end_matches('/').to_owned();
+    let decisions_url = reqwest::Url::parse(&format!("{base}/v1/decisions"))
+        .with_context(|| format!("--url `{}` is not a valid base URL", args.url))?;
+    let ready_url = reqwest::Url::parse(&format!("{base}/ready"))
+        .with_context(|| format!("--url `{}` is not a valid base URL", args.url))?;
+
+    let (mix_source, mix_text) = match &args.constitution {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => (
+            crate::EXAMPLE_CONSTITUTION_NAME.to_owned(),
+            crate::EXAMPLE_CONSTITUTION.to_owned(),
+        ),
+    };
+    let mix = load_mix(&mix_text, args.content_bytes).with_context(|| format!("request mix from {mix_source}"))?;
+    let mix_len = mix.len();
+    // Leaked once so every send borrows its body without a copy; freed at process exit.
+    let bodies: Arc<[&'static [u8]]> = mix.into_iter().map(|b| &*Box::leak(b.into_boxed_slice())).collect();
+
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(args.max_in_flight)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
+        .build()
+        .context("building the HTTP client")?;
+
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if args.threads > 0 {
+        builder.worker_threads(args.threads);
+    }
+    let runtime = builder.build().context("building the tokio runtime")?;
+
+    let config = Arc::new(RunConfig {
+        plan,
+        client,
+        decisions_url,
+        bodies,
+        max_in_flight: args.max_in_flight,
+        timeout,
+        seed: args.seed,
+    });
+    let result = runtime.block_on(async {
+        let server = check_ready(&config.client, &ready_url, &base).await?;
+        if !args.json {
+            eprintln!(
+                "acgs bench: {base} ready; {} req/s for {} s after {} s warm-up ...",
+                args.rate, args.duration, args.warmup
+            );
+        }
+        let collected = drive(Arc::clone(&config)).await?;
+        anyhow::Ok((server, collected))
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    let (server, collected) = result?;
+
+    let report = Report::build(
+        ReportContext {
+            url: base,
+            server,
+            mix_source,
+            mix_requests: mix_len,
+            content_bytes: args.content_bytes,
+            plan,
+            max_in_flight: args.max_in_flight,
+        },
+        &collected,
+    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("serialising the report")?
+        );
+        for failure in &report.failures {
+            eprintln!("acgs bench: FAIL: {failure}");
+        }
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Request mix
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Benign business prose used for `--content-bytes`: no digits, no `@`, no colons, no injection phrases, so the
+/// detectors take their realistic common path (scan, find nothing).
+const BUSINESS_PROSE: &str = "The quarterly planning review covers the regional sales pipeline, supplier lead \
+times and the hiring plan for the support team. Customer retention improved after the onboarding guide was \
+rewritten, and the finance group expects operating costs to stay within the approved budget. Please summarise the \
+main risks for the steering committee, suggest two options for the warehouse consolidation, and keep the tone \
+neutral and factual. The logistics partner confirmed that deliveries to the northern stores will resume next week \
+once the new routing schedule is in place. Marketing would like a short comparison of the spring campaign results \
+against last year, focusing on conversion and repeat purchases rather than raw traffic. ";
+
+/// Exactly `len` bytes of benign business prose (ASCII, the paragraph repeated as needed).
+fn business_prose(len: usize) -> String {
+    BUSINESS_PROSE.chars().cycle().take(len).collect()
+}
+
+/// JSON bodies of every test-case request of the constitution `toml_text`, in file order. With `content_bytes > 0`
+/// each request's `content` is replaced by that many bytes of [`business_prose`].
+fn load_mix(toml_text: &str, content_bytes: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let doc: ConstitutionDocument = toml::from_str(toml_text).context("parsing the constitution TOML")?;
+    ensure!(
+        !doc.tests.is_empty(),
+        "the constitution has no [[tests]], so there are no requests to send"
+    );
+    let content = (content_bytes > 0).then(|| business_prose(content_bytes));
+    doc.tests
+        .into_iter()
+        .map(|test| {
+            let mut request = test.request;
+            if let Some(content) = &content {
+                request.content = Some(content.clone());
+            }
+            serde_json::to_vec(&request).with_context(|| format!("serialising the request of test `{}`", test.name))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Schedule
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Offset of arrival `i` from the start of the run: `i / rate` seconds, to the nanosecond, without drift.
+fn due_offset(i: u64, rate: u64) -> Duration {
+    let nanos = u128::from(i) * 1_000_000_000 / u128::from(rate.max(1));
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// Which part of the run an arrival belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Sent at the target rate but not recorded.
+    Warmup,
+    /// Recorded.
+    Measured,
+}
+
+/// The arrival schedule: how many requests, and which of them are warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    rate: u64,
+    warmup_requests: u64,
+    total_requests: u64,
+    warmup: Duration,
+    measured: Duration,
+}
+
+impl Plan {
+    fn new(rate: u64, warmup_s: u64, duration_s: u64) -> anyhow::Result<Self> {
+        ensure!(rate > 0, "--rate must be at least 1 request per second");
+        ensure!(duration_s > 0, "--duration must be at least 1 second");
+        let too_many = || anyhow::anyhow!("--rate × (--warmup + --duration) is too large");
+        let warmup_requests = rate.checked_mul(warmup_s).ok_or_else(too_many)?;
+        let measured_requests = rate.checked_mul(duration_s).ok_or_else(too_many)?;
+        let total_requests = warmup_requests.checked_add(measured_requests).ok_or_else(too_many)?;
+        Ok(Plan {
+            rate,
+            warmup_requests,
+            total_requests,
+            warmup: Duration::from_secs(warmup_s),
+            measured: Duration::from_secs(duration_s),
+        })
+    }
+
+    /// Phase of arrival `i` (`i / rate < warmup` exactly when `i < warmup × rate`).
+    fn phase(&self, i: u64) -> Phase {
+        if i < self.warmup_requests {
+            Phase::Warmup
+        } else {
+            Phase::Measured
+        }
+    }
+
+    /// Length of the whole schedule (warm-up and measured).
+    fn length(&self) -> Duration {
+        self.warmup + self.measured
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Running
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Everything the scheduler needs.
+struct RunConfig {
+    plan: Plan,
+    client: reqwest::Client,
+    decisions_url: reqwest::Url,
+    bodies: Arc<[&'static [u8]]>,
+    max_in_flight: usize,
+    timeout: Duration,
+    seed: u64,
+}
+
+/// What `/ready` said about the server.
+#[derive(Debug, Clone, Default, Serialize)]
+struct ServerInfo {
+    constitution_version: Option<String>,
+    constitutional_hash: Option<String>,
+}
+
+/// `GET {base}/ready`; an error unless it answers 200.
+async fn check_ready(client: &reqwest::Client, ready_url: &reqwest::Url, base: &str) -> anyhow::Result<ServerInfo> {
+    let response = client
+        .get(ready_url.clone())
+        .timeout(READY_TIMEOUT)
+        .send()
+        .await
+        .with_context(|| format!("server at {base} is not reachable (is `acgs up` running there?)"))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!(
+            "server at {base} is not ready: GET /ready answered {status}: {}",
+            body.trim()
+        );
+    }
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let field = |name: &str| value.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+    Ok(ServerInfo {
+        constitution_version: field("constitution_version"),
+        constitutional_hash: field("constitutional_hash"),
+    })
+}
+
+/// How one request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Completion {
+    /// HTTP 200 with a decision.
+    Ok(Outcome),
+    /// HTTP 200 whose body has no readable `decision`.
+    BadBody,
+    /// Any other HTTP status.
+    Http(u16),
+    /// No HTTP answer: connect, send or read failed, or the timeout expired.
+    Transport { timeout: bool, message: String },
+}
+
+/// The one field of a decision response the load generator reads.
+#[derive(Deserialize)]
+struct DecisionOnly {
+    decision: Outcome,
+}
+
+/// Classify an HTTP answer.
+fn classify(status: u16, body: &[u8]) -> Completion {
+    if status != 200 {
+        return Completion::Http(status);
+    }
+    match serde_json::from_slice::<DecisionOnly>(body) {
+        Ok(d) => Completion::Ok(d.decision),
+        Err(_) => Completion::BadBody,
+    }
+}
+
+/// One finished request.
+struct Sample {
+    phase: Phase,
+    intended: Instant,
+    completed: Instant,
+    completion: Completion,
+}
+
+/// The scheduler's own counts, sent once at its end.
+#[derive(Debug, Default, Clone, Copy)]
+struct SchedulerStats {
+    sent: [u64; 2],
+    dropped: [u64; 2],
+    /// Arrivals never attempted because the scheduler overran its hard deadline.
+    not_sent: u64,
+    max_lag: Duration,
+}
+
+/// Messages to the collector.
+enum Message {
+    Sample(Sample),
+    SchedulerDone(SchedulerStats),
+}
+
+fn phase_index(phase: Phase) -> usize {
+    match phase {
+        Phase::Warmup => 0,
+        Phase::Measured => 1,
+    }
+}
+
+/// Decrements the in-flight count when a send task ends, however it ends.
+struct InFlightGuard(Arc<AtomicUsize>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Sleep until each arrival's due time and spawn its send; never wait for responses.
+async fn schedule(config: Arc<RunConfig>, start: Instant, tx: mpsc::UnboundedSender<Message>) {
+    let plan = config.plan;
+    let deadline = start + plan.length() + GRACE;
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut stats = SchedulerStats::default();
+    for i in 0..plan.total_requests {
+        let intended = start + due_offset(i, plan.rate);
+        if intended > Instant::now() {
+            tokio::time::sleep_until(intended).await;
+        }
+        let now = Instant::now();
+        if now > deadline {
+            stats.not_sent = plan.total_requests - i;
+            break;
+        }
+        stats.max_lag = stats.max_lag.max(now.saturating_duration_since(intended));
+        // Drawn before the cap check so that drops do not change which requests later arrivals send.
+        let body = config.bodies[rng.random_range(0..config.bodies.len())];
+        let phase = plan.phase(i);
+        if in_flight.load(Ordering::Relaxed) >= config.max_in_flight {
+            stats.dropped[phase_index(phase)] += 1;
+            continue;
+        }
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        stats.sent[phase_index(phase)] += 1;
+        let guard = InFlightGuard(Arc::clone(&in_flight));
+        let request = config
+            .client
+            .post(config.decisions_url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body);
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let completion = match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    match response.bytes().await {
+                        Ok(body) => {
+                            let completed = Instant::now();
+                            (completed, classify(status, &body))
+                        }
+                        Err(e) => (Instant::now(), transport_error(&e)),
+                    }
+                }
+                Err(e) => (Instant::now(), transport_error(&e)),
+            };
+            let (completed, completion) = completion;
+            // The collector only goes away after the hard deadline; a late sample is simply lost.
+            let _ = tx.send(Message::Sample(Sample {
+                phase,
+                intended,
+                completed,
+                completion,
+            }));
+        });
+    }
+    let _ = tx.send(Message::SchedulerDone(stats));
+}
+
+fn transport_error(e: &reqwest::Error) -> Completion {
+    // `{:#}`-style chain: reqwest's top-level message alone ("error sending request") hides the cause.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let _ = write!(message, ": {s}");
+        source = s.source();
+    }
+    Completion::Transport {
+        timeout: e.is_timeout(),
+        message,
+    }
+}
+
+/// Counts for one phase.
+#[derive(Debug, Default, Clone, Serialize)]
+struct PhaseCounts {
+    sent: u64,
+    ok: u64,
+    http_errors: BTreeMap<u16, u64>,
+    transport_errors: u64,
+    timeouts: u64,
+    bad_responses: u64,
+    dropped: u64,
+    outcomes: OutcomeCounts,
+}
+
+impl PhaseCounts {
+    fn completed(&self) -> u64 {
+        self.ok + self.http_errors.values().sum::<u64>() + self.transport_errors + self.bad_responses
+    }
+
+    fn unfinished(&self) -> u64 {
+        self.sent.saturating_sub(self.completed())
+    }
+
+    /// Failed requests: HTTP errors, transport errors (timeouts included), unreadable bodies, unfinished.
+    fn errors(&self) -> u64 {
+        self.http_errors.values().sum::<u64>() + self.transport_errors + self.bad_responses + self.unfinished()
+    }
+}
+
+/// Decisions of the 200 responses.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+struct OutcomeCounts {
+    allow: u64,
+    deny: u64,
+    escalate: u64,
+}
+
+/// Everything recorded during a run.
+struct Collected {
+    phases: [PhaseCounts; 2],
+    /// Latency of the measured window's 200 responses, µs from the intended send time.
+    histogram: Histogram<u64>,
+    /// 200 responses that completed inside the measured window, whatever their phase.
+    ok_in_window: u64,
+    not_sent: u64,
+    max_lag: Duration,
+    first_error: Option<String>,
+    /// The scheduler never reported (it overran the hard deadline).
+    scheduler_lost: bool,
+}
+
+/// Run the schedule and collect samples until every send finished or the hard deadline passed.
+async fn drive(config: Arc<RunConfig>) -> anyhow::Result<Collected> {
+    let high = HISTOGRAM_HIGH_US.max(u64::try_from(config.timeout.as_micros()).unwrap_or(u64::MAX / 4) * 2);
+    let histogram = Histogram::<u64>::new_with_bounds(HISTOGRAM_LOW_US, high, HISTOGRAM_SIGFIG)
+        .context("creating the latency histogram")?;
+    let plan = config.plan;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let start = Instant::now();
+    let window_start = start + plan.warmup;
+    let window_end = window_start + plan.measured;
+    // Scheduler deadline, then at most one timeout for the last sends, then slack.
+    let hard_deadline = start + plan.length() + GRACE + config.timeout + GRACE;
+    let scheduler = tokio::spawn(schedule(Arc::clone(&config), start, tx));
+
+    let mut collected = Collected {
+        phases: [PhaseCounts::default(), PhaseCounts::default()],
+        histogram,
+        ok_in_window: 0,
+        not_sent: 0,
+        max_lag: Duration::ZERO,
+        first_error: None,
+        scheduler_lost: true,
+    };
+    loop {
+        let message = match tokio::time::timeout_at(hard_deadline, rx.recv()).await {
+            Ok(Some(message)) => message,
+            Ok(None) | Err(_) => break,
+        };
+        match message {
+            Message::SchedulerDone(stats) => {
+                for (counts, (sent, dropped)) in collected
+                    .phases
+                    .iter_mut()
+                    .zip(stats.sent.into_iter().zip(stats.dropped))
+                {
+                    counts.sent = sent;
+                    counts.dropped = dropped;
+                }
+                collected.not_sent = stats.not_sent;
+                collected.max_lag = stats.max_lag;
+                collected.scheduler_lost = false;
+            }
+            Message::Sample(sample) => collected.record(sample, window_start, window_end),
+        }
+    }
+    scheduler.abort();
+    Ok(collected)
+}
+
+impl Collected {
+    fn record(&mut self, sample: Sample, window_start: Instant, window_end: Instant) {
+        let counts = &mut self.phases[phase_index(sample.phase)];
+        match sample.completion {
+            Completion::Ok(outcome) => {
+                counts.ok += 1;
+                match outcome {
+                    Outcome::Allow => counts.outcomes.allow += 1,
+                    Outcome::Deny => counts.outcomes.deny += 1,
+                    Outcome::Escalate => counts.outcomes.escalate += 1,
+                }
+                if sample.completed >= window_start && sample.completed < window_end {
+                    self.ok_in_window += 1;
+                }
+                if sample.phase == Phase::Measured {
+                    let latency = sample.completed.saturating_duration_since(sample.intended);
+                    let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+                    self.histogram.saturating_record(us.max(HISTOGRAM_LOW_US));
+                }
+            }
+            Completion::BadBody => {
+                counts.bad_responses += 1;
+                self.first_error
+                    .get_or_insert_with(|| "HTTP 200 without a readable `decision` field".to_owned());
+            }
+            Completion::Http(status) => {
+                *counts.http_errors.entry(status).or_default() += 1;
+                self.first_error.get_or_insert_with(|| format!("HTTP {status}"));
+            }
+            Completion::Transport { timeout, message } => {
+                counts.transport_errors += 1;
+                if timeout {
+                    counts.timeouts += 1;
+                }
+                self.first_error.get_or_insert(message);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Latency percentiles of the measured window's 200 responses, in microseconds from the intended send time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+struct LatencySummary {
+    count: u64,
+    mean: f64,
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    p99_9: u64,
+    max: u64,
+}
+
+impl LatencySummary {
+    /// `None` for an empty histogram.
+    fn from_histogram(h: &Histogram<u64>) -> Option<Self> {
+        (!h.is_empty()).then(|| LatencySummary {
+            count: h.len(),
+            mean: (h.mean() * 10.0).round() / 10.0,
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p99_9: h.value_at_quantile(0.999),
+            max: h.max(),
+        })
+    }
+}
+
+/// Warm-up counts (sent at the target rate, not in the latency numbers).
+#[derive(Debug, Clone, Serialize)]
+struct WarmupSummary {
+    sent: u64,
+    ok: u64,
+    errors: u64,
+    dropped: u64,
+}
+
+/// Facts about the run that are not measurements.
+struct ReportContext {
+    url: String,
+    server: ServerInfo,
+    mix_source: String,
+    mix_requests: usize,
+    content_bytes: usize,
+    plan: Plan,
+    max_in_flight: usize,
+}
+
+/// The request mix as reported.
+#[derive(Debug, Clone, Serialize)]
+struct MixSummary {
+    source: String,
+    requests: usize,
+    content_bytes: usize,
+}
+
+/// The result of a run: printed as text or as one JSON object.
+#[derive(Debug, Clone, Serialize)]
+struct Report {
+    url: String,
+    constitution_version: Option<String>,
+    constitutional_hash: Option<String>,
+    request_mix: MixSummary,
+    target_rps: u64,
+    duration_s: u64,
+    warmup_s: u64,
+    /// 200 responses completed inside the measured window, per second.
+    achieved_rps: f64,
+    sent: u64,
+    ok: u64,
+    errors: u64,
+    http_errors: BTreeMap<u16, u64>,
+    transport_errors: u64,
+    timeouts: u64,
+    bad_responses: u64,
+    unfinished: u64,
+    dropped: u64,
+    not_sent: u64,
+    max_in_flight: usize,
+    outcomes: OutcomeCounts,
+    latency_us: Option<LatencySummary>,
+    max_send_lag_us: u64,
+    warmup: WarmupSummary,
+    first_error: Option<String>,
+    passed: bool,
+    failures: Vec<String>,
+}
+
+impl Report {
+    fn build(ctx: ReportContext, collected: &Collected) -> Report {
+        let [warm, measured] = &collected.phases;
+        let measured_s = ctx.plan.measured.as_secs_f64();
+        let achieved_rps = ((collected.ok_in_window as f64 / measured_s) * 10.0).round() / 10.0;
+        let mut report = Report {
+            url: ctx.url,
+            constitution_version: ctx.server.constitution_version,
+            constitutional_hash: ctx.server.constitutional_hash,
+            request_mix: MixSummary {
+                source: ctx.mix_source,
+                requests: ctx.mix_requests,
+                content_bytes: ctx.content_bytes,
+            },
+            target_rps: ctx.plan.rate,
+            duration_s: ctx.plan.measured.as_secs(),
+            warmup_s: ctx.plan.warmup.as_secs(),
+            achieved_rps,
+            sent: measured.sent,
+            ok: measured.ok,
+            errors: measured.errors(),
+            http_errors: measured.http_errors.clone(),
+            transport_errors: measured.transport_errors,
+            timeouts: measured.timeouts,
+            bad_responses: measured.bad_responses,
+            unfinished: measured.unfinished(),
+            dropped: measured.dropped,
+            not_sent: collected.not_sent,
+            max_in_flight: ctx.max_in_flight,
+            outcomes: measured.outcomes,
+            latency_us: LatencySummary::from_histogram(&collected.histogram),
+            max_send_lag_us: u64::try_from(collected.max_lag.as_micros()).unwrap_or(u64::MAX),
+            warmup: WarmupSummary {
+                sent: warm.sent,
+                ok: warm.ok,
+                errors: warm.errors(),
+                dropped: warm.dropped,
+            },
+            first_error: collected.first_error.clone(),
+            passed: true,
+            failures: Vec::new(),
+        };
+        report.failures = report.evaluate(collected.scheduler_lost);
+        report.passed = report.failures.is_empty();
+        report
+    }
+
+    /// Why the run failed (empty: it passed).
+    fn evaluate(&self, scheduler_lost: bool) -> Vec<String> {
+        let mut failures = Vec::new();
+        if scheduler_lost {
+            failures.push("the scheduler did not finish before the hard deadline; counts are incomplete".to_owned());
+        }
+        if self.errors > 0 {
+            failures.push(format!("{} of {} measured requests failed", self.errors, self.sent));
+        }
+        if self.warmup.errors > 0 {
+            failures.push(format!(
+                "{} of {} warm-up requests failed",
+                self.warmup.errors, self.warmup.sent
+            ));
+        }
+        let dropped = self.dropped + self.warmup.dropped;
+        if dropped > 0 {
+            failures.push(format!(
+                "{dropped} arrivals dropped at the in-flight cap of {}: the server (or this client) could not keep up",
+                self.max_in_flight
+            ));
+        }
+        if self.not_sent > 0 {
+            failures.push(format!(
+                "{} arrivals never sent: the scheduler fell too far behind (client CPU-bound?)",
+                self.not_sent
+            ));
+        }
+        let min = self.target_rps as f64 * MIN_ACHIEVED_SHARE;
+        if self.achieved_rps < min {
+            failures.push(format!(
+                "achieved {:.1} req/s is below {:.0} % of the target {} req/s",
+                self.achieved_rps,
+                MIN_ACHIEVED_SHARE * 100.0,
+                self.target_rps
+            ));
+        }
+        failures
+    }
+
+    fn render_text(&self) -> String {
+        let mut out = String::new();
+        let _ = self.write_text(&mut out);
+        out
+    }
+
+    fn write_text(&self, out: &mut String) -> std::fmt::Result {
+        writeln!(out, "acgs bench {}", self.url)?;
+        if let (Some(version), Some(hash)) = (&self.constitution_version, &self.constitutional_hash) {
+            writeln!(out, "  server constitution  {version} (hash {hash})")?;
+        }
+        let content = if self.request_mix.content_bytes == 0 {
+            "content as in the test cases".to_owned()
+        } else {
+            format!("content = {} bytes of benign prose", self.request_mix.content_bytes)
+        };
+        writeln!(
+            out,
+            "  request mix          {} requests from {}, {content}",
+            self.request_mix.requests, self.request_mix.source
+        )?;
+        writeln!(
+            out,
+            "  target rate          {} req/s for {} s (after {} s warm-up)",
+            self.target_rps, self.duration_s, self.warmup_s
+        )?;
+        writeln!(
+            out,
+            "  achieved rate        {:.1} req/s (200 responses completed in the measured window)",
+            self.achieved_rps
+        )?;
+        writeln!(out, "  sent                 {}", self.sent)?;
+        writeln!(out, "  ok (200)             {}", self.ok)?;
+        let http = if self.http_errors.is_empty() {
+            "none".to_owned()
+        } else {
+            self.http_errors
+                .iter()
+                .map(|(status, n)| format!("{status} x{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        writeln!(
+            out,
+            "  errors               {} (http: {http}; transport: {}, of which timeouts: {}; bad bodies: {}; unfinished: {})",
+            self.errors, self.transport_errors, self.timeouts, self.bad_responses, self.unfinished
+        )?;
+        writeln!(
+            out,
+            "  dropped              {} (in-flight cap {})",
+            self.dropped, self.max_in_flight
+        )?;
+        writeln!(
+            out,
+            "  outcomes             allow {}, deny {}, escalate {}",
+            self.outcomes.allow, self.outcomes.deny, self.outcomes.escalate
+        )?;
+        writeln!(
+            out,
+            "  warm-up              sent {}, ok {}, errors {}, dropped {}",
+            self.warmup.sent, self.warmup.ok, self.warmup.errors, self.warmup.dropped
+        )?;
+        match &self.latency_us {
+            None => writeln!(
+                out,
+                "  latency              n/a (no 200 responses in the measured window)"
+            )?,
+            Some(l) => {
+                writeln!(
+                    out,
+                    "  latency              from intended send time, {} responses, mean {}",
+                    l.count,
+                    format_latency(l.mean.round() as u64)
+                )?;
+                for (label, value) in [
+                    ("p50", l.p50),
+                    ("p90", l.p90),
+                    ("p99", l.p99),
+                    ("p99.9", l.p99_9),
+                    ("max", l.max),
+                ] {
+                    writeln!(out, "    {label:<7}{}", format_latency(value))?;
+                }
+            }
+        }
+        writeln!(out, "  max send lag         {}", format_latency(self.max_send_lag_us))?;
+        if let Some(e) = &self.first_error {
+            writeln!(out, "  first error          {e}")?;
+        }
+        if self.passed {
+            writeln!(out, "result: PASS")?;
+        } else {
+            writeln!(out, "result: FAIL")?;
+            for failure in &self.failures {
+                writeln!(out, "  - {failure}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `"   1234 µs    1.234 ms"`: microseconds and milliseconds, right-aligned for a column.
+fn format_latency(us: u64) -> String {
+    format!("{us:>9} µs {:>10.3} ms", us as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_is_exact_and_does_not_drift() {
+        assert_eq!(due_offset(0, 1000), Duration::ZERO);
+        assert_eq!(due_offset(1, 1000), Duration::from_millis(1));
+        assert_eq!(due_offset(1000, 1000), Duration::from_secs(1));
+        // 3 req/s: 1/3 s steps, exact to the nanosecond even far into the run.
+        assert_eq!(due_offset(1, 3), Duration::from_nanos(333_333_333));
+        assert_eq!(due_offset(3_000_000, 3), Duration::from_secs(1_000_000));
+        assert_eq!(due_offset(7, 1), Duration::from_secs(7));
+        // Monotone.
+        let offsets: Vec<_> = (0..10_000).map(|i| due_offset(i, 7_919)).collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn plan_splits_warmup_and_measured() -> anyhow::Result<()> {
+        let plan = Plan::new(500, 2, 10)?;
+        assert_eq!(plan.warmup_requests, 1000);
+        assert_eq!(plan.total_requests, 6000);
+        assert_eq!(plan.phase(0), Phase::Warmup);
+        assert_eq!(plan.phase(999), Phase::Warmup);
+        assert_eq!(plan.phase(1000), Phase::Measured);
+        // The first measured arrival is due exactly at the end of the warm-up.
+        assert_eq!(due_offset(plan.warmup_requests, plan.rate), plan.warmup);
+        assert_eq!(plan.length(), Duration::from_secs(12));
+        assert_eq!(Plan::new(10, 0, 1)?.phase(0), Phase::Measured);
+        assert!(Plan::new(0, 1, 1).is_err());
+        assert!(Plan::new(1, 1, 0).is_err());
+        assert!(Plan::new(u64::MAX, 2, 2).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn mix_comes_from_the_embedded_constitution() -> anyhow::Result<()> {
+        let doc: ConstitutionDocument = toml::from_str(crate::EXAMPLE_CONSTITUTION)?;
+        let mix = load_mix(crate::EXAMPLE_CONSTITUTION, 0)?;
+        assert_eq!(mix.len(), doc.tests.len());
+        assert!(!mix.is_empty());
+        for (body, test) in mix.iter().zip(&doc.tests) {
+            let back: acgs_engine::DecisionRequest = serde_json::from_slice(body)?;
+            assert_eq!(back, test.request);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn content_bytes_replaces_content_everywhere() -> anyhow::Result<()> {
+        let mix = load_mix(crate::EXAMPLE_CONSTITUTION, 4096)?;
+        for body in &mix {
+            let request: acgs_engine::DecisionRequest = serde_json::from_slice(body)?;
+            assert_eq!(request.content.as_deref().map(str::len), Some(4096));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn mix_needs_tests() {
+        let without_tests = crate::EXAMPLE_CONSTITUTION
+            .split("\n[[tests]]")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let err = load_mix(&without_tests, 0)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains("no [[tests]]"), "{err}");
+        assert!(load_mix("not toml [", 0).is_err());
+    }
+
+    #[test]
+    fn prose_is_exact_length_and_benign() {
+        for len in [1, 100, BUSINESS_PROSE.len(), BUSINESS_PROSE.len() * 3 + 17, 65_536] {
+            let text = business_prose(len);
+            assert_eq!(text.len(), len);
+            assert!(text.is_ascii());
+        }
+        let detectors = acgs_engine::Detectors::new();
+        let text = business_prose(64 * 1024);
+        let found = detectors.scan(&text);
+        assert!(found.is_empty(), "benign prose triggered detectors: {found:?}");
+    }
+
+    #[test]
+    fn classify_reads_only_the_decision() {
+        assert_eq!(
+            classify(200, br#"{"decision":"escalate","decision_id":"x","reasons":[]}"#),
+            Completion::Ok(Outcome::Escalate)
+        );
+        assert_eq!(classify(200, br#"{"decision":"deny"}"#), Completion::Ok(Outcome::Deny));
+        assert_eq!(classify(200, b"{}"), Completion::BadBody);
+        assert_eq!(classify(200, br#"{"decision":"maybe"}"#), Completion::BadBody);
+        assert_eq!(classify(503, br#"{"decision":"allow"}"#), Completion::Http(503));
+    }
+
+    #[test]
+    fn latency_formatting() {
+        assert_eq!(format_latency(1234), "     1234 µs      1.234 ms");
+        assert_eq!(format_latency(0), "        0 µs      0.000 ms");
+        assert_eq!(format_latency(60_000_000), " 60000000 µs  60000.000 ms");
+    }
+
+    fn collected_with(latencies_us: &[u64], ok_in_window: u64) -> anyhow::Result<Collected> {
+        let mut histogram = Histogram::<u64>::new_with_bounds(HISTOGRAM_LOW_US, HISTOGRAM_HIGH_US, HISTOGRAM_SIGFIG)?;
+        for &us in latencies_us {
+            histogram.record(us)?;
+        }
+        let n = latencies_us.len() as u64;
+        let measured = PhaseCounts {
+            sent: n,
+            ok: n,
+            outcomes: OutcomeCounts {
+                allow: n,
+                deny: 0,
+                escalate: 0,
+            },
+            ..PhaseCounts::default()
+        };
+        Ok(Collected {
+            phases: [PhaseCounts::default(), measured],
+            histogram,
+            ok_in_window,
+            not_sent: 0,
+            max_lag: Duration::from_micros(800),
+            first_error: None,
+            scheduler_lost: false,
+        })
+    }
+
+    fn context(rate: u64, duration: u64) -> anyhow::Result<ReportContext> {
+        Ok(ReportContext {
+            url: "http://127.0.0.1:8080".into(),
+            server: ServerInfo::default(),
+            mix_source: "test".into(),
+            mix_requests: 3,
+            content_bytes: 0,
+            plan: Plan::new(rate, 1, duration)?,
+            max_in_flight: 100,
+        })
+    }
+
+    #[test]
+    fn report_percentiles_and_pass() -> anyhow::Result<()> {
+        let latencies: Vec<u64> = (1..=1000).collect();
+        let report = Report::build(context(100, 10)?, &collected_with(&latencies, 1000)?);
+        let l = report.latency_us.context("latency")?;
+        assert_eq!(l.count, 1000);
+        assert_eq!(l.p50, 500);
+        assert_eq!(l.p90, 900);
+        assert_eq!(l.p99, 990);
+        assert_eq!(l.p99_9, 999);
+        assert_eq!(l.max, 1000);
+        assert_eq!(report.achieved_rps, 100.0);
+        assert!(report.passed, "{:?}", report.failures);
+        let text = report.render_text();
+        assert!(text.contains("p99.9        999 µs      0.999 ms"), "{text}");
+        assert!(text.contains("result: PASS"), "{text}");
+        let json = serde_json::to_value(&report)?;
+        assert_eq!(json["latency_us"]["p99_9"], 999);
+        assert_eq!(json["achieved_rps"], 100.0);
+        Ok(())
+    }
+
+    #[test]
+    fn report_fails_on_low_rate_errors_and_drops() -> anyhow::Result<()> {
+        let mut collected = collected_with(&[100, 200], 900)?;
+        collected.phases[1].http_errors.insert(503, 2);
+        collected.phases[1].sent += 2;
+        collected.phases[1].dropped = 5;
+        let report = Report::build(context(100, 10)?, &collected);
+        assert!(!report.passed);
+        assert_eq!(report.errors, 2);
+        assert_eq!(report.failures.len(), 3, "{:?}", report.failures);
+        assert!(report.failures.iter().any(|f| f.contains("below 95 %")));
+        assert!(report.failures.iter().any(|f| f.contains("dropped")));
+        let text = report.render_text();
+        assert!(text.contains("503 x2"), "{text}");
+        assert!(text.contains("result: FAIL"), "{text}");
+        let json = serde_json::to_value(&report)?;
+        assert_eq!(json["http_errors"]["503"], 2);
+        Ok(())
+    }
+
+    #[test]
+    fn unfinished_requests_are_errors() {
+        let counts = PhaseCounts {
+            sent: 10,
+            ok: 7,
+            transport_errors: 1,
+            ..PhaseCounts::default()
+        };
+        assert_eq!(counts.unfinished(), 2);
+        assert_eq!(counts.errors(), 3);
+    }
+}

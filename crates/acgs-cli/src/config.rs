@@ -1,0 +1,194 @@
+//! Server configuration, layered: built-in defaults < config file (TOML) < environment < flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use acgs_store::SqliteSync;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// Settings shared by `acgs up` and `acgs serve`, as flags with environment fallbacks.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerFlags {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "ACGS_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory for the embedded database and other state [default: ./acgs-data].
+    #[arg(long, env = "ACGS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://... [default: sqlite://<data-dir>/acgs.db].
+    #[arg(long, env = "ACGS_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Constitution file (TOML) [default: the embedded example constitution].
+    #[arg(long, env = "ACGS_CONSTITUTION")]
+    pub constitution: Option<PathBuf>,
+    /// Shadow mode: compute and log decisions, but answer `allow` (the response says what would have happened).
+    #[arg(long, env = "ACGS_SHADOW", num_args = 0..=1, default_missing_value = "true")]
+    pub shadow: Option<bool>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long, env = "ACGS_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// SQLite durability: `full` (fsync every commit) or `normal` (survives process crashes only) [default: full].
+    #[arg(long, env = "ACGS_SQLITE_SYNC")]
+    pub sqlite_sync: Option<SqliteSync>,
+    /// Most decisions committed in one group commit [default: 1024].
+    #[arg(long, env = "ACGS_LOG_MAX_BATCH")]
+    pub log_max_batch: Option<usize>,
+    /// Decisions that may wait for the log writer before requests get 503 [default: 16384].
+    #[arg(long, env = "ACGS_LOG_QUEUE")]
+    pub log_queue: Option<usize>,
+    /// Log output: `text` or `json` [default: text].
+    #[arg(long, env = "ACGS_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `acgs_server=debug` [default: info; RUST_LOG also works].
+    #[arg(long, env = "ACGS_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The config file: the same settings as the flags, in TOML, all optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    constitution: Option<PathBuf>,
+    shadow: Option<bool>,
+    max_body_bytes: Option<usize>,
+    sqlite_sync: Option<SqliteSync>,
+    log_max_batch: Option<usize>,
+    log_queue: Option<usize>,
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
+}
+
+impl FileConfig {
+    /// Read a TOML config file; paths in it are relative to the file's directory.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config `{}`", path.display()))?;
+        let mut config: FileConfig =
+            toml::from_str(&text).with_context(|| format!("invalid config `{}`", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut config.data_dir, &mut config.constitution].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// Fully resolved server configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Constitution file, or `None` for the embedded example.
+    pub constitution: Option<PathBuf>,
+    /// Shadow mode.
+    pub shadow: bool,
+    /// Body limit.
+    pub max_body_bytes: usize,
+    /// SQLite durability.
+    pub sqlite_sync: SqliteSync,
+    /// Group-commit batch size.
+    pub log_max_batch: usize,
+    /// Log writer queue capacity.
+    pub log_queue: usize,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+}
+
+impl ServerConfig {
+    /// Layer flags (which already include environment values) over the file over defaults.
+    pub fn resolve(flags: ServerFlags, file: FileConfig) -> Result<Self> {
+        let listen_text = flags.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .with_context(|| format!("invalid listen address `{listen_text}` (expected IP:PORT)"))?;
+        let data_dir = flags
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("acgs-data"));
+        let database_url = flags
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("acgs.db").display()));
+        let defaults = acgs_store::LogConfig::default();
+        Ok(Self {
+            listen,
+            database_url,
+            constitution: flags.constitution.or(file.constitution),
+            shadow: flags.shadow.or(file.shadow).unwrap_or(false),
+            max_body_bytes: flags
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(acgs_server::DEFAULT_MAX_BODY_BYTES),
+            sqlite_sync: flags.sqlite_sync.or(file.sqlite_sync).unwrap_or_default(),
+            log_max_batch: flags.log_max_batch.or(file.log_max_batch).unwrap_or(defaults.max_batch),
+            log_queue: flags.log_queue.or(file.log_queue).unwrap_or(defaults.queue_capacity),
+            log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
+            log_level: flags.log_level.or(file.log_level).unwrap_or_else(|| "info".into()),
+            data_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beats_defaults() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9000"
+            shadow = true
+            data_dir = "/srv/acgs"
+            log_format = "json"
+        "#,
+        )
+        .unwrap();
+        let flags = ServerFlags {
+            listen: Some("0.0.0.0:7000".into()),
+            ..Default::default()
+        };
+        let config = ServerConfig::resolve(flags, file).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:7000".parse().unwrap());
+        assert!(config.shadow);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.database_url, "sqlite:///srv/acgs/acgs.db");
+        let defaults = ServerConfig::resolve(ServerFlags::default(), FileConfig::default()).unwrap();
+        assert_eq!(defaults.listen, "127.0.0.1:8080".parse().unwrap());
+        assert!(!defaults.shadow);
+        assert_eq!(defaults.sqlite_sync, SqliteSync::Full);
+    }
+
+    #[test]
+    fn unknown_config_keys_and_bad_addresses_are_errors() {
+        assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());
+        let flags = ServerFlags {
+            listen: Some("localhost".into()),
+            ..Default::default()
+        };
+        let err = ServerConfig::resolve(flags, FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("invalid listen address"), "{err}");
+    }
+}

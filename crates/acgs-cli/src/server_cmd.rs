@@ -1,0 +1,167 @@
+//! `acgs up` and `acgs serve`: load the constitution, open the decision log, serve HTTP until SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use acgs_engine::{Constitution, Engine};
+use acgs_server::{AppState, ServerSettings};
+use acgs_store::{DecisionLog, LogConfig, StoreOptions};
+use anyhow::{Context, Result};
+
+use crate::config::{FileConfig, LogFormat, ServerConfig, ServerFlags};
+
+/// `acgs up`: embedded defaults, overridable by the same flags as `serve`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    flags: ServerFlags,
+}
+
+/// `acgs serve`: config file, environment and flags.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file (see docs/operations.md); flags and ACGS_* environment variables override it.
+    #[arg(long, short = 'c', env = "ACGS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    flags: ServerFlags,
+}
+
+pub fn up(args: UpArgs) -> Result<ExitCode> {
+    let config = ServerConfig::resolve(args.flags, FileConfig::default())?;
+    run(config)
+}
+
+pub fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => FileConfig::read(path)?,
+        None => FileConfig::default(),
+    };
+    run(ServerConfig::resolve(args.flags, file)?)
+}
+
+fn init_tracing(config: &ServerConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Load the configured constitution (or the embedded example); refuses an invalid one.
+pub fn load_constitution(path: Option<&std::path::Path>) -> Result<Constitution> {
+    match path {
+        Some(path) => Ok(Constitution::load(path)?),
+        None => Ok(Constitution::from_toml(
+            crate::EXAMPLE_CONSTITUTION_NAME,
+            crate::EXAMPLE_CONSTITUTION,
+        )?),
+    }
+}
+
+fn run(config: ServerConfig) -> Result<ExitCode> {
+    init_tracing(&config);
+    let constitution = load_constitution(config.constitution.as_deref()).context("refusing to start")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let store = acgs_store::open(
+            &config.database_url,
+            &StoreOptions {
+                sqlite_sync: config.sqlite_sync,
+                max_connections: 0,
+            },
+        )
+        .await
+        .with_context(|| format!("cannot open the decision log at `{}`", redact(&config.database_url)))?;
+        let backend = store.backend();
+        let log = DecisionLog::start(
+            store,
+            LogConfig {
+                max_batch: config.log_max_batch,
+                queue_capacity: config.log_queue,
+            },
+        );
+        let hash = constitution.hash();
+        let name = constitution.metadata().name.clone();
+        let version = constitution.metadata().version.clone();
+        let source = constitution.source_name().to_owned();
+        let engine = Arc::new(Engine::new(Arc::new(constitution)));
+        let state = AppState::new(
+            engine,
+            log,
+            ServerSettings {
+                shadow: config.shadow,
+                max_body_bytes: config.max_body_bytes,
+            },
+        );
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(
+            %addr, constitution = %source, version = %version, hash = %hash, storage = backend,
+            shadow = config.shadow, "ACGS started"
+        );
+        println!("ACGS is running at http://{addr}");
+        println!("  constitution: {name} v{version} ({source})");
+        println!("  constitutional hash: {hash} (short {})", hash.short());
+        println!(
+            "  decision log: {backend} {}{}",
+            redact(&config.database_url),
+            if config.shadow {
+                "  [shadow mode: every decision answered as allow]"
+            } else {
+                ""
+            }
+        );
+        println!("  try: curl -s http://{addr}/v1/constitution/principles");
+        acgs_server::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("ACGS stopped; decision log flushed");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+/// Hide a password in a database URL.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

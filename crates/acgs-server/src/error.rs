@@ -1,0 +1,179 @@
+//! The one place where errors become HTTP responses: RFC 9457 problem documents (`application/problem+json`).
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A problem document, the JSON body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// URI identifying the problem type (`urn:acgs:problem:<slug>`).
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence.
+    pub detail: String,
+    /// Further members specific to the problem type.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extra: Map<String, Value>,
+}
+
+/// An error a handler returns; converted into a problem response in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or does not match the schema (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is larger than allowed (413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The body is not JSON (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// No such resource (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller expects another constitution (409).
+    #[error("constitutional hash mismatch: request expects `{expected}`, active constitution is `{active}`")]
+    HashMismatch {
+        /// The hash the caller sent.
+        expected: String,
+        /// The active constitution's full hash.
+        active: String,
+        /// The active constitution's short hash.
+        active_short: String,
+    },
+    /// The decision log cannot take more work right now (503 + Retry-After).
+    #[error("the decision log is overloaded; retry shortly")]
+    Overloaded,
+    /// A dependency (storage) is unavailable (503); no decision is answered without being logged.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or unexpected failure (500); details are logged, not returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::HashMismatch { .. } => (
+                StatusCode::CONFLICT,
+                "constitutional-hash-mismatch",
+                "Constitutional hash mismatch",
+            ),
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        let (status, slug, title) = self.parts();
+        let mut extra = Map::new();
+        let detail = match self {
+            ApiError::Internal(message) => {
+                tracing::error!(error = %message, "internal error");
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            ApiError::HashMismatch {
+                expected,
+                active,
+                active_short,
+            } => {
+                extra.insert("expected_hash".into(), Value::from(expected.clone()));
+                extra.insert("active_hash".into(), Value::from(active.clone()));
+                extra.insert("active_hash_short".into(), Value::from(active_short.clone()));
+                self.to_string()
+            }
+            other => other.to_string(),
+        };
+        Problem {
+            problem_type: format!("urn:acgs:problem:{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            extra,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if matches!(self, ApiError::Overloaded | ApiError::Unavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::UnsupportedMediaType("expected `Content-Type: application/json`".into())
+            }
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge("request body exceeds the configured limit".into())
+            }
+            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(format!("malformed JSON: {}", source_text(&e))),
+            JsonRejection::JsonDataError(e) => ApiError::BadRequest(format!("invalid request: {}", source_text(&e))),
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+/// The innermost error message (serde's, with line and column) rather than axum's generic prefix.
+fn source_text(e: &dyn std::error::Error) -> String {
+    let mut current: &dyn std::error::Error = e;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+impl From<acgs_engine::RequestError> for ApiError {
+    fn from(e: acgs_engine::RequestError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<acgs_store::LogError> for ApiError {
+    fn from(e: acgs_store::LogError) -> Self {
+        match e {
+            acgs_store::LogError::Overloaded => ApiError::Overloaded,
+            other => ApiError::Unavailable(format!("decision not answered because it could not be logged: {other}")),
+        }
+    }
+}
+
+impl From<acgs_store::StoreError> for ApiError {
+    fn from(e: acgs_store::StoreError) -> Self {
+        ApiError::Unavailable(format!("storage unavailable: {e}"))
+    }
+}

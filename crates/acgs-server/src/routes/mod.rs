@@ -1,0 +1,5 @@
+//! HTTP handlers, one module per resource. Handlers only extract, call and map.
+
+pub mod constitution;
+pub mod decisions;
+pub mod system;

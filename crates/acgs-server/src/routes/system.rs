@@ -1,0 +1,92 @@
+//! Liveness, readiness, Prometheus metrics and the OpenAPI document.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::OpenApi;
+
+use crate::state::AppState;
+
+/// Liveness answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok` when the process answers.
+    pub status: &'static str,
+    /// Server version.
+    pub version: &'static str,
+}
+
+/// Readiness answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// Storage backend (`sqlite` / `postgres`).
+    pub storage: &'static str,
+    /// Whether storage answered.
+    pub storage_ok: bool,
+    /// Storage error, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
+    /// Loaded constitution version.
+    pub constitution_version: String,
+    /// Loaded constitution short hash.
+    pub constitutional_hash: String,
+    /// Shadow mode on/off.
+    pub shadow: bool,
+}
+
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/health", tag = "system", responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Readiness: storage reachable and a constitution loaded (503 otherwise).
+#[utoipa::path(get, path = "/ready", tag = "system", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let store = state.log.store();
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await;
+    let storage_error = match ping {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("storage did not answer within 2 s".to_owned()),
+    };
+    let constitution = state.engine.constitution();
+    let body = Readiness {
+        status: if storage_error.is_none() { "ready" } else { "not_ready" },
+        storage: store.backend(),
+        storage_ok: storage_error.is_none(),
+        storage_error,
+        constitution_version: constitution.metadata().version.clone(),
+        constitutional_hash: constitution.hash().short(),
+        shadow: state.settings.shadow,
+    };
+    let status = if body.storage_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(get, path = "/openapi.json", tag = "system", responses((status = 200, description = "OpenAPI document")))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::ApiDoc::openapi())
+}
