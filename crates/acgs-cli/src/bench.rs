@@ -83,6 +83,8 @@ const HISTOGRAM_SIGFIG: u8 = 3;
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Slack added to the run's hard deadlines (scheduler catch-up, channel drain).
 const GRACE: Duration = Duration::from_secs(2);
+/// Characters of an error response's body kept for the report.
+const ERROR_DETAIL_CHARS: usize = 300;
 /// Share of the target rate below which the run fails.
 const MIN_ACHIEVED_SHARE: f64 = 0.95;
 
@@ -338,8 +340,8 @@ enum Completion {
     Ok(Outcome),
     /// HTTP 200 whose body has no readable `decision`.
     BadBody,
-    /// Any other HTTP status.
-    Http(u16),
+    /// Any other HTTP status, with the start of its body.
+    Http { status: u16, detail: String },
     /// No HTTP answer: connect, send or read failed, or the timeout expired.
     Transport { timeout: bool, message: String },
 }
@@ -353,7 +355,9 @@ struct DecisionOnly {
 /// Classify an HTTP answer.
 fn classify(status: u16, body: &[u8]) -> Completion {
     if status != 200 {
-        return Completion::Http(status);
+        let text = String::from_utf8_lossy(body);
+        let detail: String = text.trim().chars().take(ERROR_DETAIL_CHARS).collect();
+        return Completion::Http { status, detail };
     }
     match serde_json::from_slice::<DecisionOnly>(body) {
         Ok(d) => Completion::Ok(d.decision),
@@ -601,9 +605,10 @@ impl Collected {
                 self.first_error
                     .get_or_insert_with(|| "HTTP 200 without a readable `decision` field".to_owned());
             }
-            Completion::Http(status) => {
+            Completion::Http { status, detail } => {
                 *counts.http_errors.entry(status).or_default() += 1;
-                self.first_error.get_or_insert_with(|| format!("HTTP {status}"));
+                self.first_error
+                    .get_or_insert_with(|| format!("HTTP {status}: {detail}"));
             }
             Completion::Transport { timeout, message } => {
                 counts.transport_errors += 1;
@@ -996,7 +1001,18 @@ mod tests {
         assert_eq!(classify(200, br#"{"decision":"deny"}"#), Completion::Ok(Outcome::Deny));
         assert_eq!(classify(200, b"{}"), Completion::BadBody);
         assert_eq!(classify(200, br#"{"decision":"maybe"}"#), Completion::BadBody);
-        assert_eq!(classify(503, br#"{"decision":"allow"}"#), Completion::Http(503));
+        assert_eq!(
+            classify(503, br#" {"error":"overloaded"} "#),
+            Completion::Http {
+                status: 503,
+                detail: r#"{"error":"overloaded"}"#.to_owned()
+            }
+        );
+        let long = "x".repeat(1000);
+        assert!(matches!(
+            classify(400, long.as_bytes()),
+            Completion::Http { status: 400, detail } if detail.len() == ERROR_DETAIL_CHARS
+        ));
     }
 
     #[test]

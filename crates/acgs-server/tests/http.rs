@@ -1,0 +1,379 @@
+//! HTTP tests of every endpoint, in-process through the router, on a real SQLite (and PostgreSQL) log.
+
+use std::sync::Arc;
+
+use acgs_engine::{Constitution, ConstitutionDocument, Engine, Outcome};
+use acgs_server::{AppState, ServerSettings, app};
+use acgs_store::{DecisionLog, LogConfig, StoreOptions};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/constitution.toml");
+
+struct TestServer {
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+async fn server(settings: ServerSettings) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/acgs.db", dir.path().display());
+    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
+    server_on(store, settings, dir)
+}
+
+fn server_on(store: Arc<dyn acgs_store::DecisionStore>, settings: ServerSettings, dir: tempfile::TempDir) -> TestServer {
+    let constitution = Constitution::load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    let log = DecisionLog::start(store, LogConfig::default());
+    TestServer {
+        state: AppState::new(Arc::new(Engine::new(Arc::new(constitution))), log, settings),
+        _dir: dir,
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+    fn content_type(&self) -> &str {
+        self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+    fn hash_header(&self) -> &str {
+        self.headers.get("x-constitutional-hash").and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+    fn assert_problem(&self, status: StatusCode) -> Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.content_type(), "application/problem+json");
+        let body = self.json();
+        assert_eq!(body["status"], status.as_u16());
+        assert!(body["type"].as_str().unwrap().starts_with("urn:acgs:problem:"));
+        assert!(!body["detail"].as_str().unwrap().is_empty());
+        body
+    }
+}
+
+impl TestServer {
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = app(self.state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+    async fn get(&self, uri: &str) -> Reply {
+        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+    async fn post(&self, uri: &str, body: impl Into<String>) -> Reply {
+        self.send(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.into()))
+                .unwrap(),
+        )
+        .await
+    }
+    fn short_hash(&self) -> String {
+        self.state.engine.constitution().hash().short()
+    }
+}
+
+/// The example constitution's own test requests, by expected outcome.
+fn example_requests() -> Vec<(Outcome, Value)> {
+    let doc: ConstitutionDocument = toml::from_str(&std::fs::read_to_string(EXAMPLE).unwrap()).unwrap();
+    doc.tests.into_iter().map(|t| (t.expect, serde_json::to_value(&t.request).unwrap())).collect()
+}
+
+fn first(outcome: Outcome) -> Value {
+    example_requests().into_iter().find(|(o, _)| *o == outcome).unwrap().1
+}
+
+#[tokio::test]
+async fn decisions_are_answered_logged_and_readable() {
+    let s = server(ServerSettings::default()).await;
+    let mut request = first(Outcome::Allow);
+    request["content"] = json!("Summarise the quarterly report for jane.doe@example.com");
+    let reply = s.post("/v1/decisions", request.to_string()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.hash_header(), s.short_hash());
+    let body = reply.json();
+    let expected = s.state.engine.decide(&serde_json::from_value(request.clone()).unwrap()).unwrap();
+    assert_eq!(body["decision"], expected.outcome.as_str());
+    assert_eq!(body["constitutional_hash"], s.state.engine.constitution().hash().to_hex());
+    assert_eq!(body["constitution_version"], s.state.engine.constitution().metadata().version);
+    assert!(body["reasons"].as_array().unwrap().iter().all(|r| r["policy_id"].is_string() && r["principle_id"].is_string()));
+    assert!(body["audit_seq"].as_i64().unwrap() >= 1);
+    assert!(body["evaluated_in_us"].is_u64());
+    assert!(body["detections"].as_array().unwrap().iter().any(|d| d["kind"] == "email"));
+    assert!(body.get("shadow_decision").is_none());
+
+    // The decision is in the log, with the content redacted to its digest.
+    let id = body["decision_id"].as_str().unwrap();
+    let logged = s.get(&format!("/v1/decisions/{id}")).await;
+    assert_eq!(logged.status, StatusCode::OK);
+    let logged = logged.json();
+    assert_eq!(logged["seq"], body["audit_seq"]);
+    assert_eq!(logged["outcome"], expected.outcome.as_str());
+    assert!(!logged.to_string().contains("jane.doe@example.com"), "raw content must not be logged");
+    assert_eq!(logged["body"]["request"]["content"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(s.state.log.store().count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn http_decisions_match_the_constitution_tests() {
+    let s = server(ServerSettings::default()).await;
+    for (expected, request) in example_requests() {
+        let reply = s.post("/v1/decisions", request.to_string()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_eq!(reply.json()["decision"], expected.as_str(), "request {request}");
+    }
+    let n = example_requests().len() as i64;
+    assert_eq!(s.state.log.store().count().await.unwrap(), n);
+    // Filters on the list endpoint.
+    let denies = s.get("/v1/decisions?outcome=deny&limit=1000").await.json();
+    let expected_denies = example_requests().iter().filter(|(o, _)| *o == Outcome::Deny).count();
+    assert_eq!(denies.as_array().unwrap().len(), expected_denies);
+    let page = s.get("/v1/decisions?limit=5").await.json();
+    assert_eq!(page.as_array().unwrap().len(), 5);
+    assert_eq!(page[0]["seq"], n);
+}
+
+#[tokio::test]
+async fn shadow_mode_answers_allow_and_logs_the_real_outcome() {
+    let s = server(ServerSettings { shadow: true, ..Default::default() }).await;
+    let reply = s.post("/v1/decisions", first(Outcome::Deny).to_string()).await;
+    let body = reply.json();
+    assert_eq!(body["decision"], "allow");
+    assert_eq!(body["shadow_decision"], "deny");
+    let logged = s.get(&format!("/v1/decisions/{}", body["decision_id"].as_str().unwrap())).await.json();
+    assert_eq!(logged["outcome"], "deny");
+    assert_eq!(logged["effective_outcome"], "allow");
+    assert_eq!(logged["shadow"], true);
+    let ready = s.get("/ready").await.json();
+    assert_eq!(ready["shadow"], true);
+}
+
+#[tokio::test]
+async fn mismatched_constitutional_hash_is_409_and_counted() {
+    let s = server(ServerSettings::default()).await;
+    let full = s.state.engine.constitution().hash().to_hex();
+    let request = first(Outcome::Allow).to_string();
+    for good in [full.clone(), s.short_hash()] {
+        let reply = s
+            .send(
+                Request::post("/v1/decisions")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header("X-Constitutional-Hash", good)
+                    .body(Body::from(request.clone()))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let reply = s
+        .send(
+            Request::post("/v1/decisions")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("X-Constitutional-Hash", "cdd01ef066bc6cf2")
+                .body(Body::from(request))
+                .unwrap(),
+        )
+        .await;
+    let body = reply.assert_problem(StatusCode::CONFLICT);
+    assert_eq!(body["expected_hash"], "cdd01ef066bc6cf2");
+    assert_eq!(body["active_hash"], full);
+    assert_eq!(body["active_hash_short"], s.short_hash());
+    assert_eq!(reply.hash_header(), s.short_hash());
+    // Nothing was decided or logged for the mismatched request.
+    assert_eq!(s.state.log.store().count().await.unwrap(), 2);
+    // Also on read endpoints.
+    let reply = s
+        .send(Request::get("/v1/constitution").header("X-Constitutional-Hash", "00").body(Body::empty()).unwrap())
+        .await;
+    reply.assert_problem(StatusCode::CONFLICT);
+    let metrics = s.get("/metrics").await.text;
+    assert!(metrics.contains("acgs_constitutional_hash_mismatches_total"), "{metrics}");
+}
+
+#[tokio::test]
+async fn bad_bodies_get_problem_documents() {
+    let s = server(ServerSettings { max_body_bytes: 4096, ..Default::default() }).await;
+    // Malformed JSON.
+    let body = s.post("/v1/decisions", "{\"principal\": ").await.assert_problem(StatusCode::BAD_REQUEST);
+    assert!(body["detail"].as_str().unwrap().contains("malformed JSON"), "{body}");
+    // Unknown field.
+    let mut request = first(Outcome::Allow);
+    request["principle"] = json!("typo");
+    let body = s.post("/v1/decisions", request.to_string()).await.assert_problem(StatusCode::BAD_REQUEST);
+    assert!(body["detail"].as_str().unwrap().contains("principle"), "{body}");
+    // Missing field.
+    s.post("/v1/decisions", r#"{"action": "read_data"}"#).await.assert_problem(StatusCode::BAD_REQUEST);
+    // Wrong types for the schema.
+    let mut request = first(Outcome::Allow);
+    request["principal"]["attributes"]["trust_level"] = json!("very");
+    s.post("/v1/decisions", request.to_string()).await.assert_problem(StatusCode::BAD_REQUEST);
+    // Unknown action.
+    let mut request = first(Outcome::Allow);
+    request["action"] = json!("launch_missiles");
+    let body = s.post("/v1/decisions", request.to_string()).await.assert_problem(StatusCode::BAD_REQUEST);
+    assert!(body["detail"].as_str().unwrap().contains("launch_missiles"));
+    // Oversized body.
+    let mut request = first(Outcome::Allow);
+    request["content"] = json!("x".repeat(10_000));
+    s.post("/v1/decisions", request.to_string()).await.assert_problem(StatusCode::PAYLOAD_TOO_LARGE);
+    // Not JSON.
+    let reply = s
+        .send(Request::post("/v1/decisions").header(header::CONTENT_TYPE, "text/plain").body(Body::from("hi")).unwrap())
+        .await;
+    reply.assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // None of these were logged.
+    assert_eq!(s.state.log.store().count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn unknown_routes_methods_and_ids_are_problems_with_the_hash_header() {
+    let s = server(ServerSettings::default()).await;
+    let reply = s.get("/v1/nothing").await;
+    reply.assert_problem(StatusCode::NOT_FOUND);
+    assert_eq!(reply.hash_header(), s.short_hash());
+    let reply = s.send(Request::delete("/v1/decisions").body(Body::empty()).unwrap()).await;
+    reply.assert_problem(StatusCode::METHOD_NOT_ALLOWED);
+    s.get("/v1/decisions/0000").await.assert_problem(StatusCode::NOT_FOUND);
+    s.get("/v1/decisions?outcome=maybe").await.assert_problem(StatusCode::BAD_REQUEST);
+    s.get("/v1/decisions?limit=-1").await.assert_problem(StatusCode::BAD_REQUEST);
+    s.get("/v1/decisions?colour=red").await.assert_problem(StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn batch_decides_each_request_and_reports_bad_ones() {
+    let s = server(ServerSettings::default()).await;
+    let mut bad = first(Outcome::Allow);
+    bad["action"] = json!("nope");
+    let batch = json!({"requests": [first(Outcome::Allow), bad, first(Outcome::Deny), first(Outcome::Escalate)]});
+    let reply = s.post("/v1/decisions/batch", batch.to_string()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let results = reply.json()["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0]["decision"], "allow");
+    assert_eq!(results[1]["error"]["status"], 400);
+    assert_eq!(results[2]["decision"], "deny");
+    assert_eq!(results[3]["decision"], "escalate");
+    let seqs: std::collections::HashSet<i64> =
+        [0, 2, 3].iter().map(|&i| results[i]["audit_seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs.len(), 3);
+    assert_eq!(s.state.log.store().count().await.unwrap(), 3);
+
+    s.post("/v1/decisions/batch", r#"{"requests": []}"#).await.assert_problem(StatusCode::BAD_REQUEST);
+    let too_many = json!({"requests": vec![first(Outcome::Allow); acgs_server::MAX_BATCH_REQUESTS + 1]});
+    let s_big = server(ServerSettings { max_body_bytes: 64 << 20, ..Default::default() }).await;
+    let body = s_big.post("/v1/decisions/batch", too_many.to_string()).await.assert_problem(StatusCode::BAD_REQUEST);
+    assert!(body["detail"].as_str().unwrap().contains("at most 1000"));
+}
+
+#[tokio::test]
+async fn constitution_endpoints_publish_the_active_document() {
+    let s = server(ServerSettings::default()).await;
+    let c = s.state.engine.constitution().clone();
+    let body = s.get("/v1/constitution").await.json();
+    assert_eq!(body["hash"], c.hash().to_hex());
+    assert_eq!(body["hash_short"], c.hash().short());
+    assert_eq!(body["principles"].as_array().unwrap().len(), c.principles().count());
+    assert_eq!(body["policies"].as_array().unwrap().len(), c.policies().count());
+    assert!(body["schema"].as_str().unwrap().contains("entity Agent"));
+    let principles = s.get("/v1/constitution/principles").await.json();
+    let first = &principles[0];
+    assert!(first["id"].is_string() && first["text"].is_string() && first["severity"].is_string());
+    assert!(!first["policies"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn health_ready_metrics_and_openapi() {
+    let s = server(ServerSettings::default()).await;
+    let health = s.get("/health").await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.json()["status"], "ok");
+    let ready = s.get("/ready").await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.json()["storage"], "sqlite");
+    assert_eq!(ready.json()["constitutional_hash"], s.short_hash());
+
+    s.post("/v1/decisions", first(Outcome::Deny).to_string()).await;
+    let metrics = s.get("/metrics").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    for name in [
+        "acgs_http_request_duration_seconds_bucket",
+        "acgs_decisions_total",
+        "acgs_decisions_by_principle_total",
+        "acgs_audit_write_seconds_bucket",
+        "acgs_decision_evaluation_seconds_bucket",
+    ] {
+        assert!(metrics.text.contains(name), "missing {name} in\n{}", metrics.text);
+    }
+
+    let openapi = s.get("/openapi.json").await.json();
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/v1/decisions", "/v1/decisions/batch", "/v1/constitution", "/health", "/ready", "/metrics"] {
+        assert!(openapi["paths"].get(path).is_some(), "openapi lacks {path}");
+    }
+    assert!(openapi["components"]["schemas"].get("DecisionRequest").is_some());
+}
+
+#[tokio::test]
+async fn a_decision_that_cannot_be_logged_is_not_answered() {
+    // PostgreSQL in its own schema; dropping the table makes every append fail.
+    let base = std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("acgs_http_test_{}_{}", std::process::id(), chrono_like_nanos());
+    assert!(std::process::Command::new("psql").args([base.as_str(), "-q", "-c", &format!("CREATE SCHEMA {schema}")]).status().unwrap().success());
+    let url = format!("{base}?options=-c%20search_path%3D{schema}");
+    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
+    let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap());
+    assert_eq!(s.post("/v1/decisions", first(Outcome::Allow).to_string()).await.status, StatusCode::OK);
+    assert!(std::process::Command::new("psql").args([base.as_str(), "-q", "-c", &format!("DROP TABLE {schema}.decisions")]).status().unwrap().success());
+    let reply = s.post("/v1/decisions", first(Outcome::Allow).to_string()).await;
+    let body = reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.get("decision").is_none());
+    assert!(reply.headers.get(header::RETRY_AFTER).is_some());
+}
+
+fn chrono_like_nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() % 1_000_000_000).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn serves_on_a_real_socket_and_shuts_down_gracefully() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server(ServerSettings::default()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let store = s.state.log.store().clone();
+    let task = tokio::spawn(acgs_server::serve(listener, s.state.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let body = first(Outcome::Allow).to_string();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /v1/decisions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("x-constitutional-hash:"));
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert_eq!(store.count().await.unwrap(), 1);
+}
