@@ -25,7 +25,11 @@ async fn server(settings: ServerSettings) -> TestServer {
     server_on(store, settings, dir)
 }
 
-fn server_on(store: Arc<dyn acgs_store::DecisionStore>, settings: ServerSettings, dir: tempfile::TempDir) -> TestServer {
+fn server_on(
+    store: Arc<dyn acgs_store::DecisionStore>,
+    settings: ServerSettings,
+    dir: tempfile::TempDir,
+) -> TestServer {
     let constitution = Constitution::load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
     let log = DecisionLog::start(store, LogConfig::default());
     TestServer {
@@ -45,10 +49,16 @@ impl Reply {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
     fn content_type(&self) -> &str {
-        self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
     fn hash_header(&self) -> &str {
-        self.headers.get("x-constitutional-hash").and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get("x-constitutional-hash")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
     fn assert_problem(&self, status: StatusCode) -> Value {
         assert_eq!(self.status, status, "{}", self.text);
@@ -93,7 +103,10 @@ impl TestServer {
 /// The example constitution's own test requests, by expected outcome.
 fn example_requests() -> Vec<(Outcome, Value)> {
     let doc: ConstitutionDocument = toml::from_str(&std::fs::read_to_string(EXAMPLE).unwrap()).unwrap();
-    doc.tests.into_iter().map(|t| (t.expect, serde_json::to_value(&t.request).unwrap())).collect()
+    doc.tests
+        .into_iter()
+        .map(|t| (t.expect, serde_json::to_value(&t.request).unwrap()))
+        .collect()
 }
 
 fn first(outcome: Outcome) -> Value {
@@ -109,14 +122,36 @@ async fn decisions_are_answered_logged_and_readable() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.hash_header(), s.short_hash());
     let body = reply.json();
-    let expected = s.state.engine.decide(&serde_json::from_value(request.clone()).unwrap()).unwrap();
+    let expected = s
+        .state
+        .engine
+        .decide(&serde_json::from_value(request.clone()).unwrap())
+        .unwrap();
     assert_eq!(body["decision"], expected.outcome.as_str());
-    assert_eq!(body["constitutional_hash"], s.state.engine.constitution().hash().to_hex());
-    assert_eq!(body["constitution_version"], s.state.engine.constitution().metadata().version);
-    assert!(body["reasons"].as_array().unwrap().iter().all(|r| r["policy_id"].is_string() && r["principle_id"].is_string()));
+    assert_eq!(
+        body["constitutional_hash"],
+        s.state.engine.constitution().hash().to_hex()
+    );
+    assert_eq!(
+        body["constitution_version"],
+        s.state.engine.constitution().metadata().version
+    );
+    assert!(
+        body["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["policy_id"].is_string() && r["principle_id"].is_string())
+    );
     assert!(body["audit_seq"].as_i64().unwrap() >= 1);
     assert!(body["evaluated_in_us"].is_u64());
-    assert!(body["detections"].as_array().unwrap().iter().any(|d| d["kind"] == "email"));
+    assert!(
+        body["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["kind"] == "email")
+    );
     assert!(body.get("shadow_decision").is_none());
 
     // The decision is in the log, with the content redacted to its digest.
@@ -126,8 +161,14 @@ async fn decisions_are_answered_logged_and_readable() {
     let logged = logged.json();
     assert_eq!(logged["seq"], body["audit_seq"]);
     assert_eq!(logged["outcome"], expected.outcome.as_str());
-    assert!(!logged.to_string().contains("jane.doe@example.com"), "raw content must not be logged");
-    assert_eq!(logged["body"]["request"]["content"]["sha256"].as_str().unwrap().len(), 64);
+    assert!(
+        !logged.to_string().contains("jane.doe@example.com"),
+        "raw content must not be logged"
+    );
+    assert_eq!(
+        logged["body"]["request"]["content"]["sha256"].as_str().unwrap().len(),
+        64
+    );
     assert_eq!(s.state.log.store().count().await.unwrap(), 1);
 }
 
@@ -152,12 +193,19 @@ async fn http_decisions_match_the_constitution_tests() {
 
 #[tokio::test]
 async fn shadow_mode_answers_allow_and_logs_the_real_outcome() {
-    let s = server(ServerSettings { shadow: true, ..Default::default() }).await;
+    let s = server(ServerSettings {
+        shadow: true,
+        ..Default::default()
+    })
+    .await;
     let reply = s.post("/v1/decisions", first(Outcome::Deny).to_string()).await;
     let body = reply.json();
     assert_eq!(body["decision"], "allow");
     assert_eq!(body["shadow_decision"], "deny");
-    let logged = s.get(&format!("/v1/decisions/{}", body["decision_id"].as_str().unwrap())).await.json();
+    let logged = s
+        .get(&format!("/v1/decisions/{}", body["decision_id"].as_str().unwrap()))
+        .await
+        .json();
     assert_eq!(logged["outcome"], "deny");
     assert_eq!(logged["effective_outcome"], "allow");
     assert_eq!(logged["shadow"], true);
@@ -200,42 +248,74 @@ async fn mismatched_constitutional_hash_is_409_and_counted() {
     assert_eq!(s.state.log.store().count().await.unwrap(), 2);
     // Also on read endpoints.
     let reply = s
-        .send(Request::get("/v1/constitution").header("X-Constitutional-Hash", "00").body(Body::empty()).unwrap())
+        .send(
+            Request::get("/v1/constitution")
+                .header("X-Constitutional-Hash", "00")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
     reply.assert_problem(StatusCode::CONFLICT);
     let metrics = s.get("/metrics").await.text;
-    assert!(metrics.contains("acgs_constitutional_hash_mismatches_total"), "{metrics}");
+    assert!(
+        metrics.contains("acgs_constitutional_hash_mismatches_total"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn bad_bodies_get_problem_documents() {
-    let s = server(ServerSettings { max_body_bytes: 4096, ..Default::default() }).await;
+    let s = server(ServerSettings {
+        max_body_bytes: 4096,
+        ..Default::default()
+    })
+    .await;
     // Malformed JSON.
-    let body = s.post("/v1/decisions", "{\"principal\": ").await.assert_problem(StatusCode::BAD_REQUEST);
+    let body = s
+        .post("/v1/decisions", "{\"principal\": ")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
     assert!(body["detail"].as_str().unwrap().contains("malformed JSON"), "{body}");
     // Unknown field.
     let mut request = first(Outcome::Allow);
     request["principle"] = json!("typo");
-    let body = s.post("/v1/decisions", request.to_string()).await.assert_problem(StatusCode::BAD_REQUEST);
+    let body = s
+        .post("/v1/decisions", request.to_string())
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
     assert!(body["detail"].as_str().unwrap().contains("principle"), "{body}");
     // Missing field.
-    s.post("/v1/decisions", r#"{"action": "read_data"}"#).await.assert_problem(StatusCode::BAD_REQUEST);
+    s.post("/v1/decisions", r#"{"action": "read_data"}"#)
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
     // Wrong types for the schema.
     let mut request = first(Outcome::Allow);
     request["principal"]["attributes"]["trust_level"] = json!("very");
-    s.post("/v1/decisions", request.to_string()).await.assert_problem(StatusCode::BAD_REQUEST);
+    s.post("/v1/decisions", request.to_string())
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
     // Unknown action.
     let mut request = first(Outcome::Allow);
     request["action"] = json!("launch_missiles");
-    let body = s.post("/v1/decisions", request.to_string()).await.assert_problem(StatusCode::BAD_REQUEST);
+    let body = s
+        .post("/v1/decisions", request.to_string())
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
     assert!(body["detail"].as_str().unwrap().contains("launch_missiles"));
     // Oversized body.
     let mut request = first(Outcome::Allow);
     request["content"] = json!("x".repeat(10_000));
-    s.post("/v1/decisions", request.to_string()).await.assert_problem(StatusCode::PAYLOAD_TOO_LARGE);
+    s.post("/v1/decisions", request.to_string())
+        .await
+        .assert_problem(StatusCode::PAYLOAD_TOO_LARGE);
     // Not JSON.
     let reply = s
-        .send(Request::post("/v1/decisions").header(header::CONTENT_TYPE, "text/plain").body(Body::from("hi")).unwrap())
+        .send(
+            Request::post("/v1/decisions")
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from("hi"))
+                .unwrap(),
+        )
         .await;
     reply.assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // None of these were logged.
@@ -248,12 +328,20 @@ async fn unknown_routes_methods_and_ids_are_problems_with_the_hash_header() {
     let reply = s.get("/v1/nothing").await;
     reply.assert_problem(StatusCode::NOT_FOUND);
     assert_eq!(reply.hash_header(), s.short_hash());
-    let reply = s.send(Request::delete("/v1/decisions").body(Body::empty()).unwrap()).await;
+    let reply = s
+        .send(Request::delete("/v1/decisions").body(Body::empty()).unwrap())
+        .await;
     reply.assert_problem(StatusCode::METHOD_NOT_ALLOWED);
     s.get("/v1/decisions/0000").await.assert_problem(StatusCode::NOT_FOUND);
-    s.get("/v1/decisions?outcome=maybe").await.assert_problem(StatusCode::BAD_REQUEST);
-    s.get("/v1/decisions?limit=-1").await.assert_problem(StatusCode::BAD_REQUEST);
-    s.get("/v1/decisions?colour=red").await.assert_problem(StatusCode::BAD_REQUEST);
+    s.get("/v1/decisions?outcome=maybe")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    s.get("/v1/decisions?limit=-1")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    s.get("/v1/decisions?colour=red")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -270,15 +358,26 @@ async fn batch_decides_each_request_and_reports_bad_ones() {
     assert_eq!(results[1]["error"]["status"], 400);
     assert_eq!(results[2]["decision"], "deny");
     assert_eq!(results[3]["decision"], "escalate");
-    let seqs: std::collections::HashSet<i64> =
-        [0, 2, 3].iter().map(|&i| results[i]["audit_seq"].as_i64().unwrap()).collect();
+    let seqs: std::collections::HashSet<i64> = [0, 2, 3]
+        .iter()
+        .map(|&i| results[i]["audit_seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(seqs.len(), 3);
     assert_eq!(s.state.log.store().count().await.unwrap(), 3);
 
-    s.post("/v1/decisions/batch", r#"{"requests": []}"#).await.assert_problem(StatusCode::BAD_REQUEST);
+    s.post("/v1/decisions/batch", r#"{"requests": []}"#)
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
     let too_many = json!({"requests": vec![first(Outcome::Allow); acgs_server::MAX_BATCH_REQUESTS + 1]});
-    let s_big = server(ServerSettings { max_body_bytes: 64 << 20, ..Default::default() }).await;
-    let body = s_big.post("/v1/decisions/batch", too_many.to_string()).await.assert_problem(StatusCode::BAD_REQUEST);
+    let s_big = server(ServerSettings {
+        max_body_bytes: 64 << 20,
+        ..Default::default()
+    })
+    .await;
+    let body = s_big
+        .post("/v1/decisions/batch", too_many.to_string())
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
     assert!(body["detail"].as_str().unwrap().contains("at most 1000"));
 }
 
@@ -324,7 +423,14 @@ async fn health_ready_metrics_and_openapi() {
 
     let openapi = s.get("/openapi.json").await.json();
     assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/v1/decisions", "/v1/decisions/batch", "/v1/constitution", "/health", "/ready", "/metrics"] {
+    for path in [
+        "/v1/decisions",
+        "/v1/decisions/batch",
+        "/v1/constitution",
+        "/health",
+        "/ready",
+        "/metrics",
+    ] {
         assert!(openapi["paths"].get(path).is_some(), "openapi lacks {path}");
     }
     assert!(openapi["components"]["schemas"].get("DecisionRequest").is_some());
@@ -333,14 +439,30 @@ async fn health_ready_metrics_and_openapi() {
 #[tokio::test]
 async fn a_decision_that_cannot_be_logged_is_not_answered() {
     // PostgreSQL in its own schema; dropping the table makes every append fail.
-    let base = std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let base =
+        std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let schema = format!("acgs_http_test_{}_{}", std::process::id(), chrono_like_nanos());
-    assert!(std::process::Command::new("psql").args([base.as_str(), "-q", "-c", &format!("CREATE SCHEMA {schema}")]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("psql")
+            .args([base.as_str(), "-q", "-c", &format!("CREATE SCHEMA {schema}")])
+            .status()
+            .unwrap()
+            .success()
+    );
     let url = format!("{base}?options=-c%20search_path%3D{schema}");
     let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
     let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap());
-    assert_eq!(s.post("/v1/decisions", first(Outcome::Allow).to_string()).await.status, StatusCode::OK);
-    assert!(std::process::Command::new("psql").args([base.as_str(), "-q", "-c", &format!("DROP TABLE {schema}.decisions")]).status().unwrap().success());
+    assert_eq!(
+        s.post("/v1/decisions", first(Outcome::Allow).to_string()).await.status,
+        StatusCode::OK
+    );
+    assert!(
+        std::process::Command::new("psql")
+            .args([base.as_str(), "-q", "-c", &format!("DROP TABLE {schema}.decisions")])
+            .status()
+            .unwrap()
+            .success()
+    );
     let reply = s.post("/v1/decisions", first(Outcome::Allow).to_string()).await;
     let body = reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.get("decision").is_none());
@@ -348,7 +470,10 @@ async fn a_decision_that_cannot_be_logged_is_not_answered() {
 }
 
 fn chrono_like_nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() % 1_000_000_000).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() % 1_000_000_000)
+        .unwrap_or(0)
 }
 
 #[tokio::test]

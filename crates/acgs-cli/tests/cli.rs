@@ -1,0 +1,196 @@
+//! The `acgs` command line: constitution tools, one-off decisions, reading the log, refusing bad input.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{ACGS, EXAMPLE};
+
+fn acgs(args: &[&str]) -> Output {
+    Command::new(ACGS).args(args).output().expect("acgs runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn validate_accepts_the_example_and_reports_its_hash() {
+    let o = acgs(&["constitution", "validate", EXAMPLE]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("valid ("), "{}", stdout(&o));
+    assert!(stdout(&o).contains("constitutional hash:"));
+}
+
+#[test]
+fn hash_is_stable_and_changes_with_content() {
+    let a = stdout(&acgs(&["constitution", "hash", EXAMPLE]));
+    let b = stdout(&acgs(&["constitution", "hash", EXAMPLE]));
+    assert_eq!(a, b);
+    let full = a.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(full.len(), 64);
+    assert!(a.contains(&format!("short: {}", &full[..16])));
+
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("c.toml");
+    let text = std::fs::read_to_string(EXAMPLE).unwrap();
+    std::fs::write(&copy, text.replacen("version = \"", "version = \"9", 1)).unwrap();
+    let changed = stdout(&acgs(&["constitution", "hash", copy.to_str().unwrap()]));
+    assert_ne!(changed.split_whitespace().next().unwrap(), full);
+
+    let canonical = stdout(&acgs(&["constitution", "hash", "--canonical", EXAMPLE]));
+    assert!(canonical.starts_with("acgs-constitution/v1\n{"));
+}
+
+#[test]
+fn test_command_reports_pass_and_fail() {
+    let o = acgs(&["constitution", "test", EXAMPLE]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.lines().last().unwrap().ends_with("passed, 0 failed"), "{out}");
+    assert!(out.contains("PASS "));
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    let text = std::fs::read_to_string(EXAMPLE).unwrap();
+    // Flip the first expected allow to deny: that case must now fail.
+    std::fs::write(&broken, text.replacen("expect = \"allow\"", "expect = \"deny\"", 1)).unwrap();
+    let o = acgs(&["constitution", "test", broken.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stdout(&o).contains("FAIL "));
+    assert!(stdout(&o).contains(" 1 failed"));
+    // validate refuses it like an invalid constitution.
+    let o = acgs(&["constitution", "validate", broken.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("fails 1 of its"), "{}", stderr(&o));
+}
+
+#[test]
+fn invalid_constitutions_are_refused_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(EXAMPLE).unwrap();
+    let idx = text.find("principle = \"P-").unwrap();
+    let broken = format!(
+        "{}principle = \"P-999\"{}",
+        &text[..idx],
+        &text[idx + "principle = \"P-001\"".len()..]
+    );
+    std::fs::write(&bad, broken).unwrap();
+    for cmd in ["validate", "hash", "show", "test"] {
+        let o = acgs(&["constitution", cmd, bad.to_str().unwrap()]);
+        assert!(!o.status.success(), "{cmd} accepted an invalid constitution");
+        let err = stderr(&o);
+        assert!(
+            err.contains("bad.toml") && err.contains("line ") && err.contains("P-999"),
+            "{cmd}: {err}"
+        );
+    }
+    // The server refuses to start on it.
+    let o = acgs(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--constitution",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("refusing to start"), "{}", stderr(&o));
+    // Missing file.
+    let o = acgs(&["constitution", "validate", "/nonexistent.toml"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cannot read constitution"));
+}
+
+#[test]
+fn show_prints_principles_and_policies() {
+    let o = acgs(&["constitution", "show", EXAMPLE]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("P-001") && out.contains("permit") && out.contains("escalate") && out.contains("invariants:"));
+    let o = acgs(&["constitution", "show", "--json", EXAMPLE]);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["hash"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn decide_in_process_and_reject_bad_requests() {
+    let request = &common::example_requests()[0];
+    let o = acgs(&["decide", "--constitution", EXAMPLE, "--request", request]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(matches!(json["outcome"].as_str(), Some("allow" | "deny" | "escalate")));
+    assert_eq!(json["constitutional_hash"].as_str().unwrap().len(), 64);
+
+    let o = acgs(&["decide", "--request", "{\"principal\": 1}"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("invalid decision request"));
+    let o = acgs(&["decide", "--request", "@/nonexistent.json"]);
+    assert!(!o.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decide_via_server_then_read_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let server = common::Server::start(&["--data-dir", &data]);
+    let request = common::example_requests()[0].clone();
+    let url = server.url.clone();
+    let o = tokio::task::spawn_blocking(move || acgs(&["decide", "--url", &url, "--request", &request]))
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let id = json["decision_id"].as_str().unwrap().to_owned();
+
+    let d = data.clone();
+    let list = tokio::task::spawn_blocking(move || acgs(&["decisions", "list", "--data-dir", &d]))
+        .await
+        .unwrap();
+    assert!(list.status.success(), "{}", stderr(&list));
+    assert!(stdout(&list).contains(&id));
+    let d = data.clone();
+    let i = id.clone();
+    let show = tokio::task::spawn_blocking(move || acgs(&["decisions", "show", "--data-dir", &d, &i]))
+        .await
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["decision_id"], id.as_str());
+    assert_eq!(shown["seq"], 1);
+    let d = data.clone();
+    let missing = tokio::task::spawn_blocking(move || acgs(&["decisions", "show", "--data-dir", &d, "nope"]))
+        .await
+        .unwrap();
+    assert!(!missing.status.success());
+    let d = data.clone();
+    let bad =
+        tokio::task::spawn_blocking(move || acgs(&["decisions", "list", "--data-dir", &d, "--outcome", "perhaps"]))
+            .await
+            .unwrap();
+    assert!(!bad.status.success());
+    drop(server);
+}
+
+#[test]
+fn decisions_list_without_a_log_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = acgs(&["decisions", "list", "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no decision log"));
+}
+
+#[test]
+fn serve_reads_a_config_file_and_rejects_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("acgs.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nlisten_port = 3\n").unwrap();
+    let o = acgs(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("invalid config"), "{}", stderr(&o));
+}

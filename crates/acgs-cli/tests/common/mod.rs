@@ -1,0 +1,161 @@
+//! Helpers for tests that run the real `acgs` binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACGS: &str = env!("CARGO_BIN_EXE_acgs");
+pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/constitution.toml");
+
+/// A running `acgs` server process.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Server {
+    /// Start `acgs serve` with `args` on a free loopback port and wait until it answers /ready.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(ACGS)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("acgs starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix("ACGS is running at ") {
+                        break rest.trim().to_owned();
+                    }
+                }
+                _ => {
+                    let status = child.wait().expect("wait");
+                    panic!("server exited before announcing its address: {status}");
+                }
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        let server = Server { child, url };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::blocking_client();
+        while Instant::now() < deadline {
+            if client
+                .get(format!("{}/ready", self.url))
+                .map(|s| s == 200)
+                .unwrap_or(false)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server at {} never became ready", self.url);
+    }
+
+    /// SIGKILL.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Minimal blocking GET over a raw socket, so tests need no blocking HTTP client.
+pub mod reqwest {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    pub struct Client;
+    pub fn blocking_client() -> Client {
+        Client
+    }
+    impl Client {
+        /// Status code of `GET url`.
+        pub fn get(&self, url: String) -> Result<u16, std::io::Error> {
+            let rest = url.strip_prefix("http://").unwrap_or(&url);
+            let (host, path) = rest
+                .split_once('/')
+                .map(|(h, p)| (h, format!("/{p}")))
+                .unwrap_or((rest, "/".into()));
+            let mut stream = TcpStream::connect(host)?;
+            write!(
+                stream,
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            response
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| std::io::Error::other("bad response"))
+        }
+    }
+}
+
+/// A fresh schema on the test PostgreSQL server, as a database URL.
+pub fn postgres_url() -> String {
+    let base =
+        std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let schema = format!("acgs_cli_test_{}_{}", std::process::id(), nanos % 1_000_000_000);
+    assert!(
+        Command::new("psql")
+            .args([base.as_str(), "-q", "-c", &format!("CREATE SCHEMA {schema}")])
+            .status()
+            .expect("psql")
+            .success(),
+        "cannot create a schema on {base}"
+    );
+    format!("{base}?options=-c%20search_path%3D{schema}")
+}
+
+/// The example constitution's test requests as JSON strings.
+pub fn example_requests() -> Vec<String> {
+    let doc: acgs_engine::ConstitutionDocument =
+        toml::from_str(&std::fs::read_to_string(EXAMPLE).expect("example")).expect("toml");
+    doc.tests
+        .iter()
+        .map(|t| serde_json::to_string(&t.request).expect("json"))
+        .collect()
+}

@@ -1,0 +1,128 @@
+//! Kill -9 the server while it is under load: every decision a client received is in the log, with the
+//! sequence number it was told, and the log has no gaps. On SQLite and on PostgreSQL.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::Server;
+
+async fn load_then_kill(mut server: Server, database_url: &str) {
+    let requests = Arc::new(common::example_requests());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..16 {
+        let (client, requests, stop, url) = (client.clone(), requests.clone(), stop.clone(), server.url.clone());
+        workers.push(tokio::spawn(async move {
+            let mut answered: Vec<(String, i64)> = Vec::new();
+            let mut i = w;
+            while !stop.load(Ordering::Relaxed) {
+                let body = requests[i % requests.len()].clone();
+                i += 7;
+                let Ok(response) = client
+                    .post(format!("{url}/v1/decisions"))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                else {
+                    continue; // the server is gone: this request was not answered
+                };
+                if response.status() != 200 {
+                    continue;
+                }
+                let Ok(json) = response.json::<serde_json::Value>().await else {
+                    continue;
+                };
+                answered.push((
+                    json["decision_id"].as_str().unwrap().to_owned(),
+                    json["audit_seq"].as_i64().unwrap(),
+                ));
+            }
+            answered
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill9();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut answered = HashMap::new();
+    for w in workers {
+        for (id, seq) in w.await.unwrap() {
+            answered.insert(id, seq);
+        }
+    }
+    assert!(
+        answered.len() > 50,
+        "too little load to mean anything: {}",
+        answered.len()
+    );
+
+    let store = acgs_store::open(database_url, &Default::default()).await.unwrap();
+    for (id, seq) in &answered {
+        let record = store
+            .get(id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("answered decision {id} missing after kill -9"));
+        assert_eq!(
+            record.seq, *seq,
+            "decision {id} has another sequence number than the client was told"
+        );
+    }
+    let count = store.count().await.unwrap();
+    assert_eq!(store.last_seq().await.unwrap(), count, "the sequence has gaps");
+    assert!(count as usize >= answered.len());
+    eprintln!(
+        "{} answered decisions, {} in the log after kill -9",
+        answered.len(),
+        count
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_log_keeps_every_answered_decision_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let server = Server::start(&["--data-dir", data]);
+    load_then_kill(server, &format!("sqlite://{data}/acgs.db")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_log_keeps_every_answered_decision_after_kill_9() {
+    let url = common::postgres_url();
+    let server = Server::start(&["--database-url", &url]);
+    load_then_kill(server, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_decisions_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let mut server = Server::start(&["--data-dir", data]);
+    let client = reqwest::Client::new();
+    let body = common::example_requests()[0].clone();
+    for _ in 0..20 {
+        let r = client
+            .post(format!("{}/v1/decisions", server.url))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    let store = acgs_store::open(&format!("sqlite://{data}/acgs.db"), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(store.count().await.unwrap(), 20);
+}
