@@ -10,7 +10,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use cedar_policy::{
-    ActionConstraint, Effect, EntityUid, Policy, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator,
+    ActionConstraint, Effect, Entities, EntityUid, Policy, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode,
+    Validator,
 };
 use miette::Diagnostic;
 use serde_json::Value;
@@ -68,6 +69,9 @@ pub(crate) struct ActionPolicies {
     pub(crate) permits: PolicySet,
     /// Whether the action's context type declares `detections`.
     pub(crate) wants_detections: bool,
+    /// An entity store holding just this action's entity (with its action groups as ancestors), so a
+    /// request adds its own entities to a small store instead of every action of the schema.
+    pub(crate) action_store: Entities,
 }
 
 /// A validated, compiled constitution. Immutable; share it behind an `Arc`.
@@ -81,6 +85,7 @@ pub struct Constitution {
     pub(crate) policies: HashMap<PolicyId, PolicyInfo>,
     policy_order: Vec<PolicyId>,
     pub(crate) actions: HashMap<String, EntityUid>,
+    pub(crate) entity_types: crate::request::EntityTypes,
     pub(crate) per_action: HashMap<EntityUid, ActionPolicies>,
     invariants: Vec<CompiledInvariant>,
 }
@@ -486,12 +491,24 @@ impl<'a> Compiler<'a> {
                 }
             }
             let wants_detections = detections_by_action.get(&uid.to_string()).copied().unwrap_or(false);
+            let action_store = match action_entities
+                .get(uid)
+                .map(|e| Entities::from_entities([e.clone()], None))
+            {
+                Some(Ok(store)) => store,
+                Some(Err(e)) => {
+                    self.problem(ProblemKind::Schema, None, "schema", e.to_string());
+                    Entities::empty()
+                }
+                None => Entities::empty(),
+            };
             per_action.insert(
                 uid.clone(),
                 ActionPolicies {
                     all: all_set,
                     permits,
                     wants_detections,
+                    action_store,
                 },
             );
         }
@@ -512,6 +529,7 @@ impl<'a> Compiler<'a> {
             return Err(self.into_error());
         }
         let hash = hash_document(&document);
+        let entity_types = schema.entity_types().map(|t| (t.to_string(), t.clone())).collect();
         let principles = document.principles.iter().map(|p| (p.id.clone(), p.clone())).collect();
         Ok(Constitution {
             source_name: self.source_name.to_owned(),
@@ -521,6 +539,7 @@ impl<'a> Compiler<'a> {
             policies,
             policy_order,
             actions,
+            entity_types,
             per_action,
             invariants,
             document,

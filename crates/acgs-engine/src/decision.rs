@@ -10,14 +10,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cedar_policy::{Authorizer, Context, Decision as CedarDecision, Entities, Request, RestrictedExpression};
+use cedar_policy::{Authorizer, Context, Decision as CedarDecision, Request, RestrictedExpression};
 use serde::{Deserialize, Serialize};
 
 use crate::constitution::{Constitution, DETECTIONS_ATTRIBUTE};
 use crate::detectors::{Detection, DetectionCategory, Detectors};
 use crate::document::Outcome;
 use crate::error::RequestError;
-use crate::request::{DecisionRequest, json_to_expr};
+use crate::request::{DecisionRequest, ValuePath, json_to_expr};
 
 /// Why a decision came out as it did: one deciding policy.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -138,6 +138,7 @@ pub(crate) fn decide(
     let Some(policies) = constitution.per_action.get(action) else {
         return Err(RequestError::UnknownAction(request.action.clone()));
     };
+    let types = &constitution.entity_types;
     if request.context.contains_key(DETECTIONS_ATTRIBUTE) {
         return Err(RequestError::ReservedContext);
     }
@@ -150,7 +151,10 @@ pub(crate) fn decide(
     // Context from typed values (much cheaper than Cedar's schema-driven JSON parser).
     let mut pairs = Vec::with_capacity(request.context.len() + 1);
     for (key, value) in &request.context {
-        pairs.push((key.clone(), json_to_expr(value, &format!("context.{key}"), 0)?));
+        pairs.push((
+            key.clone(),
+            json_to_expr(types, value, ValuePath::Field(&ValuePath::Root("context"), key), 0)?,
+        ));
     }
     if policies.wants_detections {
         pairs.push((DETECTIONS_ATTRIBUTE.to_owned(), detections_record(&detections)?));
@@ -160,17 +164,26 @@ pub(crate) fn decide(
         message: e.to_string(),
     })?;
 
-    let principal = request.principal.uid("principal")?;
-    let resource = request.resource.uid("resource")?;
+    let principal = request.principal.uid(types, "principal")?;
+    let resource = request.resource.uid(types, "resource")?;
     let mut entities = Vec::with_capacity(2 + request.entities.len());
-    entities.push(request.principal.to_entity("principal")?);
+    entities.push(request.principal.to_entity(types, "principal")?);
     if resource != principal {
-        entities.push(request.resource.to_entity("resource")?);
+        entities.push(request.resource.to_entity(types, "resource")?);
     }
     for (i, e) in request.entities.iter().enumerate() {
-        entities.push(e.to_entity(&format!("entities[{i}]"))?);
+        if e.entity_type == "Action" || e.entity_type.ends_with("::Action") {
+            return Err(RequestError::Entities(format!(
+                "entities[{i}]: action entities come from the schema and cannot be supplied"
+            )));
+        }
+        entities.push(e.to_entity(types, &format!("entities[{i}]"))?);
     }
-    let entities = Entities::from_entities(entities, Some(&constitution.schema))
+    // The request's entities are validated against the schema as they join the action's own entity.
+    let entities = policies
+        .action_store
+        .clone()
+        .add_entities(entities, Some(&constitution.schema))
         .map_err(|e| RequestError::Entities(diagnostic_chain(&e)))?;
 
     let cedar_request = Request::new(principal, action.clone(), resource, context, Some(&constitution.schema))

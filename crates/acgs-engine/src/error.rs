@@ -116,8 +116,8 @@ pub enum RequestError {
     /// The action is not declared in the schema.
     #[error("unknown action `{0}`")]
     UnknownAction(String),
-    /// An entity type name is not a valid Cedar name.
-    #[error("{field}: `{type_name}` is not a valid entity type name")]
+    /// An entity type is not declared in the schema.
+    #[error("{field}: `{type_name}` is not an entity type of the schema")]
     InvalidEntityType {
         /// Where in the request.
         field: String,

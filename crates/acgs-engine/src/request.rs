@@ -6,7 +6,6 @@
 //! own JSON format. Floats and `null` are rejected: Cedar has neither.
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 
 use cedar_policy::{EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use serde::{Deserialize, Serialize};
@@ -73,39 +72,48 @@ pub struct EntityRef {
 
 impl EntityRef {
     /// Build the Cedar uid, `field` naming where it came from for error messages.
-    pub(crate) fn to_uid(&self, field: &str) -> Result<EntityUid, RequestError> {
-        entity_uid(&self.entity_type, &self.id, field)
+    pub(crate) fn to_uid(&self, types: &EntityTypes, field: &str) -> Result<EntityUid, RequestError> {
+        entity_uid(types, &self.entity_type, &self.id, field)
     }
 }
 
-/// Build a Cedar entity uid from a type name and id.
-pub(crate) fn entity_uid(type_name: &str, id: &str, field: &str) -> Result<EntityUid, RequestError> {
-    let ty = EntityTypeName::from_str(type_name).map_err(|_| RequestError::InvalidEntityType {
+/// The entity types a schema declares, by name, parsed once (parsing a Cedar name is dear).
+pub(crate) type EntityTypes = HashMap<String, EntityTypeName>;
+
+/// Build a Cedar entity uid from a declared type name and an id.
+pub(crate) fn entity_uid(
+    types: &EntityTypes,
+    type_name: &str,
+    id: &str,
+    field: &str,
+) -> Result<EntityUid, RequestError> {
+    let ty = types.get(type_name).ok_or_else(|| RequestError::InvalidEntityType {
         field: field.to_owned(),
         type_name: type_name.to_owned(),
     })?;
-    // `EntityId::from_str` accepts any string.
-    let eid = EntityId::new(id);
-    Ok(EntityUid::from_type_name_and_id(ty, eid))
+    Ok(EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id)))
 }
 
 impl EntityInput {
     /// The entity's uid.
-    pub(crate) fn uid(&self, field: &str) -> Result<EntityUid, RequestError> {
-        entity_uid(&self.entity_type, &self.id, field)
+    pub(crate) fn uid(&self, types: &EntityTypes, field: &str) -> Result<EntityUid, RequestError> {
+        entity_uid(types, &self.entity_type, &self.id, field)
     }
 
     /// Convert into a Cedar entity.
-    pub(crate) fn to_entity(&self, field: &str) -> Result<cedar_policy::Entity, RequestError> {
-        let uid = self.uid(field)?;
+    pub(crate) fn to_entity(&self, types: &EntityTypes, field: &str) -> Result<cedar_policy::Entity, RequestError> {
+        let uid = self.uid(types, field)?;
         let mut attrs = HashMap::with_capacity(self.attributes.len());
+        let attributes = ValuePath::Field(&ValuePath::Root(field), "attributes");
         for (name, value) in &self.attributes {
-            let path = format!("{field}.attributes.{name}");
-            attrs.insert(name.clone(), json_to_expr(value, &path, 0)?);
+            attrs.insert(
+                name.clone(),
+                json_to_expr(types, value, ValuePath::Field(&attributes, name), 0)?,
+            );
         }
         let mut parents = HashSet::with_capacity(self.parents.len());
         for (i, p) in self.parents.iter().enumerate() {
-            parents.insert(p.to_uid(&format!("{field}.parents[{i}]"))?);
+            parents.insert(p.to_uid(types, &format!("{field}.parents[{i}]"))?);
         }
         cedar_policy::Entity::new(uid, attrs, parents).map_err(|e| RequestError::InvalidValue {
             path: field.to_owned(),
@@ -114,18 +122,41 @@ impl EntityInput {
     }
 }
 
-/// Convert a JSON value into a Cedar restricted expression.
-pub(crate) fn json_to_expr(value: &Value, path: &str, depth: usize) -> Result<RestrictedExpression, RequestError> {
-    if depth > MAX_VALUE_DEPTH {
-        return Err(RequestError::InvalidValue {
-            path: path.to_owned(),
-            message: format!("nested deeper than {MAX_VALUE_DEPTH} levels"),
-        });
+/// Where a value sits in the request, rendered only when an error needs it (no allocation otherwise).
+#[derive(Clone, Copy)]
+pub(crate) enum ValuePath<'a> {
+    /// A top-level name such as `context` or `principal.attributes`.
+    Root(&'a str),
+    /// A named field below a path.
+    Field(&'a ValuePath<'a>, &'a str),
+    /// An element of a set below a path.
+    Index(&'a ValuePath<'a>, usize),
+}
+
+impl std::fmt::Display for ValuePath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValuePath::Root(name) => f.write_str(name),
+            ValuePath::Field(parent, name) => write!(f, "{parent}.{name}"),
+            ValuePath::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
     }
+}
+
+/// Convert a JSON value into a Cedar restricted expression.
+pub(crate) fn json_to_expr(
+    types: &EntityTypes,
+    value: &Value,
+    path: ValuePath<'_>,
+    depth: usize,
+) -> Result<RestrictedExpression, RequestError> {
     let invalid = |message: String| RequestError::InvalidValue {
-        path: path.to_owned(),
+        path: path.to_string(),
         message,
     };
+    if depth > MAX_VALUE_DEPTH {
+        return Err(invalid(format!("nested deeper than {MAX_VALUE_DEPTH} levels")));
+    }
     Ok(match value {
         Value::Null => {
             return Err(invalid(
@@ -145,7 +176,7 @@ pub(crate) fn json_to_expr(value: &Value, path: &str, depth: usize) -> Result<Re
         Value::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                out.push(json_to_expr(item, &format!("{path}[{i}]"), depth + 1)?);
+                out.push(json_to_expr(types, item, ValuePath::Index(&path, i), depth + 1)?);
             }
             RestrictedExpression::new_set(out)
         }
@@ -156,7 +187,7 @@ pub(crate) fn json_to_expr(value: &Value, path: &str, depth: usize) -> Result<Re
                 }
                 let r: EntityRef = serde_json::from_value(entity.clone())
                     .map_err(|e| invalid(format!("bad `__entity` reference: {e}")))?;
-                RestrictedExpression::new_entity_uid(r.to_uid(path)?)
+                RestrictedExpression::new_entity_uid(r.to_uid(types, &path.to_string())?)
             } else if let Some(extn) = map.get("__extn") {
                 if map.len() != 1 {
                     return Err(invalid("`__extn` must be the only key of its object".into()));
@@ -165,7 +196,10 @@ pub(crate) fn json_to_expr(value: &Value, path: &str, depth: usize) -> Result<Re
             } else {
                 let mut fields = Vec::with_capacity(map.len());
                 for (k, v) in map {
-                    fields.push((k.clone(), json_to_expr(v, &format!("{path}.{k}"), depth + 1)?));
+                    fields.push((
+                        k.clone(),
+                        json_to_expr(types, v, ValuePath::Field(&path, k), depth + 1)?,
+                    ));
                 }
                 RestrictedExpression::new_record(fields).map_err(|e| invalid(e.to_string()))?
             }

@@ -167,6 +167,12 @@ fn malformed_requests_are_request_errors() {
             |e| matches!(e, RequestError::InvalidEntityType { .. }),
         ),
         (
+            fixtures::tool_request(
+                r#", "entities": [{"type": "Action", "id": "respond", "parents": [{"type": "Action", "id": "tools"}]}]"#,
+            ),
+            |e| matches!(e, RequestError::Entities(_)),
+        ),
+        (
             fixtures::transfer_request(1, r#", "approver": {"__extn": {"fn": "decimal", "arg": "x"}}"#, ""),
             |e| matches!(e, RequestError::InvalidValue { .. } | RequestError::Schema(_)),
         ),

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs the whole ACGS test suite. The storage, HTTP and crash tests run against real SQLite files and a real
+# PostgreSQL server; this script makes sure PostgreSQL answers on 127.0.0.1:5432 with a database `test`
+# (starting the local cluster, or installing it from Debian's packages on a machine without one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/acgs-target}"
+export ACGS_TEST_POSTGRES_URL="${ACGS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+postgres_ready() { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }
+
+ensure_postgres() {
+  if postgres_ready && psql "$ACGS_TEST_POSTGRES_URL" -qtAc 'SELECT 1' >/dev/null 2>&1; then
+    return
+  fi
+  if ! command -v pg_ctlcluster >/dev/null; then
+    echo "== installing PostgreSQL (Debian packages)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-client >/dev/null
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if ! postgres_ready; then
+    echo "== starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 60); do postgres_ready && break; sleep 0.5; done
+  fi
+  if ! psql "$ACGS_TEST_POSTGRES_URL" -qtAc 'SELECT 1' >/dev/null 2>&1; then
+    # A fresh cluster: trust local TCP connections (a test machine) and create the `test` database.
+    local hba="/etc/postgresql/$version/main/pg_hba.conf"
+    if ! as_root grep -q '^host all all 127.0.0.1/32 trust' "$hba"; then
+      as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+      as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+    fi
+    as_root su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname = 'test'\" | grep -q 1 || createdb test"
+  fi
+  psql "$ACGS_TEST_POSTGRES_URL" -qtAc 'SELECT 1' >/dev/null || {
+    echo "PostgreSQL is not reachable at $ACGS_TEST_POSTGRES_URL" >&2
+    exit 1
+  }
+}
+
+ensure_postgres
+echo "== cargo test (PostgreSQL: $ACGS_TEST_POSTGRES_URL)"
+cargo test --workspace --locked "$@"
