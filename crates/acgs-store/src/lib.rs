@@ -104,32 +104,3 @@ where
     }
     qb.push(" ORDER BY seq DESC LIMIT ").push_bind(query.effective_limit());
 }
-
-/// Push a multi-row VALUES list for `records` (shared SQL, backend-specific binds).
-pub(crate) fn push_insert<'a, DB>(qb: &mut sqlx::QueryBuilder<'a, DB>, records: &'a [DecisionRecord])
-where
-    DB: sqlx::Database,
-    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    qb.push(format!("INSERT INTO decisions ({COLUMNS}) "));
-    qb.push_values(records, |mut b, r| {
-        b.push_bind(r.seq)
-            .push_bind(r.decision_id.as_str())
-            .push_bind(r.recorded_at_us)
-            .push_bind(r.principal_type.as_str())
-            .push_bind(r.principal_id.as_str())
-            .push_bind(r.action.as_str())
-            .push_bind(r.resource_type.as_str())
-            .push_bind(r.resource_id.as_str())
-            .push_bind(r.outcome.as_str())
-            .push_bind(r.effective_outcome.as_str())
-            .push_bind(r.shadow)
-            .push_bind(r.constitutional_hash.as_str())
-            .push_bind(r.constitution_version.as_str())
-            .push_bind(r.evaluated_in_us)
-            .push_bind(r.body.as_str());
-    });
-}

@@ -4,11 +4,16 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::{
-    COLUMNS, DecisionQuery, DecisionRecord, DecisionStore, StoreError, StoreOptions, push_insert, push_list_query,
-};
+use crate::{COLUMNS, DecisionQuery, DecisionRecord, DecisionStore, StoreError, StoreOptions, push_list_query};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Insert a batch given as one array per column.
+const INSERT_FROM_ARRAYS: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, \
+     principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
+     constitution_version, evaluated_in_us, body) \
+     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], \
+     $8::text[], $9::text[], $10::text[], $11::boolean[], $12::text[], $13::text[], $14::bigint[], $15::text[])";
 
 /// Advisory lock key serialising sequence assignment across replicas ("ACGS-SEQ" in ASCII).
 const SEQUENCER_LOCK: i64 = 0x4143_4753_2d53_4551;
@@ -51,12 +56,26 @@ impl DecisionStore for PostgresStore {
         for (i, r) in records.iter_mut().enumerate() {
             r.seq = last + 1 + i as i64;
         }
-        // PostgreSQL allows 65535 bind parameters per statement; 15 columns x 4000 rows stays below.
-        for chunk in records.chunks(4000) {
-            let mut qb = QueryBuilder::<Postgres>::new("");
-            push_insert(&mut qb, chunk);
-            qb.build().execute(&mut *tx).await?;
-        }
+        // One constant statement whatever the batch size: columns travel as arrays.
+        let column = |f: fn(&DecisionRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
+        sqlx::query(INSERT_FROM_ARRAYS)
+            .bind(records.iter().map(|r| r.seq).collect::<Vec<i64>>())
+            .bind(column(|r| &r.decision_id))
+            .bind(records.iter().map(|r| r.recorded_at_us).collect::<Vec<i64>>())
+            .bind(column(|r| &r.principal_type))
+            .bind(column(|r| &r.principal_id))
+            .bind(column(|r| &r.action))
+            .bind(column(|r| &r.resource_type))
+            .bind(column(|r| &r.resource_id))
+            .bind(column(|r| &r.outcome))
+            .bind(column(|r| &r.effective_outcome))
+            .bind(records.iter().map(|r| r.shadow).collect::<Vec<bool>>())
+            .bind(column(|r| &r.constitutional_hash))
+            .bind(column(|r| &r.constitution_version))
+            .bind(records.iter().map(|r| r.evaluated_in_us).collect::<Vec<i64>>())
+            .bind(column(|r| &r.body))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -7,9 +7,35 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::{
-    COLUMNS, DecisionQuery, DecisionRecord, DecisionStore, StoreError, StoreOptions, push_insert, push_list_query,
-};
+use crate::{COLUMNS, DecisionQuery, DecisionRecord, DecisionStore, StoreError, StoreOptions, push_list_query};
+
+/// Insert a batch given as a JSON array of row arrays (see [`row_json`]), in array order.
+const INSERT_FROM_JSON: &str = "INSERT INTO decisions (decision_id, recorded_at_us, principal_type, principal_id, \
+     action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
+     constitution_version, evaluated_in_us, body) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
+     value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13 \
+     FROM json_each(?1) ORDER BY key";
+
+/// One row for [`INSERT_FROM_JSON`], columns in its order.
+fn row_json(r: &DecisionRecord) -> serde_json::Value {
+    serde_json::json!([
+        r.decision_id,
+        r.recorded_at_us,
+        r.principal_type,
+        r.principal_id,
+        r.action,
+        r.resource_type,
+        r.resource_id,
+        r.outcome,
+        r.effective_outcome,
+        i64::from(r.shadow),
+        r.constitutional_hash,
+        r.constitution_version,
+        r.evaluated_in_us,
+        r.body,
+    ])
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -38,7 +64,12 @@ impl FromStr for SqliteSync {
 /// Decision store in an SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Readers (list, get, count).
     pool: SqlitePool,
+    /// The one connection that writes: SQLite has a single writer anyway, and keeping every write on one
+    /// connection keeps its page cache valid (a connection whose cache another connection's commit
+    /// invalidated must re-read its pages).
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -64,12 +95,17 @@ impl SqliteStore {
         } else {
             options.max_connections
         };
+        let writer = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .connect_with(connect)
             .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 }
 
@@ -79,35 +115,25 @@ impl DecisionStore for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        let mut conn = self.pool.acquire().await?;
-        // IMMEDIATE takes the write lock up front, so reading MAX(seq) and inserting are atomic.
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        let result = async {
-            let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM decisions")
-                .fetch_one(&mut *conn)
-                .await?;
-            for (i, r) in records.iter_mut().enumerate() {
-                r.seq = last + 1 + i as i64;
-            }
-            // SQLite limits bound parameters per statement; 15 columns x 2000 rows stays below 32766.
-            for chunk in records.chunks(2000) {
-                let mut qb = QueryBuilder::<Sqlite>::new("");
-                push_insert(&mut qb, chunk);
-                qb.build().execute(&mut *conn).await?;
-            }
-            Ok::<(), sqlx::Error>(())
+        // The batch travels as one JSON array bound to one constant statement: one round trip to the
+        // database thread and one cached prepared statement whatever the batch size (a multi-row VALUES
+        // list would be a new statement to prepare for every batch size).
+        //
+        // `seq` is the table's INTEGER PRIMARY KEY, i.e. the rowid: SQLite gives each inserted row
+        // MAX(rowid) + 1 under the write lock, so the single INSERT assigns a contiguous, gap-free range
+        // in array order and is atomic on its own.
+        let rows = serde_json::to_string(&records.iter().map(row_json).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Encode(e.to_string()))?;
+        let last_rowid = sqlx::query(INSERT_FROM_JSON)
+            .bind(rows)
+            .execute(&self.writer)
+            .await?
+            .last_insert_rowid();
+        let first = last_rowid - records.len() as i64 + 1;
+        for (i, r) in records.iter_mut().enumerate() {
+            r.seq = first + i as i64;
         }
-        .await;
-        match result {
-            Ok(()) => {
-                sqlx::query("COMMIT").execute(&mut *conn).await?;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                Err(e.into())
-            }
-        }
+        Ok(())
     }
 
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError> {

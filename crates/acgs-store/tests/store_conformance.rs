@@ -210,6 +210,18 @@ async fn log_reports_write_failures_to_every_caller(store: Arc<dyn DecisionStore
     log.shutdown().await;
 }
 
+async fn large_batches_are_contiguous(store: Arc<dyn DecisionStore>) {
+    let mut first = vec![record(0, "allow")];
+    store.append(&mut first).await.unwrap();
+    // More rows than one statement may carry on either backend.
+    let mut big: Vec<_> = (1..=4500).map(|n| record(n, "deny")).collect();
+    store.append(&mut big).await.unwrap();
+    assert_eq!(big.first().unwrap().seq, 2);
+    assert_eq!(big.last().unwrap().seq, 4501);
+    assert_eq!(store.count().await.unwrap(), 4501);
+    assert_eq!(store.get("dec-004500").await.unwrap().unwrap().seq, 4501);
+}
+
 async fn reopening_keeps_the_log(url: String) {
     {
         let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
@@ -265,6 +277,7 @@ conformance!(
     list_filters_and_pages,
     group_commit_log_commits_concurrent_appends,
     log_reports_write_failures_to_every_caller,
+    large_batches_are_contiguous,
 );
 
 #[tokio::test]
