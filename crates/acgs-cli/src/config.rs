@@ -16,7 +16,7 @@ pub struct ServerFlags {
     /// Directory for the embedded database and other state [default: ./acgs-data].
     #[arg(long, env = "ACGS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL: sqlite://PATH or postgres://... [default: sqlite://<data-dir>/acgs.db].
+    /// Database URL: sqlite://PATH or postgres://... [default: sqlite://DATA_DIR/acgs.db].
     #[arg(long, env = "ACGS_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Constitution file (TOML) [default: the embedded example constitution].

@@ -1,4 +1,6 @@
 //! The `acgs` command line: constitution tools, one-off decisions, reading the log, refusing bad input.
+// Tests and benchmarks fail loudly on unexpected values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

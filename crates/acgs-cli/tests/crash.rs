@@ -1,5 +1,7 @@
 //! Kill -9 the server while it is under load: every decision a client received is in the log, with the
 //! sequence number it was told, and the log has no gaps. On SQLite and on PostgreSQL.
+// Tests and benchmarks fail loudly on unexpected values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Criterion benchmarks of the in-process decision path on the example constitution.
 //!
 //! `cargo bench -p acgs-engine --bench decision`
+// Tests and benchmarks fail loudly on unexpected values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::sync::Arc;

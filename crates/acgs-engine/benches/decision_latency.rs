@@ -3,6 +3,8 @@
 //! reports means; this reports the tail the targets are stated in.
 //!
 //! `cargo bench -p acgs-engine --bench decision_latency` (env `ACGS_BENCH_ITERATIONS`, default 200000)
+// Tests and benchmarks fail loudly on unexpected values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -491,16 +491,13 @@ impl<'a> Compiler<'a> {
                 }
             }
             let wants_detections = detections_by_action.get(&uid.to_string()).copied().unwrap_or(false);
-            let action_store = match action_entities
-                .get(uid)
-                .map(|e| Entities::from_entities([e.clone()], None))
-            {
-                Some(Ok(store)) => store,
-                Some(Err(e)) => {
+            let action_entity = action_entities.get(uid).cloned();
+            let action_store = match Entities::from_entities(action_entity, None) {
+                Ok(store) => store,
+                Err(e) => {
                     self.problem(ProblemKind::Schema, None, "schema", e.to_string());
                     Entities::empty()
                 }
-                None => Entities::empty(),
             };
             per_action.insert(
                 uid.clone(),

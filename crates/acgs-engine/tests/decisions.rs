@@ -1,4 +1,6 @@
 //! Decision semantics: allow, deny, escalate, default deny, evaluation error -> deny, detections.
+// Tests and benchmarks fail loudly on unexpected values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fixtures;
 
@@ -131,10 +133,13 @@ fn secrets_in_content_become_detections_for_policies() {
     assert_eq!(&text[d.start..d.end], "AKIAIOSFODNN7EXAMPLE");
 }
 
+/// Whether an error is the expected kind.
+type ErrorCheck = fn(&RequestError) -> bool;
+
 #[test]
 fn malformed_requests_are_request_errors() {
     let e = engine();
-    let cases: Vec<(String, fn(&RequestError) -> bool)> = vec![
+    let cases: Vec<(String, ErrorCheck)> = vec![
         (
             fixtures::tool_request("").replace("\"invoke_tool\"", "\"launch\""),
             |e| matches!(e, RequestError::UnknownAction(_)),

@@ -1,4 +1,6 @@
 //! The shipped example constitution loads, validates and passes all of its own test cases.
+// Tests and benchmarks fail loudly on unexpected values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use acgs_engine::{Constitution, Outcome};
 

@@ -1,5 +1,7 @@
 //! The constitutional hash is computed from canonical content: stable for the same content, different
 //! for any change of content, indifferent to formatting and entry order.
+// Tests and benchmarks fail loudly on unexpected values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fixtures;
 

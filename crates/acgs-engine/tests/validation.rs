@@ -1,4 +1,6 @@
 //! Every kind of invalid constitution is refused with a message naming the file, line and subject.
+// Tests and benchmarks fail loudly on unexpected values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fixtures;
 

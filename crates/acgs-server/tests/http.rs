@@ -1,4 +1,6 @@
 //! HTTP tests of every endpoint, in-process through the router, on a real SQLite (and PostgreSQL) log.
+// Tests and benchmarks fail loudly on unexpected values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 

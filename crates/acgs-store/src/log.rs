@@ -31,6 +31,10 @@ impl Default for LogConfig {
     }
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "Append is the message on the hot path; boxing it would add an allocation per decision"
+)]
 enum Message {
     Append {
         record: DecisionRecord,

@@ -2,6 +2,8 @@
 //!
 //! PostgreSQL: `ACGS_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`); every test
 //! gets its own schema so tests run in parallel and leave nothing shared behind.
+// Tests and benchmarks fail loudly on unexpected values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ fn record(n: usize, outcome: &str) -> DecisionRecord {
         recorded_at_us: 1_700_000_000_000_000 + n as i64,
         principal_type: "Agent".into(),
         principal_id: format!("agent-{}", n % 3),
-        action: if n % 2 == 0 {
+        action: if n.is_multiple_of(2) {
             "read_data".into()
         } else {
             "invoke_tool".into()
@@ -110,7 +112,7 @@ async fn failed_batch_stores_nothing(store: Arc<dyn DecisionStore>) {
 
 async fn list_filters_and_pages(store: Arc<dyn DecisionStore>) {
     let mut records: Vec<_> = (0..30)
-        .map(|n| record(n, if n % 3 == 0 { "deny" } else { "allow" }))
+        .map(|n| record(n, if n.is_multiple_of(3) { "deny" } else { "allow" }))
         .collect();
     store.append(&mut records).await.unwrap();
     let all = store

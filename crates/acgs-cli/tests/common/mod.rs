@@ -1,4 +1,6 @@
 //! Helpers for tests that run the real `acgs` binary.
+// Tests and benchmarks fail loudly on unexpected values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
