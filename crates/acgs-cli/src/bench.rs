@@ -17,6 +17,7 @@
 //!   the number of 200 responses that *completed* inside the measured window divided by its length.
 //! - **Bounded.** The run ends after `warmup + duration`, plus at most the client timeout for stragglers.
 
+use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -113,8 +114,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let mix = load_mix(&mix_text, args.content_bytes).with_context(|| format!("request mix from {mix_source}"))?;
     let mix_len = mix.len();
-    // Leaked once so every send borrows its body without a copy; freed at process exit.
-    let bodies: Arc<[&'static [u8]]> = mix.into_iter().map(|b| &*Box::leak(b.into_boxed_slice())).collect();
+    // Shared buffers: every send clones a reference to its body, never the bytes.
+    let bodies: Arc<[Bytes]> = mix.into_iter().map(Bytes::from).collect();
 
     let timeout = Duration::from_millis(args.timeout_ms);
     let client = reqwest::Client::builder()
@@ -296,7 +297,7 @@ struct RunConfig {
     plan: Plan,
     client: reqwest::Client,
     decisions_url: reqwest::Url,
-    bodies: Arc<[&'static [u8]]>,
+    bodies: Arc<[Bytes]>,
     max_in_flight: usize,
     timeout: Duration,
     seed: u64,
@@ -424,7 +425,7 @@ async fn schedule(config: Arc<RunConfig>, start: Instant, tx: mpsc::UnboundedSen
         }
         stats.max_lag = stats.max_lag.max(now.saturating_duration_since(intended));
         // Drawn before the cap check so that drops do not change which requests later arrivals send.
-        let body = config.bodies[rng.random_range(0..config.bodies.len())];
+        let body = config.bodies[rng.random_range(0..config.bodies.len())].clone();
         let phase = plan.phase(i);
         if in_flight.load(Ordering::Relaxed) >= config.max_in_flight {
             stats.dropped[phase_index(phase)] += 1;
