@@ -37,6 +37,9 @@ pub struct ServerFlags {
     /// Decisions that may wait for the log writer before requests get 503 [default: 16384].
     #[arg(long, env = "ACGS_LOG_QUEUE")]
     pub log_queue: Option<usize>,
+    /// HTTP worker threads; 0 = one per CPU [default: 0].
+    #[arg(long, env = "ACGS_WORKERS")]
+    pub workers: Option<usize>,
     /// Log output: `text` or `json` [default: text].
     #[arg(long, env = "ACGS_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -69,6 +72,7 @@ pub struct FileConfig {
     sqlite_sync: Option<SqliteSync>,
     log_max_batch: Option<usize>,
     log_queue: Option<usize>,
+    workers: Option<usize>,
     log_format: Option<LogFormat>,
     log_level: Option<String>,
 }
@@ -110,6 +114,8 @@ pub struct ServerConfig {
     pub log_max_batch: usize,
     /// Log writer queue capacity.
     pub log_queue: usize,
+    /// HTTP worker threads (0 = one per CPU).
+    pub workers: usize,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -144,6 +150,7 @@ impl ServerConfig {
             sqlite_sync: flags.sqlite_sync.or(file.sqlite_sync).unwrap_or_default(),
             log_max_batch: flags.log_max_batch.or(file.log_max_batch).unwrap_or(defaults.max_batch),
             log_queue: flags.log_queue.or(file.log_queue).unwrap_or(defaults.queue_capacity),
+            workers: flags.workers.or(file.workers).unwrap_or(0),
             log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
             log_level: flags.log_level.or(file.log_level).unwrap_or_else(|| "info".into()),
             data_dir,

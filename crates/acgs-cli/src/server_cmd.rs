@@ -67,10 +67,11 @@ pub fn load_constitution(path: Option<&std::path::Path>) -> Result<Constitution>
 fn run(config: ServerConfig) -> Result<ExitCode> {
     init_tracing(&config);
     let constitution = load_constitution(config.constitution.as_deref()).context("refusing to start")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.workers > 0 {
+        builder.worker_threads(config.workers);
+    }
+    let runtime = builder.enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let store = acgs_store::open(
             &config.database_url,

@@ -50,6 +50,15 @@ pub enum SqliteSync {
     Normal,
 }
 
+impl std::fmt::Display for SqliteSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Full => "full",
+            Self::Normal => "normal",
+        })
+    }
+}
+
 impl FromStr for SqliteSync {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
