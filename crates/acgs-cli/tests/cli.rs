@@ -196,3 +196,45 @@ fn serve_reads_a_config_file_and_rejects_unknown_keys() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("invalid config"), "{}", stderr(&o));
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(ACGS)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let first = BufReader::new(stderr).lines().next().unwrap().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let line: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(line["fields"]["message"], "ACGS started");
+    assert_eq!(line["fields"]["storage"], "sqlite");
+    assert_eq!(line["level"], "INFO");
+}
+
+#[test]
+fn up_serves_the_embedded_example_constitution() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::Server::start_command("up", &["--data-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(
+        common::reqwest::blocking_client()
+            .get(format!("{}/v1/constitution/principles", server.url))
+            .unwrap(),
+        200
+    );
+    let hash = stdout(&acgs(&["constitution", "hash", EXAMPLE]));
+    let short = hash.lines().nth(1).unwrap().trim_start_matches("short: ").to_owned();
+    let ready = std::process::Command::new("curl")
+        .args(["-s", &format!("{}/ready", server.url)])
+        .output()
+        .unwrap();
+    let ready: serde_json::Value = serde_json::from_slice(&ready.stdout).unwrap();
+    assert_eq!(ready["constitutional_hash"], short.as_str());
+    assert!(dir.path().join("acgs.db").exists());
+}

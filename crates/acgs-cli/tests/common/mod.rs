@@ -19,8 +19,13 @@ pub struct Server {
 impl Server {
     /// Start `acgs serve` with `args` on a free loopback port and wait until it answers /ready.
     pub fn start(args: &[&str]) -> Server {
+        Self::start_command("serve", args)
+    }
+
+    /// Start `acgs <command>` (`serve` or `up`) with `args` on a free loopback port.
+    pub fn start_command(command: &str, args: &[&str]) -> Server {
         let mut child = Command::new(ACGS)
-            .arg("serve")
+            .arg(command)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
