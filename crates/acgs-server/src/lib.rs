@@ -65,12 +65,13 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(routes::system::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Innermost first: a panic becomes a 500 problem that still passes through the hash/metrics layer.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             telemetry::constitution_and_metrics,
         ))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
 
