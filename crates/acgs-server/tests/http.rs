@@ -504,3 +504,41 @@ async fn serves_on_a_real_socket_and_shuts_down_gracefully() {
     task.await.unwrap().unwrap();
     assert_eq!(store.count().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn ready_fails_when_storage_is_gone() {
+    // A database of its own, dropped (with its connections) under the running server.
+    let base =
+        std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("acgs_ready_{}_{}", std::process::id(), chrono_like_nanos());
+    let psql = |sql: String| {
+        assert!(
+            std::process::Command::new("psql")
+                .args([base.as_str(), "-q", "-c", &sql])
+                .status()
+                .unwrap()
+                .success(),
+            "{sql}"
+        );
+    };
+    psql(format!("CREATE DATABASE {name}"));
+    let url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("unexpected url {base}"),
+    };
+    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
+    let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap());
+    assert_eq!(s.get("/ready").await.status, StatusCode::OK);
+    psql(format!("DROP DATABASE {name} WITH (FORCE)"));
+    let reply = s.get("/ready").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text);
+    let body = reply.json();
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["storage_ok"], false);
+    assert!(body["storage_error"].is_string());
+    // Liveness is unaffected, and decisions are refused rather than answered unlogged.
+    assert_eq!(s.get("/health").await.status, StatusCode::OK);
+    s.post("/v1/decisions", first(Outcome::Allow).to_string())
+        .await
+        .assert_problem(StatusCode::SERVICE_UNAVAILABLE);
+}
