@@ -1,5 +1,6 @@
 //! The Merkle tree of ACGS's tamper-evident audit log, as specified by RFC 6962 and RFC 9162: leaf and node
-//! hashing, tree heads, and inclusion and consistency proofs with their verification.
+//! hashing, tree heads, inclusion and consistency proofs with their verification, and signed checkpoints in the
+//! C2SP signed-note format.
 //!
 //! Pure and synchronous. Subtree roots come from a [`SubtreeSource`] so the same proof code runs over leaves in
 //! memory and, later, over nodes kept in storage.
@@ -13,8 +14,10 @@
 //! ```
 #![deny(missing_docs)]
 
+mod checkpoint;
 mod proof;
 mod rfc6962;
 
+pub use checkpoint::{Checkpoint, CheckpointError, key_hash, verifier_key};
 pub use proof::{ProofError, consistency_proof, inclusion_proof, verify_consistency, verify_inclusion};
 pub use rfc6962::{Hash, SubtreeSource, empty_root, leaf_hash, node_hash, root};
