@@ -101,7 +101,7 @@ impl Checkpoint {
             .ok_or_else(|| malformed("missing origin line"))?;
         let size = lines
             .next()
-            .and_then(|l| (!l.starts_with('+') && !(l.len() > 1 && l.starts_with('0'))).then_some(l))
+            .filter(|l| l.bytes().all(|b| b.is_ascii_digit()) && !(l.len() > 1 && l.starts_with('0')))
             .and_then(|l| l.parse::<u64>().ok())
             .ok_or_else(|| malformed("tree size is not a decimal number"))?;
         let root = lines
