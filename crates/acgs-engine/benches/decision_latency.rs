@@ -6,18 +6,16 @@
 // Tests and benchmarks fail loudly on unexpected values.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use acgs_engine::{Constitution, ConstitutionDocument, DecisionRequest, Engine};
+use acgs_engine::{DecisionRequest, Engine};
 use hdrhistogram::Histogram;
 
 /// The allocator the `acgs` binary uses, so the numbers match the server's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const EXAMPLE: &str = include_str!("../../../examples/constitution.toml");
-const PROSE_1KB: &str = include_str!("prose_1kb.txt");
+mod mix;
 
 fn measure(engine: &Engine, requests: &[DecisionRequest], iterations: usize) -> Histogram<u64> {
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).expect("histogram bounds");
@@ -56,18 +54,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 2_000 } else { 200_000 });
-    let constitution = Constitution::from_toml("example", EXAMPLE).expect("example is valid");
-    let engine = Engine::new(Arc::new(constitution));
-    let doc: ConstitutionDocument = toml::from_str(EXAMPLE).expect("example parses");
-    let plain: Vec<DecisionRequest> = doc.tests.into_iter().map(|t| t.request).collect();
-    let with_content: Vec<DecisionRequest> = plain
-        .iter()
-        .cloned()
-        .map(|mut r| {
-            r.content = Some(PROSE_1KB.to_owned());
-            r
-        })
-        .collect();
+    let (engine, plain, with_content) = mix::example();
     println!(
         "in-process decision latency, example constitution, {} request templates",
         plain.len()

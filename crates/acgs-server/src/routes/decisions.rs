@@ -114,6 +114,8 @@ async fn decide_and_log(state: &AppState, request: &DecisionRequest) -> Result<D
     let shadow = state.settings.shadow;
     let effective = if shadow { Outcome::Allow } else { decision.outcome };
     let decision_id = uuid::Uuid::now_v7().to_string();
+    let constitutional_hash = constitution.hash().to_hex();
+    let constitution_version = constitution.metadata().version.clone();
     let body = LoggedBody {
         request: LoggedRequest {
             principal: &request.principal,
@@ -144,8 +146,8 @@ async fn decide_and_log(state: &AppState, request: &DecisionRequest) -> Result<D
         outcome: decision.outcome.as_str().to_owned(),
         effective_outcome: effective.as_str().to_owned(),
         shadow,
-        constitutional_hash: constitution.hash().to_hex(),
-        constitution_version: constitution.metadata().version.clone(),
+        constitutional_hash: constitutional_hash.clone(),
+        constitution_version: constitution_version.clone(),
         evaluated_in_us: evaluated_in_us as i64,
         body,
     };
@@ -164,8 +166,8 @@ async fn decide_and_log(state: &AppState, request: &DecisionRequest) -> Result<D
     Ok(DecisionResponse {
         decision: effective,
         decision_id,
-        constitutional_hash: constitution.hash().to_hex(),
-        constitution_version: constitution.metadata().version.clone(),
+        constitutional_hash,
+        constitution_version,
         reasons: decision.reasons,
         detections: decision.detections,
         errors: decision.errors,
