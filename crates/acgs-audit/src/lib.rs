@@ -1,9 +1,10 @@
-//! The Merkle tree of ACGS's tamper-evident audit log, as specified by RFC 6962 and RFC 9162: leaf and node
-//! hashing, tree heads, inclusion and consistency proofs with their verification, and signed checkpoints in the
-//! C2SP signed-note format.
+//! Integrity primitives of ACGS's tamper-evident audit log: RFC 6962 / RFC 9162 Merkle hashing, inclusion and
+//! consistency proofs, the tree as kept in storage (complete subtrees and the growing right edge), signed
+//! checkpoints in the C2SP signed-note format, the log key, decision receipts, the log verifier, and the
+//! canonical JSON that events (and constitutions) are hashed in.
 //!
-//! Pure and synchronous. Subtree roots come from a [`SubtreeSource`] so the same proof code runs over leaves in
-//! memory and, later, over nodes kept in storage.
+//! Pure and synchronous: storage fetches the nodes a computation needs ([`nodes_needed`]) and runs it over a
+//! [`NodeMap`]; the same proof code runs over leaves in memory.
 //!
 //! ```
 //! use acgs_audit::{leaf_hash, root, inclusion_proof, verify_inclusion};
@@ -14,10 +15,20 @@
 //! ```
 #![deny(missing_docs)]
 
+mod canonical;
 mod checkpoint;
+mod key;
 mod proof;
+mod receipt;
 mod rfc6962;
+mod tree;
+mod verify;
 
+pub use canonical::{canonical_json, write_canonical_json, write_json_string};
 pub use checkpoint::{Checkpoint, CheckpointError, key_hash, verifier_key};
+pub use key::{KeyError, LogKey, VerifierKey};
 pub use proof::{ProofError, consistency_proof, inclusion_proof, verify_consistency, verify_inclusion};
+pub use receipt::{RECEIPT_FORMAT, Receipt, ReceiptError, VerifiedReceipt, encode_hashes};
 pub use rfc6962::{Hash, SubtreeSource, empty_root, leaf_hash, node_hash, root};
+pub use tree::{Frontier, NodeId, NodeMap, nodes_needed};
+pub use verify::{LogVerifier, PRUNE_EVENT_KIND, VerifyFailure, VerifyReport};

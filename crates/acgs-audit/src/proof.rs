@@ -28,6 +28,14 @@ pub enum ProofError {
     /// The proof does not lead to the expected root(s).
     #[error("proof does not match the root")]
     RootMismatch,
+    /// A node the computation needs is not available (e.g. a stored leaf hash is missing).
+    #[error("tree node at level {level}, index {index} is missing")]
+    MissingNode {
+        /// Height of the node above the leaves.
+        level: u8,
+        /// Position of the node within its level.
+        index: u64,
+    },
 }
 
 /// Audit path for leaf `index` in the tree of the first `size` leaves of `source`.
@@ -36,24 +44,31 @@ pub fn inclusion_proof<S: SubtreeSource + ?Sized>(source: &S, index: u64, size: 
         return Err(ProofError::IndexOutOfRange { index, size });
     }
     let mut proof = Vec::new();
-    path(source, index, 0, size, &mut proof);
+    path(source, index, 0, size, &mut proof)?;
     Ok(proof)
 }
 
 /// `PATH(m, D[start:end])`, appended bottom-up to `out`.
-fn path<S: SubtreeSource + ?Sized>(source: &S, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) {
+fn path<S: SubtreeSource + ?Sized>(
+    source: &S,
+    m: u64,
+    start: u64,
+    end: u64,
+    out: &mut Vec<Hash>,
+) -> Result<(), ProofError> {
     let n = end - start;
     if n == 1 {
-        return;
+        return Ok(());
     }
     let k = split_point(n);
     if m < k {
-        path(source, m, start, start + k, out);
-        out.push(source.subtree_root(start + k, end));
+        path(source, m, start, start + k, out)?;
+        out.push(source.subtree_root(start + k, end)?);
     } else {
-        path(source, m - k, start + k, end, out);
-        out.push(source.subtree_root(start, start + k));
+        path(source, m - k, start + k, end, out)?;
+        out.push(source.subtree_root(start, start + k)?);
     }
+    Ok(())
 }
 
 /// Consistency proof between the trees of the first `from` and the first `to` leaves of `source`.
@@ -64,28 +79,36 @@ pub fn consistency_proof<S: SubtreeSource + ?Sized>(source: &S, from: u64, to: u
     }
     let mut proof = Vec::new();
     if from > 0 && from < to {
-        subproof(source, from, 0, to, true, &mut proof);
+        subproof(source, from, 0, to, true, &mut proof)?;
     }
     Ok(proof)
 }
 
 /// `SUBPROOF(m, D[start:end], b)`, appended bottom-up to `out`.
-fn subproof<S: SubtreeSource + ?Sized>(source: &S, m: u64, start: u64, end: u64, whole: bool, out: &mut Vec<Hash>) {
+fn subproof<S: SubtreeSource + ?Sized>(
+    source: &S,
+    m: u64,
+    start: u64,
+    end: u64,
+    whole: bool,
+    out: &mut Vec<Hash>,
+) -> Result<(), ProofError> {
     let n = end - start;
     if m == n {
         if !whole {
-            out.push(source.subtree_root(start, end));
+            out.push(source.subtree_root(start, end)?);
         }
-        return;
+        return Ok(());
     }
     let k = split_point(n);
     if m <= k {
-        subproof(source, m, start, start + k, whole, out);
-        out.push(source.subtree_root(start + k, end));
+        subproof(source, m, start, start + k, whole, out)?;
+        out.push(source.subtree_root(start + k, end)?);
     } else {
-        subproof(source, m - k, start + k, end, false, out);
-        out.push(source.subtree_root(start, start + k));
+        subproof(source, m - k, start + k, end, false, out)?;
+        out.push(source.subtree_root(start, start + k)?);
     }
+    Ok(())
 }
 
 /// Verify that `leaf` is leaf `index` of the tree of `size` leaves with root `root` (RFC 9162 §2.1.3.2).

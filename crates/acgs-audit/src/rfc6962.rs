@@ -4,6 +4,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::proof::ProofError;
+
 /// A SHA-256 hash: a leaf hash, a node hash or a tree root.
 pub type Hash = [u8; 32];
 
@@ -35,28 +37,45 @@ pub(crate) fn split_point(n: u64) -> u64 {
     1 << (63 - (n - 1).leading_zeros())
 }
 
-/// Where subtree roots come from: the leaves in memory, or stored nodes.
+/// Where subtree roots come from: the leaves in memory, or nodes kept in storage.
 pub trait SubtreeSource {
-    /// The Merkle tree hash of leaves `start..end` (`start < end`, both within the tree).
-    fn subtree_root(&self, start: u64, end: u64) -> Hash;
+    /// The Merkle tree hash of leaves `start..end` (`start < end`), or [`ProofError::MissingNode`] when the
+    /// source does not hold what it takes to compute it.
+    fn subtree_root(&self, start: u64, end: u64) -> Result<Hash, ProofError>;
 }
 
 impl SubtreeSource for [Hash] {
-    fn subtree_root(&self, start: u64, end: u64) -> Hash {
+    fn subtree_root(&self, start: u64, end: u64) -> Result<Hash, ProofError> {
         let n = end - start;
         if n == 1 {
-            return self[start as usize];
+            return self
+                .get(start as usize)
+                .copied()
+                .ok_or(ProofError::MissingNode { level: 0, index: start });
         }
         let k = split_point(n);
-        node_hash(&self.subtree_root(start, start + k), &self.subtree_root(start + k, end))
+        Ok(node_hash(
+            &self.subtree_root(start, start + k)?,
+            &self.subtree_root(start + k, end)?,
+        ))
     }
 }
 
 /// The root of a tree whose leaf hashes are `leaves` (the empty tree's root for no leaves).
 pub fn root(leaves: &[Hash]) -> Hash {
+    let mut frontier = crate::Frontier::default();
+    for leaf in leaves {
+        frontier.push(*leaf, |_, _| {});
+    }
+    frontier.root()
+}
+
+/// The root computed by the RFC's recursive definition (tests compare the frontier against it).
+#[cfg(test)]
+pub(crate) fn root_recursive(leaves: &[Hash]) -> Hash {
     if leaves.is_empty() {
         empty_root()
     } else {
-        leaves.subtree_root(0, leaves.len() as u64)
+        leaves.subtree_root(0, leaves.len() as u64).unwrap_or_default()
     }
 }

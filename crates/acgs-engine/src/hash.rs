@@ -13,6 +13,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use acgs_audit::write_canonical_json;
+
 use crate::document::ConstitutionDocument;
 
 /// Domain-separation tag that starts the canonical form.
@@ -125,44 +127,4 @@ pub fn canonical_form(doc: &ConstitutionDocument) -> String {
 /// Hash a document's canonical form.
 pub fn hash_document(doc: &ConstitutionDocument) -> ConstitutionHash {
     ConstitutionHash(Sha256::digest(canonical_form(doc).as_bytes()).into())
-}
-
-/// Write JSON with object keys sorted by their UTF-8 bytes and no whitespace.
-///
-/// Written here rather than relying on `serde_json::Value`'s map order, which a dependency's
-/// `preserve_order` feature changes from sorted to insertion order.
-pub(crate) fn write_canonical_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json_string(k, out);
-                out.push(':');
-                write_canonical_json(&map[k.as_str()], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::String(s) => write_json_string(s, out),
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-fn write_json_string(s: &str, out: &mut String) {
-    // serde_json's string escaping is deterministic (RFC 8259 minimal escaping).
-    out.push_str(&Value::String(s.to_owned()).to_string());
 }

@@ -15,6 +15,9 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The stored tree does not fit together (a node the next append needs is missing).
+    #[error("audit log tree is inconsistent: {0}")]
+    Corrupt(String),
     /// Could not create the data directory.
     #[error("cannot create data directory `{path}`: {source}")]
     DataDir {
@@ -37,4 +40,18 @@ pub enum LogError {
     /// The batch containing this record could not be committed.
     #[error("decision log write failed: {0}")]
     WriteFailed(String),
+}
+
+/// Why a log operation over the store (proof, checkpoint, verification) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrityError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The request does not fit the log (e.g. a size larger than the tree).
+    #[error(transparent)]
+    Proof(#[from] acgs_audit::ProofError),
+    /// The log failed verification.
+    #[error("verification failed: {0}")]
+    Verify(#[from] acgs_audit::VerifyFailure),
 }

@@ -1,5 +1,7 @@
-//! The durable decision log of ACGS: one storage trait, SQLite and PostgreSQL backends, and the
-//! group-commit writer that makes every answered decision durable before the answer is sent.
+//! The durable, tamper-evident audit log of ACGS: one storage trait with SQLite and PostgreSQL backends that
+//! keep every event as a leaf of an RFC 6962 Merkle tree (with its tree nodes, signed checkpoints and a
+//! queryable decision index), the group-commit writer that makes every answered decision durable before the
+//! answer is sent, and the log operations built on the trait (proofs, checkpointing, verification).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,6 +17,8 @@
 #![deny(missing_docs)]
 
 mod error;
+mod event;
+mod integrity;
 mod log;
 mod postgres;
 mod record;
@@ -24,18 +28,22 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use error::{LogError, StoreError};
+use acgs_audit::{NodeId, NodeMap};
+pub use error::{IntegrityError, LogError, StoreError};
+pub use event::{AuditEntry, DECISION_EVENT_KIND};
+pub use integrity::{Checkpointer, consistency_proof, inclusion_proof, tree_root, verify_store};
 pub use log::{DecisionLog, LogConfig};
 pub use postgres::PostgresStore;
-pub use record::{DEFAULT_LIST_LIMIT, DecisionQuery, DecisionRecord, MAX_LIST_LIMIT};
+pub use record::{DEFAULT_LIST_LIMIT, DecisionQuery, DecisionRecord, MAX_LIST_LIMIT, PruneOutcome, StoredCheckpoint};
 pub use sqlite::{SqliteStore, SqliteSync};
 
-/// Storage of decision records. Implemented by [`SqliteStore`] and [`PostgresStore`]; both pass the
-/// same conformance suite (`tests/store_conformance.rs`).
+/// Storage of the audit log and its decision index. Implemented by [`SqliteStore`] and [`PostgresStore`];
+/// both pass the same conformance suite (`tests/store_conformance.rs`).
 #[async_trait]
 pub trait DecisionStore: Send + Sync + std::fmt::Debug {
-    /// Commit `records` in one transaction, assigning each the next gap-free sequence number (written
-    /// into the records). Either all are stored or none.
+    /// Commit `records` in one transaction as decision events: each gets the next gap-free sequence number
+    /// (written into the records), becomes a leaf of the tree (with the tree nodes it completes) and a row of
+    /// the decision index. Either all are stored or none.
     async fn append(&self, records: &mut [DecisionRecord]) -> Result<(), StoreError>;
     /// One decision by id.
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError>;
@@ -43,8 +51,22 @@ pub trait DecisionStore: Send + Sync + std::fmt::Debug {
     async fn list(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StoreError>;
     /// Number of stored decisions.
     async fn count(&self) -> Result<i64, StoreError>;
-    /// Highest assigned sequence number (0 when empty).
+    /// Highest assigned audit sequence number, i.e. the tree size (0 when empty).
     async fn last_seq(&self) -> Result<i64, StoreError>;
+    /// Audit entries with `seq >= from_seq`, ascending, at most `limit`.
+    async fn audit_entries(&self, from_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The stored tree nodes among `ids` (level 0 = leaf hashes); absent ones are left out.
+    async fn tree_nodes(&self, ids: &[NodeId]) -> Result<NodeMap, StoreError>;
+    /// Keep a signed checkpoint (a second one for the same size is ignored).
+    async fn add_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
+    /// Checkpoints with `tree_size > after_size`, ascending, at most `limit`.
+    async fn checkpoints(&self, after_size: i64, limit: u32) -> Result<Vec<StoredCheckpoint>, StoreError>;
+    /// The checkpoint with the largest tree size.
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+    /// Remove the bodies of events recorded before `older_than_us` (the longest such prefix of the log) and
+    /// their decision-index rows, keeping leaf hashes and tree nodes, and append an `audit.pruned` record; all
+    /// in one transaction. `None` when there was nothing to prune.
+    async fn prune(&self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError>;
     /// Check that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// `sqlite` or `postgres`.
@@ -72,10 +94,14 @@ pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn DecisionS
     }
 }
 
-/// Columns of the `decisions` table in insertion order (shared by both backends).
-pub(crate) const COLUMNS: &str = "seq, decision_id, recorded_at_us, principal_type, principal_id, action, \
-     resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
-     constitution_version, evaluated_in_us, body";
+/// Columns read for a decision: the index row and its event (shared by both backends).
+pub(crate) const SELECT_DECISIONS: &str = "SELECT seq, decision_id, recorded_at_us, principal_type, principal_id, \
+     action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
+     constitution_version, evaluated_in_us, (SELECT event FROM audit_log a WHERE a.seq = decisions.seq) AS event \
+     FROM decisions";
+
+/// Page size used when reading the log in order.
+pub(crate) const ENTRY_PAGE: u32 = 10_000;
 
 /// Push the WHERE clause and ORDER/LIMIT of a list query (shared SQL, backend-specific binds).
 pub(crate) fn push_list_query<'a, DB>(qb: &mut sqlx::QueryBuilder<'a, DB>, query: &'a DecisionQuery)
@@ -103,4 +129,56 @@ where
         qb.push(" AND recorded_at_us >= ").push_bind(since);
     }
     qb.push(" ORDER BY seq DESC LIMIT ").push_bind(query.effective_limit());
+}
+
+/// 32 stored bytes as a hash.
+pub(crate) fn hash_from(bytes: &[u8], what: &str) -> Result<acgs_audit::Hash, StoreError> {
+    acgs_audit::Hash::try_from(bytes).map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+/// Node rows `(level, idx, hash)` as a map.
+pub(crate) fn node_map(rows: Vec<(i64, i64, Vec<u8>)>) -> Result<NodeMap, StoreError> {
+    let mut nodes = Vec::with_capacity(rows.len());
+    for (level, index, hash) in rows {
+        let id = NodeId {
+            level: u8::try_from(level).map_err(|_| StoreError::Corrupt(format!("node level {level}")))?,
+            index: u64::try_from(index).map_err(|_| StoreError::Corrupt(format!("node index {index}")))?,
+        };
+        nodes.push((id, hash_from(&hash, "a tree node")?));
+    }
+    Ok(NodeMap::new(nodes))
+}
+
+/// The frontier of the stored tree of `size` leaves, whose nodes `ids` were fetched into `stored`.
+pub(crate) fn frontier_from(size: i64, ids: &[NodeId], stored: &NodeMap) -> Result<acgs_audit::Frontier, StoreError> {
+    use acgs_audit::SubtreeSource as _;
+    let hashes = ids
+        .iter()
+        .map(|id| stored.subtree_root(id.index << id.level, (id.index + 1) << id.level))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    acgs_audit::Frontier::from_hashes(size as u64, &hashes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// An `audit_log` row as an entry.
+pub(crate) fn entry_from_row(row: (i64, String, i64, Vec<u8>, Option<String>)) -> Result<AuditEntry, StoreError> {
+    let (seq, kind, recorded_at_us, leaf_hash, event) = row;
+    Ok(AuditEntry {
+        seq,
+        kind,
+        recorded_at_us,
+        leaf_hash: hash_from(&leaf_hash, "a leaf hash")?,
+        event,
+    })
+}
+
+/// An `audit_checkpoints` row as a checkpoint.
+pub(crate) fn checkpoint_from_row(row: (i64, Vec<u8>, i64, String)) -> Result<StoredCheckpoint, StoreError> {
+    let (tree_size, root, signed_at_us, note) = row;
+    Ok(StoredCheckpoint {
+        tree_size,
+        root: hash_from(&root, "a checkpoint root")?,
+        signed_at_us,
+        note,
+    })
 }

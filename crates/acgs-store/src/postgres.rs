@@ -4,16 +4,121 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::{COLUMNS, DecisionQuery, DecisionRecord, DecisionStore, StoreError, StoreOptions, push_list_query};
+use acgs_audit::{Frontier, NodeId, NodeMap};
+use sqlx::PgConnection;
+
+use crate::event::{NewEntry, PendingEvent};
+use crate::record::DecisionRow;
+use crate::{
+    AuditEntry, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, SELECT_DECISIONS, StoreError, StoreOptions,
+    StoredCheckpoint, frontier_from, node_map, push_list_query,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Insert a batch given as one array per column.
-const INSERT_FROM_ARRAYS: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, \
+/// Insert a batch of decision-index rows given as one array per column.
+const INSERT_DECISIONS: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, \
      principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
-     constitution_version, evaluated_in_us, body) \
+     constitution_version, evaluated_in_us) \
      SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], \
-     $8::text[], $9::text[], $10::text[], $11::boolean[], $12::text[], $13::text[], $14::bigint[], $15::text[])";
+     $8::text[], $9::text[], $10::text[], $11::boolean[], $12::text[], $13::text[], $14::bigint[])";
+
+/// Insert audit entries given as one array per column.
+const INSERT_ENTRIES: &str = "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) \
+     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::text[])";
+
+/// Insert tree nodes given as one array per column.
+const INSERT_NODES: &str =
+    "INSERT INTO audit_nodes (level, idx, hash) SELECT * FROM UNNEST($1::smallint[], $2::bigint[], $3::bytea[])";
+
+/// Stored tree nodes named by parallel arrays of levels and indexes (level 0 from the leaf hashes).
+const SELECT_NODES: &str = "SELECT 0::bigint AS level, a.seq - 1 AS idx, a.leaf_hash AS hash \
+     FROM UNNEST($1::bigint[], $2::bigint[]) AS j(level, idx) JOIN audit_log a ON a.seq = j.idx + 1 \
+     WHERE j.level = 0 \
+     UNION ALL SELECT n.level::bigint, n.idx, n.hash \
+     FROM UNNEST($1::bigint[], $2::bigint[]) AS j(level, idx) JOIN audit_nodes n \
+     ON n.level = j.level AND n.idx = j.idx";
+
+/// The stored nodes among `ids`.
+async fn select_nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
+    let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(SELECT_NODES)
+        .bind(ids.iter().map(|id| i64::from(id.level)).collect::<Vec<_>>())
+        .bind(ids.iter().map(|id| id.index as i64).collect::<Vec<_>>())
+        .fetch_all(conn)
+        .await?;
+    node_map(rows)
+}
+
+/// Append `events` inside the open transaction `conn`, which holds the sequencer lock.
+async fn append_events(conn: &mut PgConnection, events: &[PendingEvent<'_>]) -> Result<Vec<NewEntry>, StoreError> {
+    let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
+        .fetch_one(&mut *conn)
+        .await?;
+    let ids = Frontier::ids(size as u64);
+    let stored = select_nodes(&mut *conn, &ids).await?;
+    let mut frontier = frontier_from(size, &ids, &stored)?;
+    let entries: Vec<NewEntry> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| e.at(size + 1 + i as i64))
+        .collect();
+    let (mut levels, mut indexes, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+    for entry in &entries {
+        frontier.push(entry.leaf_hash, |id, hash| {
+            if id.level > 0 {
+                levels.push(i16::from(id.level));
+                indexes.push(id.index as i64);
+                hashes.push(hash.to_vec());
+            }
+        });
+    }
+    sqlx::query(INSERT_ENTRIES)
+        .bind(entries.iter().map(|e| e.seq).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.kind).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.recorded_at_us).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.leaf_hash.to_vec()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.event.as_str()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    if !levels.is_empty() {
+        sqlx::query(INSERT_NODES)
+            .bind(levels)
+            .bind(indexes)
+            .bind(hashes)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let decisions: Vec<(&DecisionRecord, i64)> = events
+        .iter()
+        .zip(&entries)
+        .filter_map(|(event, entry)| match event {
+            PendingEvent::Decision(r) => Some((*r, entry.seq)),
+            PendingEvent::Pruned { .. } => None,
+        })
+        .collect();
+    if !decisions.is_empty() {
+        let column = |f: fn(&DecisionRecord) -> &str| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<&str>>();
+        let int = |f: fn(&DecisionRecord) -> i64| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<i64>>();
+        sqlx::query(INSERT_DECISIONS)
+            .bind(decisions.iter().map(|(_, seq)| *seq).collect::<Vec<i64>>())
+            .bind(column(|r| &r.decision_id))
+            .bind(int(|r| r.recorded_at_us))
+            .bind(column(|r| &r.principal_type))
+            .bind(column(|r| &r.principal_id))
+            .bind(column(|r| &r.action))
+            .bind(column(|r| &r.resource_type))
+            .bind(column(|r| &r.resource_id))
+            .bind(column(|r| &r.outcome))
+            .bind(column(|r| &r.effective_outcome))
+            .bind(decisions.iter().map(|(r, _)| r.shadow).collect::<Vec<bool>>())
+            .bind(column(|r| &r.constitutional_hash))
+            .bind(column(|r| &r.constitution_version))
+            .bind(int(|r| r.evaluated_in_us))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(entries)
+}
 
 /// Advisory lock key serialising sequence assignment across replicas ("ACGS-SEQ" in ASCII).
 const SEQUENCER_LOCK: i64 = 0x4143_4753_2d53_4551;
@@ -45,54 +150,35 @@ impl DecisionStore for PostgresStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        // One sequencer at a time, across every replica: gap-free sequence numbers.
+        // One sequencer at a time, across every replica: gap-free sequence numbers and one tree.
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(SEQUENCER_LOCK)
             .execute(&mut *tx)
             .await?;
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM decisions")
-            .fetch_one(&mut *tx)
-            .await?;
-        for (i, r) in records.iter_mut().enumerate() {
-            r.seq = last + 1 + i as i64;
-        }
-        // One constant statement whatever the batch size: columns travel as arrays.
-        let column = |f: fn(&DecisionRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
-        sqlx::query(INSERT_FROM_ARRAYS)
-            .bind(records.iter().map(|r| r.seq).collect::<Vec<i64>>())
-            .bind(column(|r| &r.decision_id))
-            .bind(records.iter().map(|r| r.recorded_at_us).collect::<Vec<i64>>())
-            .bind(column(|r| &r.principal_type))
-            .bind(column(|r| &r.principal_id))
-            .bind(column(|r| &r.action))
-            .bind(column(|r| &r.resource_type))
-            .bind(column(|r| &r.resource_id))
-            .bind(column(|r| &r.outcome))
-            .bind(column(|r| &r.effective_outcome))
-            .bind(records.iter().map(|r| r.shadow).collect::<Vec<bool>>())
-            .bind(column(|r| &r.constitutional_hash))
-            .bind(column(|r| &r.constitution_version))
-            .bind(records.iter().map(|r| r.evaluated_in_us).collect::<Vec<i64>>())
-            .bind(column(|r| &r.body))
-            .execute(&mut *tx)
-            .await?;
+        let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
+        let entries = append_events(&mut tx, &events).await?;
         tx.commit().await?;
+        for (r, e) in records.iter_mut().zip(entries) {
+            r.seq = e.seq;
+        }
         Ok(())
     }
 
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError> {
         Ok(
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM decisions WHERE decision_id = $1"))
+            sqlx::query_as::<_, DecisionRow>(&format!("{SELECT_DECISIONS} WHERE decision_id = $1"))
                 .bind(decision_id)
                 .fetch_optional(&self.pool)
-                .await?,
+                .await?
+                .map(DecisionRecord::from),
         )
     }
 
     async fn list(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StoreError> {
-        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM decisions"));
+        let mut qb = QueryBuilder::<Postgres>::new(SELECT_DECISIONS);
         push_list_query(&mut qb, query);
-        Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+        let rows: Vec<DecisionRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(DecisionRecord::from).collect())
     }
 
     async fn count(&self) -> Result<i64, StoreError> {
@@ -102,9 +188,100 @@ impl DecisionStore for PostgresStore {
     }
 
     async fn last_seq(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM decisions")
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    async fn audit_entries(&self, from_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<(i64, String, i64, Vec<u8>, Option<String>)> = sqlx::query_as(
+            "SELECT seq, kind, recorded_at_us, leaf_hash, event FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(from_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(crate::entry_from_row).collect()
+    }
+
+    async fn tree_nodes(&self, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        select_nodes(&mut conn, ids).await
+    }
+
+    async fn add_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (tree_size, root, signed_at_us, note) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tree_size) DO NOTHING",
+        )
+        .bind(c.tree_size)
+        .bind(c.root.as_slice())
+        .bind(c.signed_at_us)
+        .bind(&c.note)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self, after_size: i64, limit: u32) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>, i64, String)> = sqlx::query_as(
+            "SELECT tree_size, root, signed_at_us, note FROM audit_checkpoints WHERE tree_size > $1 \
+             ORDER BY tree_size LIMIT $2",
+        )
+        .bind(after_size)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(crate::checkpoint_from_row).collect()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row: Option<(i64, Vec<u8>, i64, String)> = sqlx::query_as(
+            "SELECT tree_size, root, signed_at_us, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(crate::checkpoint_from_row).transpose()
+    }
+
+    async fn prune(&self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SEQUENCER_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let (through_seq, already): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE((SELECT MIN(seq) - 1 FROM audit_log WHERE recorded_at_us >= $1), \
+                             (SELECT COALESCE(MAX(seq), 0) FROM audit_log)), \
+                    (SELECT COUNT(*) FROM audit_log WHERE event IS NULL)",
+        )
+        .bind(older_than_us)
+        .fetch_one(&mut *tx)
+        .await?;
+        if through_seq <= already {
+            return Ok(None);
+        }
+        let pruned = sqlx::query("UPDATE audit_log SET event = NULL WHERE seq <= $1 AND event IS NOT NULL")
+            .bind(through_seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM decisions WHERE seq <= $1")
+            .bind(through_seq)
+            .execute(&mut *tx)
+            .await?;
+        let record = PendingEvent::Pruned {
+            through_seq,
+            older_than_us,
+            recorded_at_us: now_us,
+        };
+        let entries = append_events(&mut tx, std::slice::from_ref(&record)).await?;
+        tx.commit().await?;
+        Ok(Some(PruneOutcome {
+            through_seq,
+            events_pruned: pruned as i64,
+            record_seq: entries[0].seq,
+        }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

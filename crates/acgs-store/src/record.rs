@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One decision as recorded in the log.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionRecord {
     /// Audit sequence number: gap-free, starting at 1, assigned when the record is committed.
     pub seq: i64,
@@ -33,9 +33,75 @@ pub struct DecisionRecord {
     pub constitution_version: String,
     /// Engine evaluation time in microseconds.
     pub evaluated_in_us: i64,
-    /// JSON text: the request (content redacted to its hash and length), reasons, detections, errors and
-    /// explanation.
+    /// Canonical JSON text (see `acgs_audit::canonical_json`): the request (content redacted to its hash and
+    /// length), reasons, detections, errors and explanation. Empty when the event was pruned.
     pub body: String,
+}
+
+/// A row of the decision index with its event (as read back).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct DecisionRow {
+    seq: i64,
+    decision_id: String,
+    recorded_at_us: i64,
+    principal_type: String,
+    principal_id: String,
+    action: String,
+    resource_type: String,
+    resource_id: String,
+    outcome: String,
+    effective_outcome: String,
+    shadow: bool,
+    constitutional_hash: String,
+    constitution_version: String,
+    evaluated_in_us: i64,
+    event: Option<String>,
+}
+
+impl From<DecisionRow> for DecisionRecord {
+    fn from(r: DecisionRow) -> Self {
+        Self {
+            seq: r.seq,
+            decision_id: r.decision_id,
+            recorded_at_us: r.recorded_at_us,
+            principal_type: r.principal_type,
+            principal_id: r.principal_id,
+            action: r.action,
+            resource_type: r.resource_type,
+            resource_id: r.resource_id,
+            outcome: r.outcome,
+            effective_outcome: r.effective_outcome,
+            shadow: r.shadow,
+            constitutional_hash: r.constitutional_hash,
+            constitution_version: r.constitution_version,
+            evaluated_in_us: r.evaluated_in_us,
+            body: r.event.as_deref().map(crate::event::decision_body).unwrap_or_default(),
+        }
+    }
+}
+
+/// A signed tree head as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCheckpoint {
+    /// Number of leaves the checkpoint covers.
+    pub tree_size: i64,
+    /// Root over those leaves.
+    pub root: acgs_audit::Hash,
+    /// When it was signed (µs since the Unix epoch).
+    pub signed_at_us: i64,
+    /// The signed note (C2SP checkpoint format).
+    pub note: String,
+}
+
+/// What a prune did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneOutcome {
+    /// Events with sequence numbers up to this one no longer have a body.
+    pub through_seq: i64,
+    /// Event bodies removed by this prune.
+    pub events_pruned: i64,
+    /// Sequence number of the `audit.pruned` record this prune appended.
+    pub record_seq: i64,
 }
 
 /// Filters for listing decisions, newest first.

@@ -7,19 +7,42 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::{COLUMNS, DecisionQuery, DecisionRecord, DecisionStore, StoreError, StoreOptions, push_list_query};
+use acgs_audit::{Frontier, NodeId, NodeMap};
+use sqlx::SqliteConnection;
 
-/// Insert a batch given as a JSON array of row arrays (see [`row_json`]), in array order.
-const INSERT_FROM_JSON: &str = "INSERT INTO decisions (decision_id, recorded_at_us, principal_type, principal_id, \
-     action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
-     constitution_version, evaluated_in_us, body) \
+use crate::event::{NewEntry, PendingEvent};
+use crate::record::DecisionRow;
+use crate::{
+    AuditEntry, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, SELECT_DECISIONS, StoreError, StoreOptions,
+    StoredCheckpoint, frontier_from, node_map, push_list_query,
+};
+
+/// Insert audit entries given as a JSON array of `[seq, kind, recorded_at_us, hex leaf hash, event]`.
+const INSERT_ENTRIES: &str = "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, unhex(value ->> 3), value ->> 4 FROM json_each(?1)";
+
+/// Insert tree nodes given as a JSON array of `[level, idx, hex hash]`.
+const INSERT_NODES: &str = "INSERT INTO audit_nodes (level, idx, hash) \
+     SELECT value ->> 0, value ->> 1, unhex(value ->> 2) FROM json_each(?1)";
+
+/// Insert decision-index rows given as a JSON array of row arrays (see [`index_row`]).
+const INSERT_DECISIONS: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, \
+     principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
+     constitution_version, evaluated_in_us) \
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
      value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13 \
-     FROM json_each(?1) ORDER BY key";
+     FROM json_each(?1)";
 
-/// One row for [`INSERT_FROM_JSON`], columns in its order.
-fn row_json(r: &DecisionRecord) -> serde_json::Value {
+/// Stored tree nodes named by a JSON array of `[level, idx]` (level 0 from the leaf hashes).
+const SELECT_NODES: &str = "SELECT 0 AS level, a.seq - 1 AS idx, a.leaf_hash AS hash \
+     FROM json_each(?1) j JOIN audit_log a ON a.seq = (j.value ->> 1) + 1 WHERE j.value ->> 0 = 0 \
+     UNION ALL SELECT n.level, n.idx, n.hash \
+     FROM json_each(?1) j JOIN audit_nodes n ON n.level = j.value ->> 0 AND n.idx = j.value ->> 1";
+
+/// One decision-index row for [`INSERT_DECISIONS`], columns in its order.
+fn index_row(r: &DecisionRecord) -> serde_json::Value {
     serde_json::json!([
+        r.seq,
         r.decision_id,
         r.recorded_at_us,
         r.principal_type,
@@ -33,8 +56,75 @@ fn row_json(r: &DecisionRecord) -> serde_json::Value {
         r.constitutional_hash,
         r.constitution_version,
         r.evaluated_in_us,
-        r.body,
     ])
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+/// The stored nodes among `ids`.
+async fn select_nodes(conn: &mut SqliteConnection, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
+    let wanted = to_json(&ids.iter().map(|id| (id.level, id.index)).collect::<Vec<_>>())?;
+    let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(SELECT_NODES).bind(wanted).fetch_all(conn).await?;
+    node_map(rows)
+}
+
+/// Append `events` at the end of the log inside the open transaction `conn`: leaves, completed tree nodes and
+/// decision-index rows. Returns the new entries.
+async fn append_events(conn: &mut SqliteConnection, events: &[PendingEvent<'_>]) -> Result<Vec<NewEntry>, StoreError> {
+    let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
+        .fetch_one(&mut *conn)
+        .await?;
+    let ids = Frontier::ids(size as u64);
+    let stored = select_nodes(&mut *conn, &ids).await?;
+    let mut frontier = frontier_from(size, &ids, &stored)?;
+    let entries: Vec<NewEntry> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| e.at(size + 1 + i as i64))
+        .collect();
+    let mut nodes = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        frontier.push(entry.leaf_hash, |id, hash| {
+            if id.level > 0 {
+                nodes.push((id.level, id.index, hex::encode(hash)));
+            }
+        });
+    }
+    let rows: Vec<_> = entries
+        .iter()
+        .map(|e| (e.seq, e.kind, e.recorded_at_us, hex::encode(e.leaf_hash), &e.event))
+        .collect();
+    sqlx::query(INSERT_ENTRIES)
+        .bind(to_json(&rows)?)
+        .execute(&mut *conn)
+        .await?;
+    if !nodes.is_empty() {
+        sqlx::query(INSERT_NODES)
+            .bind(to_json(&nodes)?)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let decisions: Vec<serde_json::Value> = events
+        .iter()
+        .zip(&entries)
+        .filter_map(|(event, entry)| match event {
+            PendingEvent::Decision(r) => {
+                let mut row = index_row(r);
+                row[0] = entry.seq.into();
+                Some(row)
+            }
+            PendingEvent::Pruned { .. } => None,
+        })
+        .collect();
+    if !decisions.is_empty() {
+        sqlx::query(INSERT_DECISIONS)
+            .bind(to_json(&decisions)?)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(entries)
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -124,40 +214,33 @@ impl DecisionStore for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        // The batch travels as one JSON array bound to one constant statement: one round trip to the
-        // database thread and one cached prepared statement whatever the batch size (a multi-row VALUES
-        // list would be a new statement to prepare for every batch size).
-        //
-        // `seq` is the table's INTEGER PRIMARY KEY, i.e. the rowid: SQLite gives each inserted row
-        // MAX(rowid) + 1 under the write lock, so the single INSERT assigns a contiguous, gap-free range
-        // in array order and is atomic on its own.
-        let rows = serde_json::to_string(&records.iter().map(row_json).collect::<Vec<_>>())
-            .map_err(|e| StoreError::Encode(e.to_string()))?;
-        let last_rowid = sqlx::query(INSERT_FROM_JSON)
-            .bind(rows)
-            .execute(&self.writer)
-            .await?
-            .last_insert_rowid();
-        let first = last_rowid - records.len() as i64 + 1;
-        for (i, r) in records.iter_mut().enumerate() {
-            r.seq = first + i as i64;
+        // BEGIN IMMEDIATE takes the write lock first, so reading the tree size and frontier and appending
+        // after them is one atomic step even if another process (e.g. `acgs audit prune`) writes too.
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
+        let entries = append_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        for (r, e) in records.iter_mut().zip(entries) {
+            r.seq = e.seq;
         }
         Ok(())
     }
 
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError> {
         Ok(
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM decisions WHERE decision_id = ?"))
+            sqlx::query_as::<_, DecisionRow>(&format!("{SELECT_DECISIONS} WHERE decision_id = ?"))
                 .bind(decision_id)
                 .fetch_optional(&self.pool)
-                .await?,
+                .await?
+                .map(DecisionRecord::from),
         )
     }
 
     async fn list(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM decisions"));
+        let mut qb = QueryBuilder::<Sqlite>::new(SELECT_DECISIONS);
         push_list_query(&mut qb, query);
-        Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+        let rows: Vec<DecisionRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(DecisionRecord::from).collect())
     }
 
     async fn count(&self) -> Result<i64, StoreError> {
@@ -167,9 +250,96 @@ impl DecisionStore for SqliteStore {
     }
 
     async fn last_seq(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM decisions")
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    async fn audit_entries(&self, from_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<(i64, String, i64, Vec<u8>, Option<String>)> = sqlx::query_as(
+            "SELECT seq, kind, recorded_at_us, leaf_hash, event FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?",
+        )
+        .bind(from_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(crate::entry_from_row).collect()
+    }
+
+    async fn tree_nodes(&self, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        select_nodes(&mut conn, ids).await
+    }
+
+    async fn add_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (tree_size, root, signed_at_us, note) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (tree_size) DO NOTHING",
+        )
+        .bind(c.tree_size)
+        .bind(c.root.as_slice())
+        .bind(c.signed_at_us)
+        .bind(&c.note)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self, after_size: i64, limit: u32) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>, i64, String)> = sqlx::query_as(
+            "SELECT tree_size, root, signed_at_us, note FROM audit_checkpoints WHERE tree_size > ? \
+             ORDER BY tree_size LIMIT ?",
+        )
+        .bind(after_size)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(crate::checkpoint_from_row).collect()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row: Option<(i64, Vec<u8>, i64, String)> = sqlx::query_as(
+            "SELECT tree_size, root, signed_at_us, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(crate::checkpoint_from_row).transpose()
+    }
+
+    async fn prune(&self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let (through_seq, already): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE((SELECT MIN(seq) - 1 FROM audit_log WHERE recorded_at_us >= ?1), \
+                             (SELECT COALESCE(MAX(seq), 0) FROM audit_log)), \
+                    (SELECT COUNT(*) FROM audit_log WHERE event IS NULL)",
+        )
+        .bind(older_than_us)
+        .fetch_one(&mut *tx)
+        .await?;
+        if through_seq <= already {
+            return Ok(None);
+        }
+        let pruned = sqlx::query("UPDATE audit_log SET event = NULL WHERE seq <= ? AND event IS NOT NULL")
+            .bind(through_seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM decisions WHERE seq <= ?")
+            .bind(through_seq)
+            .execute(&mut *tx)
+            .await?;
+        let record = PendingEvent::Pruned {
+            through_seq,
+            older_than_us,
+            recorded_at_us: now_us,
+        };
+        let entries = append_events(&mut tx, std::slice::from_ref(&record)).await?;
+        tx.commit().await?;
+        Ok(Some(PruneOutcome {
+            through_seq,
+            events_pruned: pruned as i64,
+            record_seq: entries[0].seq,
+        }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

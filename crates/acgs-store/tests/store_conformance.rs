@@ -5,77 +5,12 @@
 // Tests and benchmarks fail loudly on unexpected values.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
-use acgs_store::{DecisionLog, DecisionQuery, DecisionRecord, DecisionStore, LogConfig, StoreOptions};
-
-fn record(n: usize, outcome: &str) -> DecisionRecord {
-    DecisionRecord {
-        seq: 0,
-        decision_id: format!("dec-{n:06}"),
-        recorded_at_us: 1_700_000_000_000_000 + n as i64,
-        principal_type: "Agent".into(),
-        principal_id: format!("agent-{}", n % 3),
-        action: if n.is_multiple_of(2) {
-            "read_data".into()
-        } else {
-            "invoke_tool".into()
-        },
-        resource_type: "Tool".into(),
-        resource_id: "search".into(),
-        outcome: outcome.into(),
-        effective_outcome: outcome.into(),
-        shadow: false,
-        constitutional_hash: "ab".repeat(32),
-        constitution_version: "1.0.0".into(),
-        evaluated_in_us: 17,
-        body: format!(r#"{{"n":{n},"text":"naïve ✓ 'quoted' \"x\""}}"#),
-    }
-}
-
-async fn sqlite_store() -> (Arc<dyn DecisionStore>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/nested/acgs.db", dir.path().display());
-    let store = acgs_store::open(&url, &StoreOptions::default())
-        .await
-        .expect("open sqlite");
-    (store, dir)
-}
-
-async fn postgres_store() -> (Arc<dyn DecisionStore>, ()) {
-    let url = acgs_test_postgres_url();
-    (
-        acgs_store::open(&url, &StoreOptions::default())
-            .await
-            .expect("open postgres"),
-        (),
-    )
-}
-
-/// A URL for a fresh, empty schema on the test PostgreSQL server.
-fn acgs_test_postgres_url() -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let base =
-        std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!(
-        "acgs_store_test_{}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            % 1_000_000
-    );
-    let status = std::process::Command::new("psql")
-        .args([base.as_str(), "-q", "-c", &format!("CREATE SCHEMA {schema}")])
-        .status()
-        .expect("psql runs");
-    assert!(status.success(), "cannot create schema on {base}");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
-}
+use acgs_store::{DecisionLog, DecisionQuery, DecisionStore, LogConfig, StoreOptions};
+use common::{acgs_test_postgres_url, postgres_store, record, sqlite_store};
 
 async fn append_assigns_gap_free_sequence(store: Arc<dyn DecisionStore>) {
     assert_eq!(store.last_seq().await.unwrap(), 0);

@@ -133,7 +133,9 @@ async fn decide_and_log(state: &AppState, request: &DecisionRequest) -> Result<D
         errors: &decision.errors,
         explanation: &decision.explanation,
     };
-    let body = serde_json::to_string(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Canonical JSON: the body becomes part of the decision's audit leaf, which must not depend on key order.
+    let body = serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let body = acgs_audit::canonical_json(&body);
     let record = DecisionRecord {
         seq: 0,
         decision_id: decision_id.clone(),
