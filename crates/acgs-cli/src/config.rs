@@ -46,6 +46,19 @@ pub struct ServerFlags {
     /// Log filter, e.g. `info` or `acgs_server=debug` [default: info; RUST_LOG also works].
     #[arg(long, env = "ACGS_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// The audit log's Ed25519 signing key file, created (mode 0600) on first start
+    /// [default: DATA_DIR/audit-log.key].
+    #[arg(long, env = "ACGS_AUDIT_KEY")]
+    pub audit_key: Option<PathBuf>,
+    /// Name (checkpoint origin) for a newly created audit key [default: acgs.local/audit/<key id>].
+    #[arg(long, env = "ACGS_AUDIT_LOG_NAME")]
+    pub audit_log_name: Option<String>,
+    /// Sign a checkpoint at least this often (seconds) while the audit log grows [default: 10].
+    #[arg(long, env = "ACGS_CHECKPOINT_INTERVAL_SECS")]
+    pub checkpoint_interval_secs: Option<u64>,
+    /// Sign a checkpoint as soon as this many entries were added since the last [default: 1000].
+    #[arg(long, env = "ACGS_CHECKPOINT_ENTRIES")]
+    pub checkpoint_entries: Option<u64>,
 }
 
 /// Log output format.
@@ -75,6 +88,10 @@ pub struct FileConfig {
     workers: Option<usize>,
     log_format: Option<LogFormat>,
     log_level: Option<String>,
+    audit_key: Option<PathBuf>,
+    audit_log_name: Option<String>,
+    checkpoint_interval_secs: Option<u64>,
+    checkpoint_entries: Option<u64>,
 }
 
 impl FileConfig {
@@ -84,7 +101,10 @@ impl FileConfig {
         let mut config: FileConfig =
             toml::from_str(&text).with_context(|| format!("invalid config `{}`", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut config.data_dir, &mut config.constitution].into_iter().flatten() {
+        for p in [&mut config.data_dir, &mut config.constitution, &mut config.audit_key]
+            .into_iter()
+            .flatten()
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -92,6 +112,9 @@ impl FileConfig {
         Ok(config)
     }
 }
+
+/// File name of the audit key inside the data directory.
+pub const AUDIT_KEY_FILE: &str = "audit-log.key";
 
 /// Fully resolved server configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +143,14 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: String,
+    /// Audit log signing key file.
+    pub audit_key: PathBuf,
+    /// Name for a newly created audit key.
+    pub audit_log_name: Option<String>,
+    /// Longest time between checkpoints while the log grows.
+    pub checkpoint_interval: std::time::Duration,
+    /// New entries that trigger a checkpoint.
+    pub checkpoint_entries: u64,
 }
 
 impl ServerConfig {
@@ -153,6 +184,23 @@ impl ServerConfig {
             workers: flags.workers.or(file.workers).unwrap_or(0),
             log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
             log_level: flags.log_level.or(file.log_level).unwrap_or_else(|| "info".into()),
+            audit_key: flags
+                .audit_key
+                .or(file.audit_key)
+                .unwrap_or_else(|| data_dir.join(AUDIT_KEY_FILE)),
+            audit_log_name: flags.audit_log_name.or(file.audit_log_name),
+            checkpoint_interval: std::time::Duration::from_secs(
+                flags
+                    .checkpoint_interval_secs
+                    .or(file.checkpoint_interval_secs)
+                    .unwrap_or(acgs_server::DEFAULT_CHECKPOINT_INTERVAL.as_secs())
+                    .max(1),
+            ),
+            checkpoint_entries: flags
+                .checkpoint_entries
+                .or(file.checkpoint_entries)
+                .unwrap_or(acgs_server::DEFAULT_CHECKPOINT_ENTRIES as u64)
+                .max(1),
             data_dir,
         })
     }

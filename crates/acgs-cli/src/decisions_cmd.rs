@@ -10,10 +10,17 @@ use anyhow::{Context, Result, bail};
 pub struct Source {
     /// Data directory of an embedded (SQLite) server [default: ./acgs-data].
     #[arg(long, env = "ACGS_DATA_DIR")]
-    data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// Database URL (overrides --data-dir), e.g. postgres://...
     #[arg(long, env = "ACGS_DATABASE_URL")]
-    database_url: Option<String>,
+    pub database_url: Option<String>,
+}
+
+impl Source {
+    /// The data directory (default ./acgs-data).
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("acgs-data"))
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -54,8 +61,7 @@ fn database_url(source: &Source) -> Result<String> {
     if let Some(url) = &source.database_url {
         return Ok(url.clone());
     }
-    let dir = source.data_dir.clone().unwrap_or_else(|| PathBuf::from("acgs-data"));
-    let file = dir.join("acgs.db");
+    let file = source.data_dir().join("acgs.db");
     if !file.exists() {
         bail!(
             "no decision log at `{}` (use --data-dir or --database-url)",
@@ -132,14 +138,14 @@ pub fn run(cmd: DecisionsCommand) -> Result<ExitCode> {
     })
 }
 
-async fn open(source: &Source) -> Result<std::sync::Arc<dyn acgs_store::DecisionStore>> {
+pub async fn open(source: &Source) -> Result<std::sync::Arc<dyn acgs_store::DecisionStore>> {
     let url = database_url(source)?;
     acgs_store::open(&url, &StoreOptions::default())
         .await
         .with_context(|| format!("cannot open `{}`", crate::server_cmd::redact(&url)))
 }
 
-fn time(us: i64) -> String {
+pub fn time(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()

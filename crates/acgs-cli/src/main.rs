@@ -1,6 +1,7 @@
-//! `acgs`: the ACGS binary. Runs the server, checks constitutions, reads the decision log and
-//! generates load. Thin: each subcommand lives in its own module.
+//! `acgs`: the ACGS binary. Runs the server, checks constitutions, reads the decision log, verifies the
+//! audit log and generates load. Thin: each subcommand lives in its own module.
 
+mod audit_cmd;
 mod bench;
 mod config;
 mod constitution_cmd;
@@ -44,6 +45,9 @@ enum Command {
     /// Read the durable decision log.
     #[command(subcommand)]
     Decisions(decisions_cmd::DecisionsCommand),
+    /// Verify, export and prune the tamper-evident audit log; verify decision receipts offline.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
     /// Open-loop HTTP load generator: fixed arrival rate, latency from the intended send time.
     Bench(bench::BenchArgs),
 }
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Constitution(cmd) => constitution_cmd::run(cmd),
         Command::Decide(args) => decide_cmd::run(args),
         Command::Decisions(cmd) => decisions_cmd::run(cmd),
+        Command::Audit(cmd) => audit_cmd::run(cmd),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -67,6 +67,11 @@ pub fn load_constitution(path: Option<&std::path::Path>) -> Result<Constitution>
 fn run(config: ServerConfig) -> Result<ExitCode> {
     init_tracing(&config);
     let constitution = load_constitution(config.constitution.as_deref()).context("refusing to start")?;
+    let (key, created) = acgs_audit::LogKey::load_or_create(&config.audit_key, config.audit_log_name.as_deref())
+        .context("refusing to start: the audit log key is unusable")?;
+    if created {
+        tracing::info!(path = %config.audit_key.display(), key = %key.verifier_key(), "created the audit log key");
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if config.workers > 0 {
         builder.worker_threads(config.workers);
@@ -95,12 +100,16 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
         let version = constitution.metadata().version.clone();
         let source = constitution.source_name().to_owned();
         let engine = Arc::new(Engine::new(Arc::new(constitution)));
+        let verifier_key = key.verifier_key();
         let state = AppState::new(
             engine,
             log,
+            key,
             ServerSettings {
                 shadow: config.shadow,
                 max_body_bytes: config.max_body_bytes,
+                checkpoint_interval: config.checkpoint_interval,
+                checkpoint_entries: config.checkpoint_entries as i64,
             },
         );
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -123,6 +132,7 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
                 ""
             }
         );
+        println!("  audit log key: {verifier_key}");
         println!("  try: curl -s http://{addr}/v1/constitution/principles");
         acgs_server::serve(listener, state, shutdown_signal()).await?;
         tracing::info!("ACGS stopped; decision log flushed");

@@ -209,10 +209,23 @@ fn json_logs_are_one_object_per_line() {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let first = BufReader::new(stderr).lines().next().unwrap().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut next = || {
+        let text = lines.next().unwrap().unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    // First start: the audit log key is created and its public key logged.
+    let created = next();
+    let line = next();
     child.kill().unwrap();
     child.wait().unwrap();
-    let line: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(created["fields"]["message"], "created the audit log key");
+    assert!(
+        created["fields"]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("acgs.local/audit/")
+    );
     assert_eq!(line["fields"]["message"], "ACGS started");
     assert_eq!(line["fields"]["storage"], "sqlite");
     assert_eq!(line["level"], "INFO");

@@ -1,5 +1,6 @@
 //! Kill -9 the server while it is under load: every decision a client received is in the log, with the
-//! sequence number it was told, and the log has no gaps. On SQLite and on PostgreSQL.
+//! sequence number it was told, the log has no gaps, and after a restart the audit log still verifies
+//! (`acgs audit verify`). On SQLite and on PostgreSQL.
 // Tests and benchmarks fail loudly on unexpected values.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +13,9 @@ use std::time::Duration;
 
 use common::Server;
 
-async fn load_then_kill(mut server: Server, database_url: &str) {
+/// `args`: how to start the server (restarted on the same log); `source`: how `acgs audit verify` finds the log.
+async fn load_then_kill(args: &[&str], database_url: &str, source: &[&str]) {
+    let mut server = Server::start(args);
     let requests = Arc::new(common::example_requests());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -87,21 +90,54 @@ async fn load_then_kill(mut server: Server, database_url: &str) {
         answered.len(),
         count
     );
+
+    // Restart on the same log: it continues without a gap, and the whole log verifies against every
+    // checkpoint signed before and after the crash.
+    let mut server = Server::start(args);
+    let r = client
+        .post(format!("{}/v1/decisions", server.url))
+        .header("content-type", "application/json")
+        .body(requests[0].clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["audit_seq"], count + 1);
+    assert!(server.terminate().success());
+    let mut verify = vec!["audit", "verify"];
+    verify.extend_from_slice(source);
+    let out = std::process::Command::new(common::ACGS).args(&verify).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains(&format!("audit log verified: {} entries", count + 1)),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_log_keeps_every_answered_decision_after_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let server = Server::start(&["--data-dir", data]);
-    load_then_kill(server, &format!("sqlite://{data}/acgs.db")).await;
+    load_then_kill(
+        &["--data-dir", data],
+        &format!("sqlite://{data}/acgs.db"),
+        &["--data-dir", data],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_log_keeps_every_answered_decision_after_kill_9() {
     let url = common::postgres_url();
-    let server = Server::start(&["--database-url", &url]);
-    load_then_kill(server, &url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let key = format!("{data}/audit-log.key");
+    load_then_kill(
+        &["--database-url", &url, "--data-dir", data],
+        &url,
+        &["--database-url", &url, "--audit-key", &key],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,8 @@
-//! The ACGS HTTP API (axum): decisions, the active constitution, health, metrics and OpenAPI.
+//! The ACGS HTTP API (axum): decisions, the active constitution, the tamper-evident audit log (checkpoints,
+//! proofs, receipts), health, metrics and OpenAPI.
 //!
-//! [`app`] builds the router from an [`AppState`]; [`serve`] runs it on a listener until a shutdown
-//! signal, then drains the decision log. Every response carries `X-Constitutional-Hash`; every error is
+//! [`app`] builds the router from an [`AppState`]; [`serve`] runs it on a listener, signing checkpoints in the
+//! background, until a shutdown signal, then drains the decision log and signs a final checkpoint. Every response carries `X-Constitutional-Hash`; every error is
 //! an `application/problem+json` document ([`ApiError`]).
 #![deny(missing_docs)]
 
@@ -20,7 +21,10 @@ use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
 pub use error::{ApiError, Problem};
-pub use state::{AppState, DEFAULT_MAX_BODY_BYTES, MAX_BATCH_REQUESTS, ServerSettings};
+pub use state::{
+    AppState, DEFAULT_CHECKPOINT_ENTRIES, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_BODY_BYTES, MAX_BATCH_REQUESTS,
+    ServerSettings,
+};
 pub use telemetry::{HASH_HEADER, prometheus_handle};
 
 /// The OpenAPI description of the API, generated from the handlers and types.
@@ -32,6 +36,12 @@ pub use telemetry::{HASH_HEADER, prometheus_handle};
         routes::decisions::create_batch,
         routes::decisions::list,
         routes::decisions::show,
+        routes::audit::receipt,
+        routes::audit::key,
+        routes::audit::checkpoint,
+        routes::audit::entry,
+        routes::audit::inclusion,
+        routes::audit::consistency,
         routes::constitution::show,
         routes::constitution::principles,
         routes::system::health,
@@ -42,6 +52,7 @@ pub use telemetry::{HASH_HEADER, prometheus_handle};
     tags(
         (name = "decisions", description = "Ask for decisions and read the decision log"),
         (name = "constitution", description = "The active constitution"),
+        (name = "audit", description = "The tamper-evident audit log: key, checkpoints, entries, proofs, receipts"),
         (name = "system", description = "Health, readiness, metrics, API description"),
     )
 )]
@@ -57,6 +68,12 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/decisions/batch", post(routes::decisions::create_batch))
         .route("/v1/decisions/{decision_id}", get(routes::decisions::show))
+        .route("/v1/decisions/{decision_id}/receipt", get(routes::audit::receipt))
+        .route("/v1/audit/key", get(routes::audit::key))
+        .route("/v1/audit/checkpoint", get(routes::audit::checkpoint))
+        .route("/v1/audit/entries/{seq}", get(routes::audit::entry))
+        .route("/v1/audit/proof/inclusion", get(routes::audit::inclusion))
+        .route("/v1/audit/proof/consistency", get(routes::audit::consistency))
         .route("/v1/constitution", get(routes::constitution::show))
         .route("/v1/constitution/principles", get(routes::constitution::principles))
         .route("/health", get(routes::system::health))
@@ -102,14 +119,26 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
 }
 
 /// Serve `state` on `listener` until `shutdown` completes: stop accepting, finish in-flight requests,
-/// then commit everything queued in the decision log.
+/// commit everything queued in the decision log, then sign a checkpoint covering it. Checkpoints are signed
+/// in the background meanwhile (see [`ServerSettings::checkpoint_interval`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let log = state.log.clone();
+    let checkpointer = state.checkpointer.clone();
+    let periodic = tokio::spawn(
+        checkpointer
+            .clone()
+            .run(state.settings.checkpoint_interval, state.settings.checkpoint_entries),
+    );
     let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
     log.shutdown().await;
+    periodic.abort();
+    match checkpointer.checkpoint_now().await {
+        Ok(c) => tracing::info!(tree_size = c.tree_size, "final checkpoint signed"),
+        Err(e) => tracing::error!(error = %e, "cannot sign the final checkpoint"),
+    }
     result
 }

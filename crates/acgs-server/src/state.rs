@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use acgs_engine::Engine;
-use acgs_store::DecisionLog;
+use acgs_store::{Checkpointer, DecisionLog};
 
 /// Largest number of requests in one `POST /v1/decisions/batch`.
 pub const MAX_BATCH_REQUESTS: usize = 1000;
@@ -18,13 +18,25 @@ pub struct ServerSettings {
     pub shadow: bool,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// Sign a checkpoint at least this often while the log grows.
+    pub checkpoint_interval: std::time::Duration,
+    /// Sign a checkpoint as soon as this many entries were added since the last one.
+    pub checkpoint_entries: i64,
 }
+
+/// Default time between checkpoints while the log grows.
+pub const DEFAULT_CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Default number of new entries that triggers a checkpoint.
+pub const DEFAULT_CHECKPOINT_ENTRIES: i64 = 1000;
 
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             shadow: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            checkpoint_entries: DEFAULT_CHECKPOINT_ENTRIES,
         }
     }
 }
@@ -36,6 +48,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The durable decision log.
     pub log: DecisionLog,
+    /// Signs checkpoints of the audit log with the log key.
+    pub checkpointer: Checkpointer,
     /// Settings.
     pub settings: Arc<ServerSettings>,
     /// Prometheus renderer.
@@ -44,9 +58,10 @@ pub struct AppState {
 
 impl AppState {
     /// Build the state; installs the process-wide Prometheus recorder on first use.
-    pub fn new(engine: Arc<Engine>, log: DecisionLog, settings: ServerSettings) -> Self {
+    pub fn new(engine: Arc<Engine>, log: DecisionLog, key: acgs_audit::LogKey, settings: ServerSettings) -> Self {
         Self {
             engine,
+            checkpointer: Checkpointer::new(log.store().clone(), key),
             log,
             settings: Arc::new(settings),
             metrics: crate::telemetry::prometheus_handle(),

@@ -35,7 +35,12 @@ fn server_on(
     let constitution = Constitution::load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
     let log = DecisionLog::start(store, LogConfig::default());
     TestServer {
-        state: AppState::new(Arc::new(Engine::new(Arc::new(constitution))), log, settings),
+        state: AppState::new(
+            Arc::new(Engine::new(Arc::new(constitution))),
+            log,
+            acgs_audit::LogKey::generate(Some("acgs.test/audit")).unwrap(),
+            settings,
+        ),
         _dir: dir,
     }
 }
@@ -541,4 +546,108 @@ async fn ready_fails_when_storage_is_gone() {
     s.post("/v1/decisions", first(Outcome::Allow).to_string())
         .await
         .assert_problem(StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn audit_endpoints_serve_checkpoints_entries_proofs_and_receipts() {
+    let s = server(ServerSettings::default()).await;
+    let mut ids = Vec::new();
+    for (_, request) in example_requests().into_iter().take(6) {
+        let reply = s.post("/v1/decisions", request.to_string()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        ids.push(reply.json()["decision_id"].as_str().unwrap().to_owned());
+    }
+    let key = s.get("/v1/audit/key").await.json();
+    assert_eq!(key["algorithm"], "ed25519");
+    let verifier = acgs_audit::VerifierKey::parse(key["verifier_key"].as_str().unwrap()).unwrap();
+    assert_eq!(verifier.name, key["origin"]);
+
+    // A receipt verifies with nothing but the public key, and names the decision.
+    let reply = s.get(&format!("/v1/decisions/{}/receipt", ids[2])).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let receipt: acgs_audit::Receipt = serde_json::from_str(&reply.text).unwrap();
+    assert_eq!(receipt.seq, 3);
+    let verified = receipt.verify(&verifier).unwrap();
+    assert_eq!(verified.event["decision"]["decision_id"], ids[2].as_str());
+    assert_eq!(
+        verified.event["constitutional_hash"],
+        s.state.engine.constitution().hash().to_hex()
+    );
+    assert!(verified.checkpoint.size >= 3);
+    let mut forged = receipt.clone();
+    forged.event = forged.event.replacen("\"seq\":3", "\"seq\":4", 1);
+    assert!(forged.verify(&verifier).is_err());
+
+    // The latest checkpoint, entries, and proofs that check against it.
+    let checkpoint = s.get("/v1/audit/checkpoint").await.json();
+    let signed = verifier
+        .verify_checkpoint(checkpoint["note"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(signed.size, checkpoint["tree_size"].as_u64().unwrap());
+    let entry = s.get("/v1/audit/entries/2").await.json();
+    assert_eq!(entry["kind"], "decision");
+    let event = entry["event"].as_str().unwrap();
+    use base64::Engine as _;
+    let b64 = |v: &Value| -> [u8; 32] {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    assert_eq!(b64(&entry["leaf_hash"]), acgs_audit::leaf_hash(event.as_bytes()));
+    let inclusion = s
+        .get(&format!("/v1/audit/proof/inclusion?seq=2&size={}", signed.size))
+        .await
+        .json();
+    let proof: Vec<[u8; 32]> = inclusion["proof"].as_array().unwrap().iter().map(b64).collect();
+    acgs_audit::verify_inclusion(&b64(&entry["leaf_hash"]), 1, signed.size, &proof, &signed.root).unwrap();
+    assert_eq!(inclusion["checkpoint"], checkpoint["note"]);
+    // Consistency between an older signed head and the latest one.
+    s.post("/v1/decisions", first(Outcome::Deny).to_string()).await;
+    let newer = s.get(&format!("/v1/decisions/{}/receipt", ids[0])).await;
+    assert_eq!(newer.status, StatusCode::OK);
+    let newer = s.get("/v1/audit/proof/inclusion?seq=7").await.json();
+    let newer_head = verifier
+        .verify_checkpoint(newer["checkpoint"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        newer_head.size, 7,
+        "a checkpoint covering the entry is signed on demand"
+    );
+    let consistency = s
+        .get(&format!("/v1/audit/proof/consistency?from={}&to=7", signed.size))
+        .await
+        .json();
+    let proof: Vec<[u8; 32]> = consistency["proof"].as_array().unwrap().iter().map(b64).collect();
+    acgs_audit::verify_consistency(signed.size, 7, &signed.root, &newer_head.root, &proof).unwrap();
+
+    // Bad parameters are 400, unknown entries 404, all as problem documents.
+    s.get("/v1/audit/entries/0")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    s.get("/v1/audit/entries/abc")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    s.get("/v1/audit/entries/99")
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+    s.get("/v1/audit/proof/inclusion?seq=99")
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+    s.get("/v1/audit/proof/inclusion?seq=5&size=3")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    s.get("/v1/audit/proof/inclusion?seq=x")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    s.get("/v1/audit/proof/consistency?from=5&to=3")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    s.get("/v1/audit/proof/consistency?from=1&to=500")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    s.get("/v1/decisions/nope/receipt")
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
 }

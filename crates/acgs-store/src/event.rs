@@ -29,25 +29,29 @@ pub struct AuditEntry {
     pub kind: String,
     /// When the event was recorded (µs since the Unix epoch).
     pub recorded_at_us: i64,
-    /// RFC 6962 leaf hash of the event.
-    #[serde(with = "hex_hash")]
+    /// RFC 6962 leaf hash of the event (base64 in JSON).
+    #[serde(with = "base64_hash")]
     pub leaf_hash: Hash,
     /// The event's canonical JSON (the leaf data); `None` once pruned.
     pub event: Option<String>,
 }
 
-mod hex_hash {
+mod base64_hash {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(hash))
+        s.serialize_str(&STANDARD.encode(hash))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let text = String::deserialize(d)?;
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(&text, &mut out).map_err(serde::de::Error::custom)?;
-        Ok(out)
+        STANDARD
+            .decode(&text)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            .ok_or_else(|| serde::de::Error::custom("expected a base64 32-byte hash"))
     }
 }
 

@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per resource. Handlers only extract, call and map.
 
+pub mod audit;
 pub mod constitution;
 pub mod decisions;
 pub mod system;
