@@ -26,7 +26,7 @@ impl NodeId {
     /// The node covering exactly `start..end`, if that range is a complete aligned subtree.
     fn covering(start: u64, end: u64) -> Option<Self> {
         let n = end - start;
-        (n.is_power_of_two() && start % n == 0).then(|| Self {
+        (n.is_power_of_two() && start.is_multiple_of(n)).then(|| Self {
             level: n.trailing_zeros() as u8,
             index: start >> n.trailing_zeros(),
         })

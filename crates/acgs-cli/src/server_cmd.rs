@@ -87,6 +87,19 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
         )
         .await
         .with_context(|| format!("cannot open the decision log at `{}`", redact(&config.database_url)))?;
+        // The key must be the one that signed this log: a different key would sign checkpoints nobody can verify
+        // against the log's published key.
+        if let Some(latest) = store.latest_checkpoint().await.context("cannot read the audit log")? {
+            let verifier = acgs_audit::VerifierKey::parse(&key.verifier_key())?;
+            if let Err(e) = verifier.verify_checkpoint(&latest.note) {
+                anyhow::bail!(
+                    "refusing to start: the audit key `{}` did not sign this log's latest checkpoint (size {}): {e}; \
+                     restore the log's key file (see docs/operations.md)",
+                    config.audit_key.display(),
+                    latest.tree_size
+                );
+            }
+        }
         let backend = store.backend();
         let log = DecisionLog::start(
             store,

@@ -200,6 +200,18 @@ async fn verify_export_prune_and_tampering_through_the_cli() {
     let o = acgs_in(cwd, &["audit", "prune", "--data-dir", data, "--older-than", "soon"]);
     assert!(!o.status.success());
     assert!(stdout(&o).contains("not an age"), "{}", stdout(&o));
+
+    // A server given another key than the one that signed the log refuses to start.
+    let key_file = std::path::Path::new(data).join("audit-log.key");
+    std::fs::rename(&key_file, cwd.join("original.key")).unwrap();
+    acgs_audit::LogKey::load_or_create(&key_file, None).unwrap();
+    let o = acgs_in(cwd, &["serve", "--listen", "127.0.0.1:0", "--data-dir", data]);
+    assert!(!o.status.success());
+    assert!(
+        stdout(&o).contains("did not sign this log's latest checkpoint"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

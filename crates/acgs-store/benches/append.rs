@@ -1,4 +1,5 @@
-//! Cost of committing decision records to SQLite through the store, by batch size and durability level.
+//! Cost of committing decision records to SQLite through the store, by batch size and durability level. Each
+//! record becomes an audit leaf: canonical event, leaf hash, the tree nodes it completes and an index row.
 //!
 //! `cargo bench -p acgs-store --bench append` (writes under the system temp directory). Each batch is one call to
 //! `DecisionStore::append`, i.e. one commit, as the group-commit writer does; records carry a 900-byte body, about
@@ -27,7 +28,7 @@ fn record(n: usize) -> DecisionRecord {
         constitutional_hash: "ab".repeat(32),
         constitution_version: "1.0.0".into(),
         evaluated_in_us: 30,
-        body: "x".repeat(900),
+        body: format!(r#"{{"explanation":"{}"}}"#, "x".repeat(880)),
     }
 }
 

@@ -143,28 +143,31 @@ fn now_us() -> i64 {
 /// problem (an `IntegrityError::Verify` naming its sequence number).
 pub async fn verify_store(store: &dyn DecisionStore, key: &VerifierKey) -> Result<VerifyReport, IntegrityError> {
     let mut verifier = LogVerifier::new(key.clone());
+    // Snapshot the log while the server may keep appending: checkpoints signed before the snapshot bound what
+    // must be present (one beyond the stored entries means truncation); later entries and checkpoints are left
+    // for the next run.
+    let checkpoint_limit = store.latest_checkpoint().await?.map_or(0, |c| c.tree_size);
+    let size = store.last_seq().await?;
     let mut checkpoints = CheckpointPages::default();
     let mut signed: Vec<(u64, Hash)> = Vec::new();
     let mut next = 1i64;
-    loop {
+    while next <= size {
         let entries = store.audit_entries(next, ENTRY_PAGE).await?;
         let Some(last) = entries.last().map(|e| e.seq) else {
             break;
         };
         // The verifier needs each checkpoint before the entry that completes its size.
-        let mut entries = entries.iter().peekable();
-        while let Some(e) = entries.peek() {
+        for e in entries.iter().filter(|e| e.seq <= size) {
             while let Some(c) = checkpoints.next_up_to(store, e.seq).await? {
                 signed.push((c.tree_size as u64, c.root));
                 verifier.add_checkpoint(c.tree_size as u64, c.note);
             }
             verifier.entry(e.seq as u64, &e.leaf_hash, e.event.as_deref())?;
-            entries.next();
         }
         next = last + 1;
     }
     // Checkpoints beyond the stored entries: the log was truncated (the verifier reports it).
-    while let Some(c) = checkpoints.next_up_to(store, i64::MAX).await? {
+    while let Some(c) = checkpoints.next_up_to(store, checkpoint_limit.max(size)).await? {
         signed.push((c.tree_size as u64, c.root));
         verifier.add_checkpoint(c.tree_size as u64, c.note);
     }
