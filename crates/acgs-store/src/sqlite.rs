@@ -33,6 +33,17 @@ const INSERT_DECISIONS: &str = "INSERT INTO decisions (seq, decision_id, recorde
      value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13 \
      FROM json_each(?1)";
 
+/// One batch in one round trip: entries (`?1`), tree nodes (`?2`) and decision-index rows (`?3`), each a JSON
+/// array as for the statements above (an empty array inserts nothing).
+fn insert_batch_sql() -> String {
+    format!(
+        "{}; {}; {}",
+        INSERT_ENTRIES,
+        INSERT_NODES.replace("?1", "?2"),
+        INSERT_DECISIONS.replace("?1", "?3")
+    )
+}
+
 /// Stored tree nodes named by a JSON array of `[level, idx]` (level 0 from the leaf hashes).
 const SELECT_NODES: &str = "SELECT 0 AS level, a.seq - 1 AS idx, a.leaf_hash AS hash \
      FROM json_each(?1) j JOIN audit_log a ON a.seq = (j.value ->> 1) + 1 WHERE j.value ->> 0 = 0 \
@@ -70,15 +81,26 @@ async fn select_nodes(conn: &mut SqliteConnection, ids: &[NodeId]) -> Result<Nod
     node_map(rows)
 }
 
-/// Append `events` at the end of the log inside the open transaction `conn`: leaves, completed tree nodes and
-/// decision-index rows. Returns the new entries.
-async fn append_events(conn: &mut SqliteConnection, events: &[PendingEvent<'_>]) -> Result<Vec<NewEntry>, StoreError> {
+/// Append `events` at the end of the log inside the open transaction `conn`, which holds the write lock:
+/// leaves, completed tree nodes and decision-index rows. `cached` is the tree's right edge as this process last
+/// committed it; it is used when the log has not grown since (another process, e.g. a prune, may append too).
+/// Returns the new entries and the right edge after them.
+async fn append_events(
+    conn: &mut SqliteConnection,
+    events: &[PendingEvent<'_>],
+    cached: Option<Frontier>,
+) -> Result<(Vec<NewEntry>, Frontier), StoreError> {
     let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
         .fetch_one(&mut *conn)
         .await?;
-    let ids = Frontier::ids(size as u64);
-    let stored = select_nodes(&mut *conn, &ids).await?;
-    let mut frontier = frontier_from(size, &ids, &stored)?;
+    let mut frontier = match cached {
+        Some(f) if f.size() == size as u64 => f,
+        _ => {
+            let ids = Frontier::ids(size as u64);
+            let stored = select_nodes(&mut *conn, &ids).await?;
+            frontier_from(size, &ids, &stored)?
+        }
+    };
     let entries: Vec<NewEntry> = events
         .iter()
         .enumerate()
@@ -96,16 +118,6 @@ async fn append_events(conn: &mut SqliteConnection, events: &[PendingEvent<'_>])
         .iter()
         .map(|e| (e.seq, e.kind, e.recorded_at_us, hex::encode(e.leaf_hash), &e.event))
         .collect();
-    sqlx::query(INSERT_ENTRIES)
-        .bind(to_json(&rows)?)
-        .execute(&mut *conn)
-        .await?;
-    if !nodes.is_empty() {
-        sqlx::query(INSERT_NODES)
-            .bind(to_json(&nodes)?)
-            .execute(&mut *conn)
-            .await?;
-    }
     let decisions: Vec<serde_json::Value> = events
         .iter()
         .zip(&entries)
@@ -118,13 +130,13 @@ async fn append_events(conn: &mut SqliteConnection, events: &[PendingEvent<'_>])
             PendingEvent::Pruned { .. } => None,
         })
         .collect();
-    if !decisions.is_empty() {
-        sqlx::query(INSERT_DECISIONS)
-            .bind(to_json(&decisions)?)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(entries)
+    sqlx::query(&insert_batch_sql())
+        .bind(to_json(&rows)?)
+        .bind(to_json(&nodes)?)
+        .bind(to_json(&decisions)?)
+        .execute(&mut *conn)
+        .await?;
+    Ok((entries, frontier))
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -169,6 +181,8 @@ pub struct SqliteStore {
     /// connection keeps its page cache valid (a connection whose cache another connection's commit
     /// invalidated must re-read its pages).
     writer: SqlitePool,
+    /// The tree's right edge after this process's last committed append (saves reading it back per batch).
+    frontier: std::sync::Arc<std::sync::Mutex<Option<Frontier>>>,
 }
 
 impl SqliteStore {
@@ -204,7 +218,23 @@ impl SqliteStore {
             .max_connections(max)
             .connect_with(connect)
             .await?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            frontier: Default::default(),
+        })
+    }
+}
+
+impl SqliteStore {
+    fn cached_frontier(&self) -> Option<Frontier> {
+        self.frontier.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn remember_frontier(&self, frontier: Frontier) {
+        if let Ok(mut cached) = self.frontier.lock() {
+            *cached = Some(frontier);
+        }
     }
 }
 
@@ -218,8 +248,9 @@ impl DecisionStore for SqliteStore {
         // after them is one atomic step even if another process (e.g. `acgs audit prune`) writes too.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
-        let entries = append_events(&mut tx, &events).await?;
+        let (entries, frontier) = append_events(&mut tx, &events, self.cached_frontier()).await?;
         tx.commit().await?;
+        self.remember_frontier(frontier);
         for (r, e) in records.iter_mut().zip(entries) {
             r.seq = e.seq;
         }
@@ -333,8 +364,9 @@ impl DecisionStore for SqliteStore {
             older_than_us,
             recorded_at_us: now_us,
         };
-        let entries = append_events(&mut tx, std::slice::from_ref(&record)).await?;
+        let (entries, frontier) = append_events(&mut tx, std::slice::from_ref(&record), self.cached_frontier()).await?;
         tx.commit().await?;
+        self.remember_frontier(frontier);
         Ok(Some(PruneOutcome {
             through_seq,
             events_pruned: pruned as i64,

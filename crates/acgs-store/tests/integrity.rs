@@ -264,6 +264,37 @@ async fn corrupted_tree_node_is_detected(db: Db) {
     ));
 }
 
+async fn checkpoints_are_signed_in_the_background_as_the_log_grows(db: Db) {
+    let key = LogKey::generate(Some("acgs.test/audit")).unwrap();
+    let verifier = VerifierKey::parse(&key.verifier_key()).unwrap();
+    let checkpointer = Checkpointer::new(db.store.clone(), key);
+    let task = tokio::spawn(checkpointer.run(std::time::Duration::from_millis(100), 1000));
+    let mut records: Vec<_> = (0..7).map(|i| record(i, "deny")).collect();
+    db.store.append(&mut records).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let latest = loop {
+        if let Some(c) = db.store.latest_checkpoint().await.unwrap()
+            && c.tree_size == 7
+        {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint was signed for the new entries"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    task.abort();
+    assert_eq!(verifier.verify_checkpoint(&latest.note).unwrap().size, 7);
+    assert_eq!(
+        acgs_store::verify_store(&*db.store, &verifier)
+            .await
+            .unwrap()
+            .checkpoints,
+        1
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -295,4 +326,5 @@ on_both_backends!(
     rewritten_event_with_its_leaf_hash_fails_its_checkpoint,
     truncated_log_is_detected,
     corrupted_tree_node_is_detected,
+    checkpoints_are_signed_in_the_background_as_the_log_grows,
 );
