@@ -50,7 +50,7 @@ pub struct ServerFlags {
     /// [default: DATA_DIR/audit-log.key].
     #[arg(long, env = "ACGS_AUDIT_KEY")]
     pub audit_key: Option<PathBuf>,
-    /// Name (checkpoint origin) for a newly created audit key [default: acgs.local/audit/<key id>].
+    /// Name (checkpoint origin) for a newly created audit key [default: `acgs.local/audit/KEY_ID`].
     #[arg(long, env = "ACGS_AUDIT_LOG_NAME")]
     pub audit_log_name: Option<String>,
     /// Sign a checkpoint at least this often (seconds) while the audit log grows [default: 10].
