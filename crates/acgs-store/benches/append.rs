@@ -8,29 +8,12 @@
 // Benchmarks fail loudly on unexpected values.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod records;
+
 use std::time::Instant;
 
-use acgs_store::{DecisionRecord, SqliteSync, StoreOptions};
-
-fn record(n: usize) -> DecisionRecord {
-    DecisionRecord {
-        seq: 0,
-        decision_id: format!("{n:036}"),
-        recorded_at_us: n as i64,
-        principal_type: "Agent".into(),
-        principal_id: "ap-agent".into(),
-        action: "transfer_funds".into(),
-        resource_type: "Account".into(),
-        resource_id: "opex-eur".into(),
-        outcome: "allow".into(),
-        effective_outcome: "allow".into(),
-        shadow: false,
-        constitutional_hash: "ab".repeat(32),
-        constitution_version: "1.0.0".into(),
-        evaluated_in_us: 30,
-        body: format!(r#"{{"explanation":"{}"}}"#, "x".repeat(880)),
-    }
-}
+use acgs_store::{SqliteSync, StoreOptions};
+use records::record;
 
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");

@@ -7,30 +7,14 @@
 // Benchmarks fail loudly on unexpected values.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod records;
+
 use std::time::{Duration, Instant};
 
 use acgs_audit::{LogKey, VerifierKey};
-use acgs_store::{Checkpointer, DecisionRecord, SqliteSync, StoreOptions};
+use acgs_store::{Checkpointer, SqliteSync, StoreOptions};
 use rand::{Rng as _, SeedableRng as _};
-
-fn record(n: usize) -> DecisionRecord {
-    DecisionRecord {
-        decision_id: format!("{n:036}"),
-        recorded_at_us: n as i64,
-        principal_type: "Agent".into(),
-        principal_id: "ap-agent".into(),
-        action: "transfer_funds".into(),
-        resource_type: "Account".into(),
-        resource_id: "opex-eur".into(),
-        outcome: "allow".into(),
-        effective_outcome: "allow".into(),
-        constitutional_hash: "ab".repeat(32),
-        constitution_version: "1.0.0".into(),
-        evaluated_in_us: 30,
-        body: format!(r#"{{"explanation":"{}"}}"#, "x".repeat(880)),
-        ..Default::default()
-    }
-}
+use records::record;
 
 fn percentiles(name: &str, mut samples: Vec<Duration>) {
     samples.sort();

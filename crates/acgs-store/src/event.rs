@@ -78,6 +78,42 @@ pub(crate) struct NewEntry {
     pub leaf_hash: Hash,
 }
 
+/// A batch ready to insert: its entries, the tree nodes above the leaves that it completes, and the decisions
+/// among its events with their sequence numbers.
+#[derive(Debug)]
+pub(crate) struct PreparedBatch<'a> {
+    pub entries: Vec<NewEntry>,
+    pub nodes: Vec<(acgs_audit::NodeId, Hash)>,
+    pub decisions: Vec<(&'a DecisionRecord, i64)>,
+}
+
+/// Give `events` the sequence numbers after `frontier` (the tree's right edge) and extend it with their leaves.
+pub(crate) fn prepare_batch<'a>(frontier: &mut acgs_audit::Frontier, events: &[PendingEvent<'a>]) -> PreparedBatch<'a> {
+    let first = frontier.size() as i64 + 1;
+    let entries: Vec<NewEntry> = events.iter().enumerate().map(|(i, e)| e.at(first + i as i64)).collect();
+    let mut nodes = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        frontier.push(entry.leaf_hash, |id, hash| {
+            if id.level > 0 {
+                nodes.push((id, *hash));
+            }
+        });
+    }
+    let decisions = events
+        .iter()
+        .zip(&entries)
+        .filter_map(|(event, entry)| match event {
+            PendingEvent::Decision(r) => Some((*r, entry.seq)),
+            PendingEvent::Pruned { .. } => None,
+        })
+        .collect();
+    PreparedBatch {
+        entries,
+        nodes,
+        decisions,
+    }
+}
+
 impl PendingEvent<'_> {
     /// The entry this event becomes at `seq`.
     pub(crate) fn at(&self, seq: i64) -> NewEntry {

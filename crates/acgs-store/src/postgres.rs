@@ -7,7 +7,7 @@ use sqlx::{Postgres, QueryBuilder};
 use acgs_audit::{Frontier, NodeId, NodeMap};
 use sqlx::PgConnection;
 
-use crate::event::{NewEntry, PendingEvent};
+use crate::event::{NewEntry, PendingEvent, PreparedBatch, prepare_batch};
 use crate::record::DecisionRow;
 use crate::{
     AuditEntry, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, SELECT_DECISIONS, StoreError, StoreOptions,
@@ -57,21 +57,11 @@ async fn append_events(conn: &mut PgConnection, events: &[PendingEvent<'_>]) -> 
     let ids = Frontier::ids(size as u64);
     let stored = select_nodes(&mut *conn, &ids).await?;
     let mut frontier = frontier_from(size, &ids, &stored)?;
-    let entries: Vec<NewEntry> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| e.at(size + 1 + i as i64))
-        .collect();
-    let (mut levels, mut indexes, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
-    for entry in &entries {
-        frontier.push(entry.leaf_hash, |id, hash| {
-            if id.level > 0 {
-                levels.push(i16::from(id.level));
-                indexes.push(id.index as i64);
-                hashes.push(hash.to_vec());
-            }
-        });
-    }
+    let PreparedBatch {
+        entries,
+        nodes,
+        decisions,
+    } = prepare_batch(&mut frontier, events);
     sqlx::query(INSERT_ENTRIES)
         .bind(entries.iter().map(|e| e.seq).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.kind).collect::<Vec<_>>())
@@ -80,22 +70,14 @@ async fn append_events(conn: &mut PgConnection, events: &[PendingEvent<'_>]) -> 
         .bind(entries.iter().map(|e| e.event.as_str()).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
-    if !levels.is_empty() {
+    if !nodes.is_empty() {
         sqlx::query(INSERT_NODES)
-            .bind(levels)
-            .bind(indexes)
-            .bind(hashes)
+            .bind(nodes.iter().map(|(id, _)| i16::from(id.level)).collect::<Vec<_>>())
+            .bind(nodes.iter().map(|(id, _)| id.index as i64).collect::<Vec<_>>())
+            .bind(nodes.iter().map(|(_, h)| h.to_vec()).collect::<Vec<_>>())
             .execute(&mut *conn)
             .await?;
     }
-    let decisions: Vec<(&DecisionRecord, i64)> = events
-        .iter()
-        .zip(&entries)
-        .filter_map(|(event, entry)| match event {
-            PendingEvent::Decision(r) => Some((*r, entry.seq)),
-            PendingEvent::Pruned { .. } => None,
-        })
-        .collect();
     if !decisions.is_empty() {
         let column = |f: fn(&DecisionRecord) -> &str| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<&str>>();
         let int = |f: fn(&DecisionRecord) -> i64| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<i64>>();

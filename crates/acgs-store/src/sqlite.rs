@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use acgs_audit::{Frontier, NodeId, NodeMap};
 use sqlx::SqliteConnection;
 
-use crate::event::{NewEntry, PendingEvent};
+use crate::event::{NewEntry, PendingEvent, prepare_batch};
 use crate::record::DecisionRow;
 use crate::{
     AuditEntry, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, SELECT_DECISIONS, StoreError, StoreOptions,
@@ -35,14 +35,14 @@ const INSERT_DECISIONS: &str = "INSERT INTO decisions (seq, decision_id, recorde
 
 /// One batch in one round trip: entries (`?1`), tree nodes (`?2`) and decision-index rows (`?3`), each a JSON
 /// array as for the statements above (an empty array inserts nothing).
-fn insert_batch_sql() -> String {
+static INSERT_BATCH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "{}; {}; {}",
         INSERT_ENTRIES,
         INSERT_NODES.replace("?1", "?2"),
         INSERT_DECISIONS.replace("?1", "?3")
     )
-}
+});
 
 /// Stored tree nodes named by a JSON array of `[level, idx]` (level 0 from the leaf hashes).
 const SELECT_NODES: &str = "SELECT 0 AS level, a.seq - 1 AS idx, a.leaf_hash AS hash \
@@ -51,9 +51,9 @@ const SELECT_NODES: &str = "SELECT 0 AS level, a.seq - 1 AS idx, a.leaf_hash AS 
      FROM json_each(?1) j JOIN audit_nodes n ON n.level = j.value ->> 0 AND n.idx = j.value ->> 1";
 
 /// One decision-index row for [`INSERT_DECISIONS`], columns in its order.
-fn index_row(r: &DecisionRecord) -> serde_json::Value {
+fn index_row(r: &DecisionRecord, seq: i64) -> serde_json::Value {
     serde_json::json!([
-        r.seq,
+        seq,
         r.decision_id,
         r.recorded_at_us,
         r.principal_type,
@@ -101,42 +101,25 @@ async fn append_events(
             frontier_from(size, &ids, &stored)?
         }
     };
-    let entries: Vec<NewEntry> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| e.at(size + 1 + i as i64))
-        .collect();
-    let mut nodes = Vec::with_capacity(entries.len());
-    for entry in &entries {
-        frontier.push(entry.leaf_hash, |id, hash| {
-            if id.level > 0 {
-                nodes.push((id.level, id.index, hex::encode(hash)));
-            }
-        });
-    }
-    let rows: Vec<_> = entries
+    let batch = prepare_batch(&mut frontier, events);
+    let rows: Vec<_> = batch
+        .entries
         .iter()
         .map(|e| (e.seq, e.kind, e.recorded_at_us, hex::encode(e.leaf_hash), &e.event))
         .collect();
-    let decisions: Vec<serde_json::Value> = events
+    let nodes: Vec<_> = batch
+        .nodes
         .iter()
-        .zip(&entries)
-        .filter_map(|(event, entry)| match event {
-            PendingEvent::Decision(r) => {
-                let mut row = index_row(r);
-                row[0] = entry.seq.into();
-                Some(row)
-            }
-            PendingEvent::Pruned { .. } => None,
-        })
+        .map(|(id, hash)| (id.level, id.index, hex::encode(hash)))
         .collect();
-    sqlx::query(&insert_batch_sql())
+    let decisions: Vec<serde_json::Value> = batch.decisions.iter().map(|(r, seq)| index_row(r, *seq)).collect();
+    sqlx::query(&INSERT_BATCH)
         .bind(to_json(&rows)?)
         .bind(to_json(&nodes)?)
         .bind(to_json(&decisions)?)
         .execute(&mut *conn)
         .await?;
-    Ok((entries, frontier))
+    Ok((batch.entries, frontier))
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

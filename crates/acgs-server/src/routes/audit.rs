@@ -108,8 +108,13 @@ pub struct EntryView {
 fn parse_seq(text: &str) -> Result<u64, ApiError> {
     text.parse::<u64>()
         .ok()
-        .filter(|s| *s >= 1 && *s <= i64::MAX as u64)
+        .and_then(valid_seq)
         .ok_or_else(|| ApiError::BadRequest(format!("`{text}` is not a sequence number (1, 2, ...)")))
+}
+
+/// Sequence numbers start at 1 and are stored as `i64`.
+fn valid_seq(seq: u64) -> Option<u64> {
+    (1..=i64::MAX as u64).contains(&seq).then_some(seq)
 }
 
 /// One audit entry by sequence number.
@@ -174,7 +179,8 @@ pub async fn inclusion(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<InclusionParams>,
 ) -> Result<Json<InclusionView>, ApiError> {
-    let seq = parse_seq(&params.seq.to_string())?;
+    let seq = valid_seq(params.seq)
+        .ok_or_else(|| ApiError::BadRequest(format!("`{}` is not a sequence number (1, 2, ...)", params.seq)))?;
     let store = state.log.store();
     if seq as i64 > store.last_seq().await? {
         return Err(ApiError::NotFound(format!("no audit entry {seq}")));
