@@ -9,17 +9,19 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 
+use std::sync::Arc;
+
 use cedar_policy::{
-    ActionConstraint, Effect, Entities, EntityUid, Policy, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode,
-    Validator,
+    ActionConstraint, Effect, EntityUid, Policy, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator,
 };
 use miette::Diagnostic;
 use serde_json::Value;
 
-use crate::decision::PolicyEffect;
+use crate::decision::{PolicyEffect, Reason};
 use crate::document::{ConstitutionDocument, InvariantKind, Principle, TestCase};
 use crate::error::{LoadError, Problem, ProblemKind};
 use crate::hash::{ConstitutionHash, hash_document};
+use crate::shapes::{ActionShape, Shapes};
 use crate::testing::TestReport;
 
 /// Annotation that marks a `forbid` policy as an escalation rule (human approval instead of deny).
@@ -60,18 +62,29 @@ pub struct CompiledInvariant {
     pub matching: Policy,
 }
 
-/// The policies that can apply to one action, compiled once.
+/// One policy ready to evaluate: its condition expression built once, and the reason it gives when it applies.
 #[derive(Debug)]
-pub(crate) struct ActionPolicies {
-    /// Every policy whose action scope can match this action.
-    pub(crate) all: PolicySet,
-    /// Only the `permit` policies of `all` (used to decide escalation).
-    pub(crate) permits: PolicySet,
+pub(crate) struct CompiledPolicy {
+    /// Scope and conditions as one expression (Cedar would rebuild it on every evaluation).
+    pub(crate) condition: cedar_policy_core::ast::Expr,
+    /// Id, principle, effect and escalation flag, as reported when the policy applies.
+    pub(crate) reason: Reason,
+}
+
+/// Everything needed to decide the requests for one action, compiled once.
+#[derive(Debug)]
+pub(crate) struct CompiledAction {
+    /// The action's uid.
+    pub(crate) uid: cedar_policy_core::ast::EntityUID,
+    /// Principal, resource and context types of its requests.
+    pub(crate) shape: ActionShape,
+    /// Every policy whose action scope can match this action, sorted by id.
+    pub(crate) policies: Vec<CompiledPolicy>,
     /// Whether the action's context type declares `detections`.
     pub(crate) wants_detections: bool,
     /// An entity store holding just this action's entity (with its action groups as ancestors), so a
     /// request adds its own entities to a small store instead of every action of the schema.
-    pub(crate) action_store: Entities,
+    pub(crate) action_store: cedar_policy_core::entities::Entities,
 }
 
 /// A validated, compiled constitution. Immutable; share it behind an `Arc`.
@@ -84,9 +97,10 @@ pub struct Constitution {
     principles: BTreeMap<String, Principle>,
     pub(crate) policies: HashMap<PolicyId, PolicyInfo>,
     policy_order: Vec<PolicyId>,
-    pub(crate) actions: HashMap<String, EntityUid>,
-    pub(crate) entity_types: crate::request::EntityTypes,
-    pub(crate) per_action: HashMap<EntityUid, ActionPolicies>,
+    /// Actions by the names requests may use: the full uid text and, when unambiguous, the bare id.
+    pub(crate) actions: HashMap<String, Arc<CompiledAction>>,
+    /// The schema's entity types, compiled for checking requests.
+    pub(crate) shapes: Shapes,
     invariants: Vec<CompiledInvariant>,
 }
 
@@ -464,15 +478,16 @@ impl<'a> Compiler<'a> {
                 HashMap::new()
             }
         };
-        let mut actions = HashMap::new();
-        let mut per_action = HashMap::new();
-        for uid in schema.actions() {
-            let id = uid.id().unescaped().to_owned();
-            actions.insert(uid.to_string(), uid.clone());
-            // Bare ids are only usable when unambiguous across namespaces.
-            if actions.insert(id.clone(), uid.clone()).is_some_and(|prev| prev != *uid) {
-                actions.remove(&id);
+        let shapes = match Shapes::from_schema(schema.as_ref()) {
+            Ok(shapes) => shapes,
+            Err(message) => {
+                self.problem(ProblemKind::Schema, None, "schema", message);
+                return Err(self.into_error());
             }
+        };
+        let mut actions: HashMap<String, Arc<CompiledAction>> = HashMap::new();
+        let mut ambiguous = HashSet::new();
+        for uid in schema.actions() {
             let ancestors: HashSet<EntityUid> = action_entities
                 .ancestors(uid)
                 .map(|it| it.cloned().collect())
@@ -482,32 +497,66 @@ impl<'a> Compiler<'a> {
                 ActionConstraint::Eq(a) => a == *uid,
                 ActionConstraint::In(list) => list.iter().any(|a| a == uid || ancestors.contains(a)),
             };
-            let mut all_set = PolicySet::new();
-            let mut permits = PolicySet::new();
-            for (policy, _, _) in parsed.iter().filter(|(p, _, _)| applies(p)) {
-                let _ = all_set.add(policy.clone());
-                if policy.effect() == Effect::Permit {
-                    let _ = permits.add(policy.clone());
+            let mut compiled: Vec<CompiledPolicy> = parsed
+                .iter()
+                .filter(|(p, _, _)| applies(p))
+                .filter_map(|(p, _, _)| {
+                    let info = policies.get(p.id())?;
+                    Some(CompiledPolicy {
+                        condition: AsRef::<cedar_policy_core::ast::Policy>::as_ref(p).condition(),
+                        reason: Reason {
+                            policy_id: info.id.clone(),
+                            principle_id: info.principle_id.clone(),
+                            effect: info.effect,
+                            escalation: info.escalation,
+                        },
+                    })
+                })
+                .collect();
+            compiled.sort_by(|a, b| a.reason.policy_id.cmp(&b.reason.policy_id));
+            let core_uid: &cedar_policy_core::ast::EntityUID = uid.as_ref();
+            let shape = match Shapes::action(schema.as_ref(), core_uid, DETECTIONS_ATTRIBUTE) {
+                Ok(shape) => shape,
+                Err(message) => {
+                    self.problem(ProblemKind::Schema, None, "schema", message);
+                    continue;
                 }
-            }
-            let wants_detections = detections_by_action.get(&uid.to_string()).copied().unwrap_or(false);
-            let action_entity = action_entities.get(uid).cloned();
-            let action_store = match Entities::from_entities(action_entity, None) {
+            };
+            let action_entity = action_entities
+                .get(uid)
+                .map(|e| Arc::new(AsRef::<cedar_policy_core::ast::Entity>::as_ref(e).clone()));
+            let action_store = match cedar_policy_core::entities::Entities::new().add_entities(
+                action_entity,
+                None::<&cedar_policy_core::entities::NoEntitiesSchema>,
+                cedar_policy_core::entities::TCComputation::AssumeAlreadyComputed,
+                cedar_policy_core::extensions::Extensions::all_available(),
+            ) {
                 Ok(store) => store,
                 Err(e) => {
                     self.problem(ProblemKind::Schema, None, "schema", e.to_string());
-                    Entities::empty()
+                    continue;
                 }
             };
-            per_action.insert(
-                uid.clone(),
-                ActionPolicies {
-                    all: all_set,
-                    permits,
-                    wants_detections,
-                    action_store,
-                },
-            );
+            let action = Arc::new(CompiledAction {
+                uid: core_uid.clone(),
+                shape,
+                policies: compiled,
+                wants_detections: detections_by_action.get(&uid.to_string()).copied().unwrap_or(false),
+                action_store,
+            });
+            actions.insert(uid.to_string(), Arc::clone(&action));
+            // Bare ids are only usable when unambiguous across namespaces.
+            let id = uid.id().unescaped().to_owned();
+            if ambiguous.contains(&id) {
+                continue;
+            }
+            if actions
+                .insert(id.clone(), action)
+                .is_some_and(|prev| prev.uid != *core_uid)
+            {
+                actions.remove(&id);
+                ambiguous.insert(id);
+            }
         }
 
         // Test cases must at least be well-formed requests for declared actions.
@@ -526,7 +575,6 @@ impl<'a> Compiler<'a> {
             return Err(self.into_error());
         }
         let hash = hash_document(&document);
-        let entity_types = schema.entity_types().map(|t| (t.to_string(), t.clone())).collect();
         let principles = document.principles.iter().map(|p| (p.id.clone(), p.clone())).collect();
         Ok(Constitution {
             source_name: self.source_name.to_owned(),
@@ -536,8 +584,7 @@ impl<'a> Compiler<'a> {
             policies,
             policy_order,
             actions,
-            entity_types,
-            per_action,
+            shapes,
             invariants,
             document,
         })

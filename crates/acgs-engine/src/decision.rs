@@ -7,17 +7,25 @@
 //! - a `forbid` annotated `@escalate` yields `escalate` when no other forbid applies and some permit does;
 //! - any policy evaluation error makes the decision `deny` (Cedar skips erroring policies; we fail closed).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use cedar_policy::{Authorizer, Context, Decision as CedarDecision, Request, RestrictedExpression};
+use cedar_policy_core::ast::{
+    Context as CedarContext, Entity, EntityUID, EntityUIDEntry, Literal, PartialValue, Request as CedarRequest,
+    SlotEnv, Value, ValueKind,
+};
+use cedar_policy_core::entities::{NoEntitiesSchema, TCComputation};
+use cedar_policy_core::evaluator::Evaluator;
+use cedar_policy_core::extensions::Extensions;
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 use crate::constitution::{Constitution, DETECTIONS_ATTRIBUTE};
 use crate::detectors::{Detection, DetectionCategory, Detectors};
 use crate::document::Outcome;
 use crate::error::RequestError;
-use crate::request::{DecisionRequest, ValuePath, json_to_expr};
+use crate::request::{DecisionRequest, MAX_REQUEST_ENTITIES};
+use crate::shapes::CheckedEntity;
 
 /// Why a decision came out as it did: one deciding policy.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -95,7 +103,6 @@ impl Decision {
 pub struct Engine {
     constitution: Arc<Constitution>,
     detectors: Detectors,
-    authorizer: Authorizer,
 }
 
 impl Engine {
@@ -104,7 +111,6 @@ impl Engine {
         Self {
             constitution,
             detectors: Detectors::new(),
-            authorizer: Authorizer::new(),
         }
     }
 
@@ -120,56 +126,74 @@ impl Engine {
 
     /// Decide one request.
     pub fn decide(&self, request: &DecisionRequest) -> Result<Decision, RequestError> {
-        decide(&self.constitution, &self.detectors, &self.authorizer, request)
+        decide(&self.constitution, &self.detectors, request)
     }
 }
 
 /// Decide one request against a constitution (see the module docs for the semantics).
+///
+/// The request is checked against the schema while its values are converted (`shapes`), its entities join the
+/// action's own entity store, and Cedar's evaluator evaluates the condition of every policy that can apply to
+/// the action; the outcome is then derived from which policies applied or failed.
 pub(crate) fn decide(
     constitution: &Constitution,
     detectors: &Detectors,
-    authorizer: &Authorizer,
     request: &DecisionRequest,
 ) -> Result<Decision, RequestError> {
     let action = constitution
         .actions
         .get(&request.action)
         .ok_or_else(|| RequestError::UnknownAction(request.action.clone()))?;
-    let Some(policies) = constitution.per_action.get(action) else {
-        return Err(RequestError::UnknownAction(request.action.clone()));
-    };
-    let types = &constitution.entity_types;
     if request.context.contains_key(DETECTIONS_ATTRIBUTE) {
         return Err(RequestError::ReservedContext);
     }
+    if request.entities.len() > MAX_REQUEST_ENTITIES {
+        return Err(RequestError::Entities(format!(
+            "{} entities supplied; at most {MAX_REQUEST_ENTITIES} are accepted per request",
+            request.entities.len()
+        )));
+    }
+    let shapes = &constitution.shapes;
 
     let detections = match &request.content {
         Some(text) if !text.is_empty() => detectors.scan(text),
         _ => Vec::new(),
     };
 
-    // Context from typed values (much cheaper than Cedar's schema-driven JSON parser).
-    let mut pairs = Vec::with_capacity(request.context.len() + 1);
-    for (key, value) in &request.context {
-        pairs.push((
-            key.clone(),
-            json_to_expr(types, value, ValuePath::Field(&ValuePath::Root("context"), key), 0)?,
-        ));
+    let principal = shapes.uid(&request.principal.entity_type, &request.principal.id, "principal")?;
+    let resource = shapes.uid(&request.resource.entity_type, &request.resource.id, "resource")?;
+    for (role, uid, allowed) in [
+        ("principal", &principal, &action.shape.principal_types),
+        ("resource", &resource, &action.shape.resource_types),
+    ] {
+        if !allowed.contains(uid.entity_type()) {
+            let mut expected: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+            expected.sort();
+            return Err(RequestError::Schema(format!(
+                "{role} type `{}` is not valid for action `{}` (expected {})",
+                uid.entity_type(),
+                request.action,
+                if expected.is_empty() {
+                    "none: the action applies to no type".to_owned()
+                } else {
+                    expected.join(" or ")
+                }
+            )));
+        }
     }
-    if policies.wants_detections {
-        pairs.push((DETECTIONS_ATTRIBUTE.to_owned(), detections_record(&detections)?));
-    }
-    let context = Context::from_pairs(pairs).map_err(|e| RequestError::InvalidValue {
-        path: "context".into(),
-        message: e.to_string(),
-    })?;
 
-    let principal = request.principal.uid(types, "principal")?;
-    let resource = request.resource.uid(types, "resource")?;
-    let mut entities = Vec::with_capacity(2 + request.entities.len());
-    entities.push(request.principal.to_entity(types, "principal")?);
+    let mut context = shapes.context(&request.context, &action.shape)?;
+    if action.wants_detections {
+        context.insert(
+            SmolStr::new_static(DETECTIONS_ATTRIBUTE),
+            detections_record(&detections),
+        );
+    }
+
+    let mut checked = Vec::with_capacity(2 + request.entities.len());
+    checked.push(shapes.entity(&request.principal, "principal")?);
     if resource != principal {
-        entities.push(request.resource.to_entity(types, "resource")?);
+        checked.push(shapes.entity(&request.resource, "resource")?);
     }
     for (i, e) in request.entities.iter().enumerate() {
         if e.entity_type == "Action" || e.entity_type.ends_with("::Action") {
@@ -177,150 +201,185 @@ pub(crate) fn decide(
                 "entities[{i}]: action entities come from the schema and cannot be supplied"
             )));
         }
-        entities.push(e.to_entity(types, &format!("entities[{i}]"))?);
+        checked.push(shapes.entity(e, &format!("entities[{i}]"))?);
     }
-    // The request's entities are validated against the schema as they join the action's own entity.
-    let entities = policies
+    let entities = action
         .action_store
         .clone()
-        .add_entities(entities, Some(&constitution.schema))
-        .map_err(|e| RequestError::Entities(diagnostic_chain(&e)))?;
+        .add_entities(
+            close_hierarchy(checked)?,
+            None::<&NoEntitiesSchema>,
+            TCComputation::AssumeAlreadyComputed,
+            Extensions::all_available(),
+        )
+        .map_err(|e| RequestError::Entities(e.to_string()))?;
 
-    let cedar_request = Request::new(principal, action.clone(), resource, context, Some(&constitution.schema))
-        .map_err(|e| RequestError::Schema(diagnostic_chain(&e)))?;
+    let cedar_request = CedarRequest::new_unchecked(
+        EntityUIDEntry::known(principal, None),
+        EntityUIDEntry::known(action.uid.clone(), None),
+        EntityUIDEntry::known(resource, None),
+        Some(CedarContext::Value(Arc::new(context))),
+    );
+    let evaluator = Evaluator::new(cedar_request, &entities, Extensions::all_available());
+    let no_slots = SlotEnv::new();
+    let mut forbids = Vec::new();
+    let mut permits = Vec::new();
+    let mut errors = Vec::new();
+    for policy in &action.policies {
+        match evaluator.interpret(&policy.condition, &no_slots) {
+            Ok(value) => match value.value_kind() {
+                ValueKind::Lit(Literal::Bool(true)) => match policy.reason.effect {
+                    PolicyEffect::Permit => permits.push(policy.reason.clone()),
+                    PolicyEffect::Forbid => forbids.push(policy.reason.clone()),
+                },
+                ValueKind::Lit(Literal::Bool(false)) => {}
+                other => errors.push(EvaluationError {
+                    policy_id: policy.reason.policy_id.clone(),
+                    message: format!("condition evaluated to {other}, not a boolean"),
+                }),
+            },
+            Err(e) => errors.push(EvaluationError {
+                policy_id: policy.reason.policy_id.clone(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    Ok(outcome(forbids, permits, errors, detections))
+}
 
-    let response = authorizer.is_authorized(&cedar_request, &policies.all, &entities);
-    let errors = evaluation_errors(&response);
-    let reasons = reasons_of(constitution, response.diagnostics().reason());
-
+/// The decision from the policies that applied and the ones that failed to evaluate.
+fn outcome(
+    forbids: Vec<Reason>,
+    permits: Vec<Reason>,
+    errors: Vec<EvaluationError>,
+    detections: Vec<Detection>,
+) -> Decision {
     if !errors.is_empty() {
         let ids: Vec<&str> = errors.iter().map(|e| e.policy_id.as_str()).collect();
         // Only forbids that applied explain a denial; permits that applied did not decide it.
-        let reasons = reasons
-            .into_iter()
-            .filter(|r| r.effect == PolicyEffect::Forbid)
-            .collect();
-        return Ok(Decision {
+        return Decision {
             outcome: Outcome::Deny,
             explanation: format!(
                 "denied: policy evaluation failed ({}); ACGS fails closed on any evaluation error",
                 ids.join(", ")
             ),
-            reasons,
+            reasons: forbids,
             errors,
             detections,
-        });
+        };
     }
-
-    match response.decision() {
-        CedarDecision::Allow => Ok(Decision {
-            outcome: Outcome::Allow,
-            explanation: format!("allowed by {}", list_ids(&reasons)),
-            reasons,
+    let hard: Vec<Reason> = forbids.iter().filter(|r| !r.escalation).cloned().collect();
+    if !hard.is_empty() {
+        return Decision {
+            outcome: Outcome::Deny,
+            explanation: format!("denied by {}", list_ids(&hard)),
+            reasons: hard,
             errors,
             detections,
-        }),
-        CedarDecision::Deny if reasons.is_empty() => Ok(Decision {
+        };
+    }
+    match (forbids.is_empty(), permits.is_empty()) {
+        (true, true) => Decision {
             outcome: Outcome::Deny,
             explanation: "denied by default: no permit policy applies to this request".into(),
-            reasons,
+            reasons: Vec::new(),
             errors,
             detections,
-        }),
-        CedarDecision::Deny if reasons.iter().all(|r| r.escalation) => {
-            // Only escalation rules forbid: escalate if some permit applies, otherwise deny.
-            let permits = authorizer.is_authorized(&cedar_request, &policies.permits, &entities);
-            let permit_errors = evaluation_errors(&permits);
-            if !permit_errors.is_empty() {
-                return Ok(Decision {
-                    outcome: Outcome::Deny,
-                    explanation: "denied: policy evaluation failed; ACGS fails closed on any evaluation error".into(),
-                    reasons,
-                    errors: permit_errors,
-                    detections,
-                });
-            }
-            if permits.decision() == CedarDecision::Allow {
-                let mut all = reasons;
-                let escalation_ids = list_ids(&all);
-                all.extend(reasons_of(constitution, permits.diagnostics().reason()));
-                Ok(Decision {
-                    outcome: Outcome::Escalate,
-                    explanation: format!("needs human approval: escalation rule {escalation_ids} applies"),
-                    reasons: all,
-                    errors,
-                    detections,
-                })
-            } else {
-                Ok(Decision {
-                    outcome: Outcome::Deny,
-                    explanation: format!(
-                        "denied: escalation rule {} applies but no permit policy applies",
-                        list_ids(&reasons)
-                    ),
-                    reasons,
-                    errors,
-                    detections,
-                })
-            }
-        }
-        CedarDecision::Deny => {
-            let hard: Vec<Reason> = reasons.into_iter().filter(|r| !r.escalation).collect();
-            Ok(Decision {
-                outcome: Outcome::Deny,
-                explanation: format!("denied by {}", list_ids(&hard)),
-                reasons: hard,
+        },
+        (true, false) => Decision {
+            outcome: Outcome::Allow,
+            explanation: format!("allowed by {}", list_ids(&permits)),
+            reasons: permits,
+            errors,
+            detections,
+        },
+        // Only escalation rules forbid: escalate if some permit applies, otherwise deny.
+        (false, false) => {
+            let explanation = format!("needs human approval: escalation rule {} applies", list_ids(&forbids));
+            let mut reasons = forbids;
+            reasons.extend(permits);
+            Decision {
+                outcome: Outcome::Escalate,
+                explanation,
+                reasons,
                 errors,
                 detections,
-            })
+            }
+        }
+        (false, true) => Decision {
+            outcome: Outcome::Deny,
+            explanation: format!(
+                "denied: escalation rule {} applies but no permit policy applies",
+                list_ids(&forbids)
+            ),
+            reasons: forbids,
+            errors,
+            detections,
+        },
+    }
+}
+
+/// Turn checked entities into Cedar entities with their hierarchy closed transitively (an entity's ancestors are
+/// its parents, their parents, and so on, through the entities of this request). A cycle is an error.
+fn close_hierarchy(checked: Vec<CheckedEntity>) -> Result<Vec<Arc<Entity>>, RequestError> {
+    // The same entity may be supplied twice if both copies are identical (as Cedar allows); otherwise it is
+    // ambiguous which one the policies should see.
+    let mut index: HashMap<&EntityUID, usize> = HashMap::with_capacity(checked.len());
+    let mut unique = Vec::with_capacity(checked.len());
+    for (i, e) in checked.iter().enumerate() {
+        match index.get(&e.uid) {
+            None => {
+                index.insert(&e.uid, i);
+                unique.push(e);
+            }
+            Some(&first) if checked[first].attributes == e.attributes && checked[first].parents == e.parents => {}
+            Some(_) => {
+                return Err(RequestError::Entities(format!(
+                    "entity `{}` is supplied twice with different attributes or parents",
+                    e.uid
+                )));
+            }
         }
     }
-}
-
-fn reasons_of<'a>(constitution: &Constitution, ids: impl Iterator<Item = &'a cedar_policy::PolicyId>) -> Vec<Reason> {
-    let mut reasons: Vec<Reason> = ids
-        .filter_map(|id| constitution.policies.get(id))
-        .map(|info| Reason {
-            policy_id: info.id.clone(),
-            principle_id: info.principle_id.clone(),
-            effect: info.effect,
-            escalation: info.escalation,
-        })
-        .collect();
-    reasons.sort_by(|a, b| a.policy_id.cmp(&b.policy_id));
-    reasons
-}
-
-/// A Cedar error with its causes and help text, e.g. "entity does not conform to the schema: in
-/// attribute `trust_level` on `Agent::"a"`, type mismatch: ...".
-fn diagnostic_chain(e: &(dyn miette::Diagnostic + 'static)) -> String {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
+    let mut closed = Vec::with_capacity(unique.len());
+    for e in unique {
+        let mut indirect: HashSet<EntityUID> = HashSet::new();
+        let mut pending: Vec<&EntityUID> = e.parents.iter().collect();
+        let mut seen: HashSet<&EntityUID> = e.parents.iter().collect();
+        while let Some(ancestor) = pending.pop() {
+            if *ancestor == e.uid {
+                return Err(RequestError::Entities(format!(
+                    "entity `{}` is its own ancestor (the parents form a cycle)",
+                    e.uid
+                )));
+            }
+            if !e.parents.contains(ancestor) {
+                indirect.insert(ancestor.clone());
+            }
+            if let Some(&i) = index.get(ancestor) {
+                for next in &checked[i].parents {
+                    if seen.insert(next) {
+                        pending.push(next);
+                    }
+                }
+            }
         }
-        source = cause.source();
+        closed.push((indirect, e));
     }
-    if let Some(help) = e.help() {
-        message.push_str(&format!(" (help: {help})"));
-    }
-    message
-}
-
-fn evaluation_errors(response: &cedar_policy::Response) -> Vec<EvaluationError> {
-    response
-        .diagnostics()
-        .errors()
-        .map(|e| match e {
-            cedar_policy::AuthorizationError::PolicyEvaluationError(pe) => EvaluationError {
-                policy_id: pe.policy_id().to_string(),
-                message: pe.inner().to_string(),
-            },
+    Ok(closed
+        .into_iter()
+        .map(|(indirect, e)| {
+            Arc::new(Entity::new_with_attr_partial_value(
+                e.uid.clone(),
+                e.attributes
+                    .iter()
+                    .map(|(k, v)| (k.clone(), PartialValue::Value(v.clone()))),
+                indirect,
+                e.parents.clone(),
+                std::iter::empty(),
+            ))
         })
-        .collect()
+        .collect())
 }
 
 fn list_ids(reasons: &[Reason]) -> String {
@@ -329,9 +388,9 @@ fn list_ids(reasons: &[Reason]) -> String {
 }
 
 /// The `context.detections` record: flags and kind sets per category.
-fn detections_record(detections: &[Detection]) -> Result<RestrictedExpression, RequestError> {
+fn detections_record(detections: &[Detection]) -> Value {
     let kinds = |category: DetectionCategory| {
-        let set: HashSet<&'static str> = detections
+        let set: BTreeSet<&'static str> = detections
             .iter()
             .filter(|d| d.category == category)
             .map(|d| d.kind.as_str())
@@ -343,21 +402,15 @@ fn detections_record(detections: &[Detection]) -> Result<RestrictedExpression, R
     let injection = detections
         .iter()
         .any(|d| d.category == DetectionCategory::PromptInjection);
-    let string_set = |set: HashSet<&'static str>| {
-        RestrictedExpression::new_set(set.into_iter().map(|k| RestrictedExpression::new_string(k.to_owned())))
-    };
-    RestrictedExpression::new_record([
-        ("pii".to_owned(), RestrictedExpression::new_bool(!pii.is_empty())),
-        (
-            "secrets".to_owned(),
-            RestrictedExpression::new_bool(!secrets.is_empty()),
-        ),
-        ("prompt_injection".to_owned(), RestrictedExpression::new_bool(injection)),
-        ("pii_kinds".to_owned(), string_set(pii)),
-        ("secret_kinds".to_owned(), string_set(secrets)),
-    ])
-    .map_err(|e| RequestError::InvalidValue {
-        path: "context.detections".into(),
-        message: e.to_string(),
-    })
+    let string_set = |set: BTreeSet<&'static str>| Value::set(set.into_iter().map(Value::from), None);
+    Value::record(
+        [
+            ("pii", Value::from(!pii.is_empty())),
+            ("secrets", Value::from(!secrets.is_empty())),
+            ("prompt_injection", Value::from(injection)),
+            ("pii_kinds", string_set(pii)),
+            ("secret_kinds", string_set(secrets)),
+        ],
+        None,
+    )
 }

@@ -31,6 +31,7 @@ mod document;
 mod error;
 mod hash;
 mod request;
+mod shapes;
 mod testing;
 
 pub use constitution::{CompiledInvariant, Constitution, DETECTIONS_ATTRIBUTE, ESCALATE_ANNOTATION, PolicyInfo};
@@ -42,5 +43,5 @@ pub use document::{
 };
 pub use error::{LoadError, Problem, ProblemKind, RequestError};
 pub use hash::{CANONICAL_FORM_TAG, ConstitutionHash, canonical_form, hash_document, normalize_text};
-pub use request::{DecisionRequest, EntityInput, EntityRef, MAX_VALUE_DEPTH};
+pub use request::{DecisionRequest, EntityInput, EntityRef, MAX_REQUEST_ENTITIES, MAX_VALUE_DEPTH};
 pub use testing::{TestReport, TestResult};

@@ -2,7 +2,6 @@
 
 use std::fmt;
 
-use cedar_policy::Authorizer;
 use serde::Serialize;
 
 use crate::constitution::Constitution;
@@ -88,12 +87,11 @@ impl fmt::Display for TestReport {
 
 /// Run every test case of `constitution`.
 pub(crate) fn run(constitution: &Constitution, detectors: &Detectors) -> TestReport {
-    let authorizer = Authorizer::new();
     let results = constitution
         .tests()
         .iter()
         .map(
-            |case| match crate::decision::decide(constitution, detectors, &authorizer, &case.request) {
+            |case| match crate::decision::decide(constitution, detectors, &case.request) {
                 Ok(decision) => TestResult {
                     name: case.name.clone(),
                     expected: case.expect,

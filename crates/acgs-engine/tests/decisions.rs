@@ -147,18 +147,32 @@ fn malformed_requests_are_request_errors() {
         (fixtures::tool_request(r#", "context": {"detections": {}}"#), |e| {
             matches!(e, RequestError::ReservedContext)
         }),
-        (fixtures::tool_request(r#", "context": {"x": 1.5}"#), |e| {
-            matches!(e, RequestError::InvalidValue { .. })
-        }),
-        (fixtures::tool_request(r#", "context": {"x": null}"#), |e| {
-            matches!(e, RequestError::InvalidValue { .. })
-        }),
+        (
+            fixtures::transfer_request(1, "", "").replace("\"amount_cents\": 1", "\"amount_cents\": 1.5"),
+            |e| matches!(e, RequestError::InvalidValue { .. }),
+        ),
+        (
+            fixtures::transfer_request(1, "", "").replace("\"amount_cents\": 1", "\"amount_cents\": null"),
+            |e| matches!(e, RequestError::InvalidValue { .. }),
+        ),
+        (
+            fixtures::transfer_request(1, "", "").replace("\"amount_cents\": 1", "\"amount_cents\": \"1\""),
+            |e| matches!(e, RequestError::Schema(m) if m.contains("context.amount_cents") && m.contains("integer")),
+        ),
+        (
+            fixtures::transfer_request(1, "", "").replace("\"amount_cents\": 1", "\"amount\": 1"),
+            |e| matches!(e, RequestError::Schema(m) if m.contains("required attribute `amount_cents`")),
+        ),
         (fixtures::tool_request(r#", "context": {"extra": 1}"#), |e| {
             matches!(e, RequestError::Schema(_))
         }),
         (
             fixtures::tool_request("").replace("\"trust_level\": 2", "\"trust_level\": \"high\""),
-            |e| matches!(e, RequestError::Entities(_)),
+            |e| matches!(e, RequestError::Entities(m) if m.contains("principal.attributes.trust_level")),
+        ),
+        (
+            fixtures::tool_request("").replace("\"type\": \"Role\"", "\"type\": \"Tool\""),
+            |e| matches!(e, RequestError::Entities(m) if m.contains("principal.parents[0]")),
         ),
         (fixtures::tool_request("").replace("{\"trust_level\": 2}", "{}"), |e| {
             matches!(e, RequestError::Entities(_))
@@ -202,9 +216,28 @@ fn deeply_nested_values_are_refused() {
     for _ in 0..40 {
         value = format!("[{value}]");
     }
-    let json = fixtures::tool_request(&format!(r#", "context": {{"deep": {value}}}"#));
+    // Nested where a number is declared, and under an undeclared attribute: refused, not recursed into.
+    let declared =
+        fixtures::transfer_request(1, "", "").replace("\"amount_cents\": 1", &format!("\"amount_cents\": {value}"));
+    assert!(matches!(
+        engine().decide(&request(&declared)),
+        Err(RequestError::Schema(_))
+    ));
+    let undeclared = fixtures::tool_request(&format!(r#", "context": {{"deep": {value}}}"#));
+    assert!(matches!(
+        engine().decide(&request(&undeclared)),
+        Err(RequestError::Schema(_))
+    ));
+}
+
+#[test]
+fn too_many_entities_are_refused() {
+    let many: Vec<String> = (0..=acgs_engine::MAX_REQUEST_ENTITIES)
+        .map(|i| format!(r#"{{"type": "Role", "id": "r{i}"}}"#))
+        .collect();
+    let json = fixtures::tool_request(&format!(r#", "entities": [{}]"#, many.join(",")));
     assert!(matches!(
         engine().decide(&request(&json)),
-        Err(RequestError::InvalidValue { .. })
+        Err(RequestError::Entities(m)) if m.contains("at most")
     ));
 }

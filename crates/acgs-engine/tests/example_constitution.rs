@@ -45,3 +45,33 @@ fn example_constitution_meets_the_coverage_bar() {
         );
     }
 }
+
+#[test]
+fn role_hierarchies_are_closed_transitively_and_cycles_refused() {
+    let engine = acgs_engine::Engine::new(std::sync::Arc::new(
+        Constitution::load(EXAMPLE).unwrap_or_else(|e| panic!("{e}")),
+    ));
+    let request = |roles: &str| -> acgs_engine::DecisionRequest {
+        serde_json::from_str(&format!(
+            r#"{{"principal": {{"type": "Agent", "id": "a", "parents": [{{"type": "Role", "id": "junior"}}],
+                "attributes": {{"trust_level": 3, "risk_score": 10, "suspended": false}}}},
+              "action": "invoke_tool", "resource": {{"type": "Tool", "id": "web-search",
+                "attributes": {{"risk_tier": 1, "external": true}}}},
+              "entities": [{roles}]}}"#
+        ))
+        .unwrap()
+    };
+    // junior -> staff -> tool-user: the grandparent role grants the tool.
+    let chain = r#"{"type": "Role", "id": "junior", "parents": [{"type": "Role", "id": "staff"}]},
+                   {"type": "Role", "id": "staff", "parents": [{"type": "Role", "id": "tool-user"}]}"#;
+    assert_eq!(engine.decide(&request(chain)).unwrap().outcome, Outcome::Allow);
+    // Without the middle link the grant does not reach.
+    let broken = r#"{"type": "Role", "id": "junior", "parents": [{"type": "Role", "id": "staff"}]}"#;
+    assert_eq!(engine.decide(&request(broken)).unwrap().outcome, Outcome::Deny);
+    let cycle = r#"{"type": "Role", "id": "junior", "parents": [{"type": "Role", "id": "staff"}]},
+                   {"type": "Role", "id": "staff", "parents": [{"type": "Role", "id": "junior"}]}"#;
+    match engine.decide(&request(cycle)) {
+        Err(acgs_engine::RequestError::Entities(m)) => assert!(m.contains("cycle"), "{m}"),
+        other => panic!("a role cycle must be refused, got {other:?}"),
+    }
+}
