@@ -9,6 +9,9 @@ pub enum StoreError {
     /// The database reported an error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite's writing connection reported an error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// A batch could not be encoded for the database.
     #[error("cannot encode a batch: {0}")]
     Encode(String),

@@ -23,6 +23,7 @@ mod log;
 mod postgres;
 mod record;
 mod sqlite;
+mod sqlite_appender;
 
 use std::sync::Arc;
 
@@ -71,6 +72,21 @@ pub trait DecisionStore: Send + Sync + std::fmt::Debug {
     async fn ping(&self) -> Result<(), StoreError>;
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+    /// A synchronous way to commit batches, for stores whose writes are cheapest from a thread of their own
+    /// (SQLite: its one writing connection). [`DecisionLog`] then runs its writer on such a thread; otherwise
+    /// (PostgreSQL) it runs as an async task calling [`DecisionStore::append`].
+    fn blocking_appender(&self) -> Option<Box<dyn BlockingAppend>> {
+        None
+    }
+}
+
+/// Commits batches of decision records like [`DecisionStore::append`], blocking the calling thread (the
+/// group-commit writer's own thread).
+pub trait BlockingAppend: Send {
+    /// Commit `records` in one transaction; each gets its sequence number.
+    fn append(&mut self, records: &mut [DecisionRecord]) -> Result<(), StoreError>;
+    /// Housekeeping after a batch was committed and its callers answered (SQLite: rewinding the write-ahead log).
+    fn after_commit(&mut self) {}
 }
 
 /// Options for opening a store.

@@ -1,10 +1,14 @@
-//! The group-commit writer: callers hand over a record and wait until it is committed; one writer task
-//! commits whatever has queued up since its last commit in a single transaction.
+//! The group-commit writer: callers hand over a record and wait until it is committed; one writer commits
+//! whatever has queued up since its last commit in a single transaction.
 //!
 //! While one batch commits, the next one accumulates, so the cost of a commit (an fsync on SQLite with
 //! `synchronous=FULL`) is shared by every decision in the batch. A caller is answered only after its
 //! record is durable; if the batch fails, every caller in it gets an error (and the server answers 503
 //! instead of a decision: nothing is answered that is not logged).
+//!
+//! The writer is a thread of its own when the store can commit synchronously (SQLite): under load it goes
+//! from one commit straight to the next batch without ever sleeping, so no thread has to be woken per batch.
+//! Otherwise (PostgreSQL) it is an async task on the caller's runtime.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,10 +59,25 @@ pub struct DecisionLog {
 }
 
 impl DecisionLog {
-    /// Start the writer task on the current Tokio runtime.
+    /// Start the writer: a thread of its own if the store offers a [`crate::BlockingAppend`], otherwise a task
+    /// on the current Tokio runtime.
     pub fn start(store: Arc<dyn DecisionStore>, config: LogConfig) -> Self {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        tokio::spawn(run_writer(store.clone(), rx, config.max_batch.max(1)));
+        let max_batch = config.max_batch.max(1);
+        match store.blocking_appender() {
+            Some(appender) => {
+                let spawned = std::thread::Builder::new()
+                    .name("acgs-log-writer".into())
+                    .spawn(move || run_blocking_writer(appender, rx, max_batch));
+                if let Err(e) = spawned {
+                    // Without a writer every append fails with `Closed` (the receiver is gone): fail closed.
+                    tracing::error!(error = %e, "cannot start the decision log writer thread");
+                }
+            }
+            None => {
+                tokio::spawn(run_writer(store.clone(), rx, max_batch));
+            }
+        }
         Self { tx, store }
     }
 
@@ -89,10 +108,86 @@ impl DecisionLog {
     }
 }
 
+/// What the writer does with one gathered run of messages.
+struct Gathered {
+    records: Vec<DecisionRecord>,
+    waiters: Vec<oneshot::Sender<Result<i64, LogError>>>,
+    /// A shutdown request among them: commit the records before it, then stop.
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Gathered {
+    /// Split messages into the batch to commit and a shutdown request; appends after a shutdown are refused.
+    fn from(messages: &mut Vec<Message>) -> Self {
+        let mut gathered = Gathered {
+            records: Vec::with_capacity(messages.len()),
+            waiters: Vec::with_capacity(messages.len()),
+            shutdown: None,
+        };
+        for message in messages.drain(..) {
+            match message {
+                Message::Append { record, done } if gathered.shutdown.is_none() => {
+                    gathered.records.push(record);
+                    gathered.waiters.push(done);
+                }
+                Message::Append { done, .. } => {
+                    let _ = done.send(Err(LogError::Closed));
+                }
+                Message::Shutdown(ack) => gathered.shutdown = Some(ack),
+            }
+        }
+        gathered
+    }
+}
+
+/// After a shutdown's batch is committed: refuse whatever is still queued and acknowledge.
+fn finish_shutdown(rx: &mut mpsc::Receiver<Message>, ack: oneshot::Sender<()>) {
+    rx.close();
+    while let Ok(message) = rx.try_recv() {
+        match message {
+            Message::Append { done, .. } => {
+                let _ = done.send(Err(LogError::Closed));
+            }
+            Message::Shutdown(other) => {
+                let _ = other.send(());
+            }
+        }
+    }
+    let _ = ack.send(());
+}
+
+/// The writer as a thread: block for the first message, take whatever else is queued, commit, repeat.
+fn run_blocking_writer(mut append: Box<dyn crate::BlockingAppend>, mut rx: mpsc::Receiver<Message>, max_batch: usize) {
+    let mut messages: Vec<Message> = Vec::with_capacity(max_batch);
+    loop {
+        match rx.blocking_recv() {
+            Some(message) => messages.push(message),
+            None => return, // every handle dropped
+        }
+        while messages.len() < max_batch {
+            match rx.try_recv() {
+                Ok(message) => messages.push(message),
+                Err(_) => break,
+            }
+        }
+        let mut gathered = Gathered::from(&mut messages);
+        if !gathered.records.is_empty() {
+            let started = Instant::now();
+            let result = append.append(&mut gathered.records);
+            report(result, started, gathered.records, gathered.waiters);
+            append.after_commit();
+        }
+        if let Some(ack) = gathered.shutdown {
+            finish_shutdown(&mut rx, ack);
+            return;
+        }
+    }
+}
+
+/// The writer as an async task.
 async fn run_writer(store: Arc<dyn DecisionStore>, mut rx: mpsc::Receiver<Message>, max_batch: usize) {
     let mut messages: Vec<Message> = Vec::with_capacity(max_batch);
     loop {
-        messages.clear();
         if rx.recv_many(&mut messages, max_batch).await == 0 {
             return; // every handle dropped
         }
@@ -115,50 +210,26 @@ async fn run_writer(store: Arc<dyn DecisionStore>, mut rx: mpsc::Receiver<Messag
                 break;
             }
         }
-        let mut records = Vec::with_capacity(messages.len());
-        let mut waiters = Vec::with_capacity(messages.len());
-        let mut shutdown = None;
-        for message in messages.drain(..) {
-            match message {
-                Message::Append { record, done } if shutdown.is_none() => {
-                    records.push(record);
-                    waiters.push(done);
-                }
-                Message::Append { done, .. } => {
-                    let _ = done.send(Err(LogError::Closed));
-                }
-                Message::Shutdown(ack) => shutdown = Some(ack),
-            }
+        let mut gathered = Gathered::from(&mut messages);
+        if !gathered.records.is_empty() {
+            let started = Instant::now();
+            let result = store.append(&mut gathered.records).await;
+            report(result, started, gathered.records, gathered.waiters);
         }
-        commit(&*store, records, waiters).await;
-        if let Some(ack) = shutdown {
-            rx.close();
-            while let Ok(message) = rx.try_recv() {
-                match message {
-                    Message::Append { done, .. } => {
-                        let _ = done.send(Err(LogError::Closed));
-                    }
-                    Message::Shutdown(other) => {
-                        let _ = other.send(());
-                    }
-                }
-            }
-            let _ = ack.send(());
+        if let Some(ack) = gathered.shutdown {
+            finish_shutdown(&mut rx, ack);
             return;
         }
     }
 }
 
-async fn commit(
-    store: &dyn DecisionStore,
-    mut records: Vec<DecisionRecord>,
+/// Record a commit's metrics and answer every caller in its batch.
+fn report(
+    result: Result<(), crate::StoreError>,
+    started: Instant,
+    records: Vec<DecisionRecord>,
     waiters: Vec<oneshot::Sender<Result<i64, LogError>>>,
 ) {
-    if records.is_empty() {
-        return;
-    }
-    let started = Instant::now();
-    let result = store.append(&mut records).await;
     metrics::histogram!("acgs_audit_write_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("acgs_audit_batch_size").record(records.len() as f64);
     match result {

@@ -1,74 +1,37 @@
-//! The embedded SQLite backend (default): one file under the data directory, WAL journal.
+//! The embedded SQLite backend (default): one file under the data directory, WAL journal. Reads go through a
+//! sqlx pool; every write goes through the one writing connection, the [`Appender`].
+//!
+//! Commits only append to the write-ahead log. A background task moves committed pages into the database file
+//! (a passive WAL checkpoint) ten times a second without blocking the writer. Such checkpoints never catch up
+//! while commits keep arriving, and SQLite reuses the log from its start only after one has; so when the log is
+//! longer than [`WAL_CATCH_UP_FRAMES`], the group-commit writer, right after its next commit and with nothing
+//! else writing, checkpoints the few pages committed since the last background pass, and the commit after that
+//! starts the log over. (SQLite's default, a checkpoint of everything inside whichever commit passes 1,000
+//! pages, stalled the decisions waiting on that commit for milliseconds several times a second under load.)
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use acgs_audit::{Frontier, NodeId, NodeMap};
-use sqlx::SqliteConnection;
+use acgs_audit::{NodeId, NodeMap};
 
-use crate::event::{NewEntry, PendingEvent, prepare_batch};
 use crate::record::DecisionRow;
+use crate::sqlite_appender::Appender;
 use crate::{
-    AuditEntry, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, SELECT_DECISIONS, StoreError, StoreOptions,
-    StoredCheckpoint, frontier_from, node_map, push_list_query,
+    AuditEntry, BlockingAppend, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, SELECT_DECISIONS,
+    StoreError, StoreOptions, StoredCheckpoint, node_map, push_list_query,
 };
-
-/// Insert audit entries given as a JSON array of `[seq, kind, recorded_at_us, hex leaf hash, event]`.
-const INSERT_ENTRIES: &str = "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, unhex(value ->> 3), value ->> 4 FROM json_each(?1)";
-
-/// Insert tree nodes given as a JSON array of `[level, idx, hex hash]`.
-const INSERT_NODES: &str = "INSERT INTO audit_nodes (level, idx, hash) \
-     SELECT value ->> 0, value ->> 1, unhex(value ->> 2) FROM json_each(?1)";
-
-/// Insert decision-index rows given as a JSON array of row arrays (see [`index_row`]).
-const INSERT_DECISIONS: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, \
-     principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
-     constitution_version, evaluated_in_us) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
-     value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13 \
-     FROM json_each(?1)";
-
-/// One batch in one round trip: entries (`?1`), tree nodes (`?2`) and decision-index rows (`?3`), each a JSON
-/// array as for the statements above (an empty array inserts nothing).
-static INSERT_BATCH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "{}; {}; {}",
-        INSERT_ENTRIES,
-        INSERT_NODES.replace("?1", "?2"),
-        INSERT_DECISIONS.replace("?1", "?3")
-    )
-});
 
 /// Stored tree nodes named by a JSON array of `[level, idx]` (level 0 from the leaf hashes).
 const SELECT_NODES: &str = "SELECT 0 AS level, a.seq - 1 AS idx, a.leaf_hash AS hash \
      FROM json_each(?1) j JOIN audit_log a ON a.seq = (j.value ->> 1) + 1 WHERE j.value ->> 0 = 0 \
      UNION ALL SELECT n.level, n.idx, n.hash \
      FROM json_each(?1) j JOIN audit_nodes n ON n.level = j.value ->> 0 AND n.idx = j.value ->> 1";
-
-/// One decision-index row for [`INSERT_DECISIONS`], columns in its order.
-fn index_row(r: &DecisionRecord, seq: i64) -> serde_json::Value {
-    serde_json::json!([
-        seq,
-        r.decision_id,
-        r.recorded_at_us,
-        r.principal_type,
-        r.principal_id,
-        r.action,
-        r.resource_type,
-        r.resource_id,
-        r.outcome,
-        r.effective_outcome,
-        i64::from(r.shadow),
-        r.constitutional_hash,
-        r.constitution_version,
-        r.evaluated_in_us,
-    ])
-}
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Encode(e.to_string()))
@@ -81,45 +44,51 @@ async fn select_nodes(conn: &mut SqliteConnection, ids: &[NodeId]) -> Result<Nod
     node_map(rows)
 }
 
-/// Append `events` at the end of the log inside the open transaction `conn`, which holds the write lock:
-/// leaves, completed tree nodes and decision-index rows. `cached` is the tree's right edge as this process last
-/// committed it; it is used when the log has not grown since (another process, e.g. a prune, may append too).
-/// Returns the new entries and the right edge after them.
-async fn append_events(
-    conn: &mut SqliteConnection,
-    events: &[PendingEvent<'_>],
-    cached: Option<Frontier>,
-) -> Result<(Vec<NewEntry>, Frontier), StoreError> {
-    let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
-        .fetch_one(&mut *conn)
-        .await?;
-    let mut frontier = match cached {
-        Some(f) if f.size() == size as u64 => f,
-        _ => {
-            let ids = Frontier::ids(size as u64);
-            let stored = select_nodes(&mut *conn, &ids).await?;
-            frontier_from(size, &ids, &stored)?
+/// How often the background task checkpoints the write-ahead log.
+const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// WAL length (pages) above which the group-commit writer is asked to catch the checkpoint up (and so let the
+/// log start over).
+const WAL_CATCH_UP_FRAMES: i64 = 32_768;
+
+/// WAL length (pages) at which the writing connection checkpoints inside a commit whatever else happens (only
+/// reached if the background checkpointer or the group-commit writer is not running).
+const WAL_SAFETY_FRAMES: i64 = 262_144;
+
+/// Checkpoint the write-ahead log every [`WAL_CHECKPOINT_INTERVAL`] until the store is dropped, and raise
+/// `wal_long` when the log is longer than [`WAL_CATCH_UP_FRAMES`].
+async fn checkpoint_wal(pool: SqlitePool, wal_long: Arc<AtomicBool>) {
+    let mut tick = tokio::time::interval(WAL_CHECKPOINT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match wal_checkpoint(&pool).await {
+            Ok(frames) if frames > WAL_CATCH_UP_FRAMES => wal_long.store(true, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
         }
-    };
-    let batch = prepare_batch(&mut frontier, events);
-    let rows: Vec<_> = batch
-        .entries
-        .iter()
-        .map(|e| (e.seq, e.kind, e.recorded_at_us, hex::encode(e.leaf_hash), &e.event))
-        .collect();
-    let nodes: Vec<_> = batch
-        .nodes
-        .iter()
-        .map(|(id, hash)| (id.level, id.index, hex::encode(hash)))
-        .collect();
-    let decisions: Vec<serde_json::Value> = batch.decisions.iter().map(|(r, seq)| index_row(r, *seq)).collect();
-    sqlx::query(&INSERT_BATCH)
-        .bind(to_json(&rows)?)
-        .bind(to_json(&nodes)?)
-        .bind(to_json(&decisions)?)
-        .execute(&mut *conn)
-        .await?;
-    Ok((batch.entries, frontier))
+    }
+}
+
+/// One passive WAL checkpoint, measured; returns the log's length in pages.
+async fn wal_checkpoint(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let (_busy, frames, checkpointed): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool).await?;
+    metrics::histogram!("acgs_sqlite_wal_checkpoint_seconds").record(started.elapsed().as_secs_f64());
+    metrics::gauge!("acgs_sqlite_wal_frames").set(frames as f64);
+    metrics::gauge!("acgs_sqlite_wal_frames_behind").set((frames - checkpointed).max(0) as f64);
+    Ok(frames)
+}
+
+/// Stops the WAL checkpointer when the last clone of the store is dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -158,14 +127,14 @@ impl FromStr for SqliteSync {
 /// Decision store in an SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    /// Readers (list, get, count).
+    /// Readers (list, get, count, proofs).
     pool: SqlitePool,
-    /// The one connection that writes: SQLite has a single writer anyway, and keeping every write on one
-    /// connection keeps its page cache valid (a connection whose cache another connection's commit
-    /// invalidated must re-read its pages).
-    writer: SqlitePool,
-    /// The tree's right edge after this process's last committed append (saves reading it back per batch).
-    frontier: std::sync::Arc<std::sync::Mutex<Option<Frontier>>>,
+    /// The one connection that writes (SQLite has a single writer anyway).
+    appender: Arc<Mutex<Appender>>,
+    /// The background checkpointer found the write-ahead log long: the writer should catch up and rewind it.
+    wal_long: Arc<AtomicBool>,
+    /// The background WAL checkpointer, stopped with the last clone.
+    _wal_checkpointer: Arc<AbortOnDrop>,
 }
 
 impl SqliteStore {
@@ -180,7 +149,8 @@ impl SqliteStore {
             })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        if let Some(dir) = connect.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+        let path = connect.get_filename().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
                 path: dir.display().to_string(),
                 source,
@@ -191,34 +161,68 @@ impl SqliteStore {
         } else {
             options.max_connections
         };
-        let writer = SqlitePoolOptions::new()
-            .min_connections(1)
-            .max_connections(1)
-            .connect_with(connect.clone())
-            .await?;
-        MIGRATOR.run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .connect_with(connect)
             .await?;
+        MIGRATOR.run(&pool).await?;
+        let sync = options.sqlite_sync;
+        let appender = tokio::task::spawn_blocking(move || Appender::open(&path, sync, WAL_SAFETY_FRAMES))
+            .await
+            .map_err(|e| StoreError::Encode(format!("opening the writing connection: {e}")))??;
+        let wal_long = Arc::new(AtomicBool::new(false));
+        let checkpointer = AbortOnDrop(tokio::spawn(checkpoint_wal(pool.clone(), Arc::clone(&wal_long))));
         Ok(Self {
             pool,
-            writer,
-            frontier: Default::default(),
+            appender: Arc::new(Mutex::new(appender)),
+            wal_long,
+            _wal_checkpointer: Arc::new(checkpointer),
         })
+    }
+
+    /// Run `write` on the writing connection on a blocking-pool thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&mut Appender) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let appender = Arc::clone(&self.appender);
+        tokio::task::spawn_blocking(move || write(&mut lock(&appender)))
+            .await
+            .map_err(|e| StoreError::Encode(format!("the write did not complete: {e}")))?
     }
 }
 
-impl SqliteStore {
-    fn cached_frontier(&self) -> Option<Frontier> {
-        self.frontier.lock().ok().and_then(|f| f.clone())
+/// The group-commit writer's way into the writing connection.
+struct LogWriter {
+    appender: Arc<Mutex<Appender>>,
+    /// Set by the background checkpointer when the write-ahead log should be rewound.
+    wal_long: Arc<AtomicBool>,
+}
+
+impl BlockingAppend for LogWriter {
+    fn append(&mut self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
+        lock(&self.appender).append_decisions(records)
     }
 
-    fn remember_frontier(&self, frontier: Frontier) {
-        if let Ok(mut cached) = self.frontier.lock() {
-            *cached = Some(frontier);
+    /// Catch the checkpoint up from the writing connection when the log has grown long: no commit can come in
+    /// between, so it reaches the end and the next commit starts the log over.
+    fn after_commit(&mut self) {
+        if self.wal_long.swap(false, Ordering::Relaxed) {
+            let started = std::time::Instant::now();
+            match lock(&self.appender).checkpoint_wal() {
+                Ok(()) => {
+                    metrics::histogram!("acgs_sqlite_wal_catch_up_seconds").record(started.elapsed().as_secs_f64())
+                }
+                Err(e) => tracing::warn!(error = %e, "WAL catch-up checkpoint failed"),
+            }
         }
     }
+}
+
+/// The writing connection; a panic while it was held leaves nothing half-done (SQLite rolled the open
+/// transaction back), so a poisoned lock is taken over.
+fn lock(appender: &Mutex<Appender>) -> std::sync::MutexGuard<'_, Appender> {
+    appender.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[async_trait]
@@ -227,17 +231,24 @@ impl DecisionStore for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        // BEGIN IMMEDIATE takes the write lock first, so reading the tree size and frontier and appending
-        // after them is one atomic step even if another process (e.g. `acgs audit prune`) writes too.
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
-        let (entries, frontier) = append_events(&mut tx, &events, self.cached_frontier()).await?;
-        tx.commit().await?;
-        self.remember_frontier(frontier);
-        for (r, e) in records.iter_mut().zip(entries) {
-            r.seq = e.seq;
+        let owned = records.to_vec();
+        let committed = self
+            .write(move |appender| {
+                let mut owned = owned;
+                appender.append_decisions(&mut owned).map(|()| owned)
+            })
+            .await?;
+        for (r, c) in records.iter_mut().zip(committed) {
+            r.seq = c.seq;
         }
         Ok(())
+    }
+
+    fn blocking_appender(&self) -> Option<Box<dyn BlockingAppend>> {
+        Some(Box::new(LogWriter {
+            appender: Arc::clone(&self.appender),
+            wal_long: Arc::clone(&self.wal_long),
+        }))
     }
 
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError> {
@@ -286,17 +297,8 @@ impl DecisionStore for SqliteStore {
     }
 
     async fn add_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_checkpoints (tree_size, root, signed_at_us, note) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (tree_size) DO NOTHING",
-        )
-        .bind(c.tree_size)
-        .bind(c.root.as_slice())
-        .bind(c.signed_at_us)
-        .bind(&c.note)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        let c = c.clone();
+        self.write(move |appender| appender.add_checkpoint(&c)).await
     }
 
     async fn checkpoints(&self, after_size: i64, limit: u32) -> Result<Vec<StoredCheckpoint>, StoreError> {
@@ -321,40 +323,7 @@ impl DecisionStore for SqliteStore {
     }
 
     async fn prune(&self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let (through_seq, already): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE((SELECT MIN(seq) - 1 FROM audit_log WHERE recorded_at_us >= ?1), \
-                             (SELECT COALESCE(MAX(seq), 0) FROM audit_log)), \
-                    (SELECT COUNT(*) FROM audit_log WHERE event IS NULL)",
-        )
-        .bind(older_than_us)
-        .fetch_one(&mut *tx)
-        .await?;
-        if through_seq <= already {
-            return Ok(None);
-        }
-        let pruned = sqlx::query("UPDATE audit_log SET event = NULL WHERE seq <= ? AND event IS NOT NULL")
-            .bind(through_seq)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("DELETE FROM decisions WHERE seq <= ?")
-            .bind(through_seq)
-            .execute(&mut *tx)
-            .await?;
-        let record = PendingEvent::Pruned {
-            through_seq,
-            older_than_us,
-            recorded_at_us: now_us,
-        };
-        let (entries, frontier) = append_events(&mut tx, std::slice::from_ref(&record), self.cached_frontier()).await?;
-        tx.commit().await?;
-        self.remember_frontier(frontier);
-        Ok(Some(PruneOutcome {
-            through_seq,
-            events_pruned: pruned as i64,
-            record_seq: entries[0].seq,
-        }))
+        self.write(move |appender| appender.prune(older_than_us, now_us)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

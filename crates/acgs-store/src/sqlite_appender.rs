@@ -1,0 +1,209 @@
+//! The SQLite backend's one writing connection: it appends events (leaves, tree nodes, decision-index rows),
+//! prunes, and keeps signed checkpoints, each in one `BEGIN IMMEDIATE` transaction.
+//!
+//! It is a synchronous rusqlite connection, used by whichever thread holds it: the group-commit writer's own
+//! thread for decisions ([`crate::DecisionLog`]), a blocking-pool thread for the store's async methods. sqlx
+//! (which the store uses for reads and migrations) runs every SQLite connection on a worker thread of its own
+//! and hands each statement to it and back; on the commit path those two thread switches per round trip cost
+//! more than the statements themselves.
+
+use std::path::Path;
+use std::time::Duration;
+
+use acgs_audit::{Frontier, NodeId, NodeMap};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::event::{NewEntry, PendingEvent, prepare_batch};
+use crate::sqlite::SqliteSync;
+use crate::{DecisionRecord, PruneOutcome, StoreError, StoredCheckpoint, frontier_from, node_map};
+
+/// How long a write waits for another process's write lock (e.g. `acgs audit prune`) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const INSERT_ENTRY: &str =
+    "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) VALUES (?1, ?2, ?3, ?4, ?5)";
+const INSERT_NODE: &str = "INSERT INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)";
+const INSERT_DECISION: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, \
+     principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
+     constitution_version, evaluated_in_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
+/// The writing connection and what it knows about the log's end.
+#[derive(Debug)]
+pub(crate) struct Appender {
+    conn: Connection,
+    /// The tree's right edge after this connection's last committed append; reused when the log has not grown
+    /// since (another process may append too, e.g. a prune).
+    frontier: Option<Frontier>,
+}
+
+impl Appender {
+    /// Open the writing connection on a migrated database file. `autocheckpoint_frames`: the log length (pages)
+    /// at which a commit also checkpoints the write-ahead log (see `sqlite.rs`).
+    pub(crate) fn open(path: &Path, sync: SqliteSync, autocheckpoint_frames: i64) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match sync {
+                SqliteSync::Full => "FULL",
+                SqliteSync::Normal => "NORMAL",
+            },
+        )?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "wal_autocheckpoint", autocheckpoint_frames)?;
+        conn.set_prepared_statement_cache_capacity(16);
+        Ok(Self { conn, frontier: None })
+    }
+
+    /// Commit `records` as decision events; each gets its sequence number.
+    pub(crate) fn append_decisions(&mut self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let entries = {
+            let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (entries, frontier) = append_events(&tx, &events, self.frontier.take())?;
+            tx.commit()?;
+            self.frontier = Some(frontier);
+            entries
+        };
+        for (r, e) in records.iter_mut().zip(entries) {
+            r.seq = e.seq;
+        }
+        Ok(())
+    }
+
+    /// See [`crate::DecisionStore::prune`].
+    pub(crate) fn prune(&mut self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (through_seq, already): (i64, i64) = tx.query_row(
+            "SELECT COALESCE((SELECT MIN(seq) - 1 FROM audit_log WHERE recorded_at_us >= ?1), \
+                             (SELECT COALESCE(MAX(seq), 0) FROM audit_log)), \
+                    (SELECT COUNT(*) FROM audit_log WHERE event IS NULL)",
+            params![older_than_us],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        if through_seq <= already {
+            return Ok(None);
+        }
+        let pruned = tx.execute(
+            "UPDATE audit_log SET event = NULL WHERE seq <= ?1 AND event IS NOT NULL",
+            params![through_seq],
+        )?;
+        tx.execute("DELETE FROM decisions WHERE seq <= ?1", params![through_seq])?;
+        let record = PendingEvent::Pruned {
+            through_seq,
+            older_than_us,
+            recorded_at_us: now_us,
+        };
+        let (entries, frontier) = append_events(&tx, std::slice::from_ref(&record), self.frontier.take())?;
+        tx.commit()?;
+        self.frontier = Some(frontier);
+        Ok(Some(PruneOutcome {
+            through_seq,
+            events_pruned: pruned as i64,
+            record_seq: entries[0].seq,
+        }))
+    }
+
+    /// A passive checkpoint of the write-ahead log from this connection.
+    pub(crate) fn checkpoint_wal(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(StoreError::from)
+    }
+
+    /// Keep a signed checkpoint (a second one for the same size is ignored).
+    pub(crate) fn add_checkpoint(&mut self, c: &StoredCheckpoint) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit_checkpoints (tree_size, root, signed_at_us, note) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (tree_size) DO NOTHING",
+            )?
+            .execute(params![c.tree_size, c.root.as_slice(), c.signed_at_us, c.note])?;
+        Ok(())
+    }
+}
+
+/// Append `events` at the end of the log inside the open transaction `conn`, which holds the write lock: leaves,
+/// completed tree nodes and decision-index rows. `cached` is the tree's right edge as this connection last
+/// committed it, used if the log still ends there (reading the end is one indexed lookup). Returns the new
+/// entries and the right edge after them.
+fn append_events(
+    conn: &Connection,
+    events: &[PendingEvent<'_>],
+    cached: Option<Frontier>,
+) -> Result<(Vec<NewEntry>, Frontier), StoreError> {
+    let size: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM audit_log")?
+        .query_row([], |row| row.get(0))?;
+    let mut frontier = match cached {
+        Some(f) if f.size() == size as u64 => f,
+        _ => {
+            let ids = Frontier::ids(size as u64);
+            let stored = stored_nodes(conn, &ids)?;
+            frontier_from(size, &ids, &stored)?
+        }
+    };
+    let batch = prepare_batch(&mut frontier, events);
+    let mut insert_entry = conn.prepare_cached(INSERT_ENTRY)?;
+    for e in &batch.entries {
+        insert_entry.execute(params![
+            e.seq,
+            e.kind,
+            e.recorded_at_us,
+            e.leaf_hash.as_slice(),
+            e.event
+        ])?;
+    }
+    let mut insert_node = conn.prepare_cached(INSERT_NODE)?;
+    for (id, hash) in &batch.nodes {
+        insert_node.execute(params![id.level, node_index(id.index)?, hash.as_slice()])?;
+    }
+    let mut insert_decision = conn.prepare_cached(INSERT_DECISION)?;
+    for (r, seq) in &batch.decisions {
+        insert_decision.execute(params![
+            seq,
+            r.decision_id,
+            r.recorded_at_us,
+            r.principal_type,
+            r.principal_id,
+            r.action,
+            r.resource_type,
+            r.resource_id,
+            r.outcome,
+            r.effective_outcome,
+            r.shadow,
+            r.constitutional_hash,
+            r.constitution_version,
+            r.evaluated_in_us,
+        ])?;
+    }
+    Ok((batch.entries, frontier))
+}
+
+/// The stored nodes among `ids` (level 0 from the leaf hashes); at most 64 point lookups.
+fn stored_nodes(conn: &Connection, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
+    let mut leaf = conn.prepare_cached("SELECT leaf_hash FROM audit_log WHERE seq = ?1")?;
+    let mut node = conn.prepare_cached("SELECT hash FROM audit_nodes WHERE level = ?1 AND idx = ?2")?;
+    let mut rows = Vec::with_capacity(ids.len());
+    for id in ids {
+        let index = node_index(id.index)?;
+        let hash: Option<Vec<u8>> = if id.level == 0 {
+            leaf.query_row(params![index + 1], |row| row.get(0)).optional()?
+        } else {
+            node.query_row(params![id.level, index], |row| row.get(0)).optional()?
+        };
+        if let Some(hash) = hash {
+            rows.push((i64::from(id.level), index, hash));
+        }
+    }
+    node_map(rows)
+}
+
+fn node_index(index: u64) -> Result<i64, StoreError> {
+    i64::try_from(index).map_err(|_| StoreError::Corrupt(format!("tree node index {index} out of range")))
+}
