@@ -17,24 +17,38 @@
 //!   the number of 200 responses that *completed* inside the measured window divided by its length.
 //! - **Bounded.** The run ends after `warmup + duration`, plus at most the client timeout for stragglers.
 
-use bytes::Bytes;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::rc::Rc;
+use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{Method, Uri};
+use hyper_util::rt::TokioIo;
+use rustix::time::{
+    Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create, timerfd_settime,
+};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use acgs_engine::{ConstitutionDocument, Outcome};
 use anyhow::{Context, bail, ensure};
 use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 /// Options of `acgs bench`.
 #[derive(Debug, clap::Args)]
@@ -69,8 +83,13 @@ pub struct BenchArgs {
     /// Seed of the random request-mix choice (same seed, same sequence of requests).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Worker threads of the client runtime (0 = one per CPU).
-    #[arg(long, default_value_t = 0)]
+    /// Write every measured request as a CSV line (`due_us,latency_us,status`: its due time from the start of
+    /// the measured window, its latency, and its HTTP status or 0 for a transport error) to this file.
+    #[arg(long)]
+    pub latency_log: Option<PathBuf>,
+    /// Client threads, each with its own connections and timer sending every N-th arrival (one is enough for
+    /// tens of thousands of requests per second and disturbs the server least).
+    #[arg(long, default_value_t = 1)]
     pub threads: usize,
 }
 
@@ -96,11 +115,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::new(args.rate, args.warmup, args.duration)?;
     ensure!(args.max_in_flight > 0, "--max-in-flight must be at least 1");
     ensure!(args.timeout_ms > 0, "--timeout-ms must be at least 1");
+    ensure!(args.threads > 0, "--threads must be at least 1");
     let base = args.url.trim_end_matches('/').to_owned();
-    let decisions_url = reqwest::Url::parse(&format!("{base}/v1/decisions"))
-        .with_context(|| format!("--url `{}` is not a valid base URL", args.url))?;
     let ready_url = reqwest::Url::parse(&format!("{base}/ready"))
         .with_context(|| format!("--url `{}` is not a valid base URL", args.url))?;
+    ensure!(
+        ready_url.scheme() == "http",
+        "--url `{}`: acgs bench speaks plain HTTP/1.1 (put it next to the server, not behind TLS)",
+        args.url
+    );
 
     let (mix_source, mix_text) = match &args.constitution {
         Some(path) => (
@@ -116,46 +139,60 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mix_len = mix.len();
     // Shared buffers: every send clones a reference to its body, never the bytes.
     let bodies: Arc<[Bytes]> = mix.into_iter().map(Bytes::from).collect();
-
     let timeout = Duration::from_millis(args.timeout_ms);
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(args.max_in_flight)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .timeout(timeout)
-        .build()
-        .context("building the HTTP client")?;
 
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if args.threads > 0 {
-        builder.worker_threads(args.threads);
+    // Readiness (and the address to connect to) first, on a throwaway runtime.
+    let setup = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    let (server, target) = setup.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .context("building the HTTP client")?;
+        let server = check_ready(&client, &ready_url, &base).await?;
+        let host = ready_url.host_str().context("--url has no host")?.to_owned();
+        let port = ready_url.port_or_known_default().context("--url has no port")?;
+        let address = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .with_context(|| format!("resolving {host}"))?
+            .next()
+            .with_context(|| format!("{host} has no address"))?;
+        let authority = match ready_url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        };
+        let target = Target {
+            address,
+            host: HeaderValue::from_str(&authority).context("--url host is not a valid Host header")?,
+            path: Uri::from_str(&format!("{}/v1/decisions", ready_url.path().trim_end_matches("/ready")))
+                .context("--url path")?,
+        };
+        anyhow::Ok((server, target))
+    })?;
+    drop(setup);
+    if !args.json {
+        eprintln!(
+            "acgs bench: {base} ready; {} req/s for {} s after {} s warm-up ...",
+            args.rate, args.duration, args.warmup
+        );
     }
-    let runtime = builder.build().context("building the tokio runtime")?;
 
     let config = Arc::new(RunConfig {
         plan,
-        client,
-        decisions_url,
+        target,
         bodies,
         max_in_flight: args.max_in_flight,
         timeout,
         seed: args.seed,
+        threads: args.threads,
+        keep_samples: args.latency_log.is_some(),
     });
-    let result = runtime.block_on(async {
-        let server = check_ready(&config.client, &ready_url, &base).await?;
-        if !args.json {
-            eprintln!(
-                "acgs bench: {base} ready; {} req/s for {} s after {} s warm-up ...",
-                args.rate, args.duration, args.warmup
-            );
-        }
-        let collected = drive(Arc::clone(&config)).await?;
-        anyhow::Ok((server, collected))
-    });
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    let (server, collected) = result?;
+    let mut collected = run_threads(&config)?;
+    if let Some(path) = &args.latency_log {
+        write_latency_log(path, &mut collected.samples)?;
+    }
 
     let report = Report::build(
         ReportContext {
@@ -292,15 +329,28 @@ impl Plan {
 // Running
 // ---------------------------------------------------------------------------------------------------------------
 
-/// Everything the scheduler needs.
+/// Everything a client thread needs.
 struct RunConfig {
     plan: Plan,
-    client: reqwest::Client,
-    decisions_url: reqwest::Url,
+    target: Target,
     bodies: Arc<[Bytes]>,
     max_in_flight: usize,
     timeout: Duration,
     seed: u64,
+    /// Client threads; thread `k` sends the arrivals `i` with `i % threads == k`.
+    threads: usize,
+    /// Keep every measured request's due time, latency and status (for `--latency-log`).
+    keep_samples: bool,
+}
+
+/// Where the decisions go.
+#[derive(Debug, Clone)]
+struct Target {
+    address: SocketAddr,
+    /// `Host` header value.
+    host: HeaderValue,
+    /// `POST` path of the decision endpoint.
+    path: Uri,
 }
 
 /// What `/ready` said about the server.
@@ -366,30 +416,6 @@ fn classify(status: u16, body: &[u8]) -> Completion {
     }
 }
 
-/// One finished request.
-struct Sample {
-    phase: Phase,
-    intended: Instant,
-    completed: Instant,
-    completion: Completion,
-}
-
-/// The scheduler's own counts, sent once at its end.
-#[derive(Debug, Default, Clone, Copy)]
-struct SchedulerStats {
-    sent: [u64; 2],
-    dropped: [u64; 2],
-    /// Arrivals never attempted because the scheduler overran its hard deadline.
-    not_sent: u64,
-    max_lag: Duration,
-}
-
-/// Messages to the collector.
-enum Message {
-    Sample(Sample),
-    SchedulerDone(SchedulerStats),
-}
-
 fn phase_index(phase: Phase) -> usize {
     match phase {
         Phase::Warmup => 0,
@@ -397,89 +423,260 @@ fn phase_index(phase: Phase) -> usize {
     }
 }
 
-/// Decrements the in-flight count when a send task ends, however it ends.
-struct InFlightGuard(Arc<AtomicUsize>);
+/// A one-shot high-resolution timer: a Linux `timerfd` on `CLOCK_MONOTONIC` in Tokio's reactor. Tokio's own
+/// timer has millisecond granularity, which would send requests in bursts at each tick and charge them up to a
+/// millisecond of waiting; this one wakes within the kernel's timer slack (about 50 µs) of each due time.
+struct PreciseTimer {
+    fd: AsyncFd<OwnedFd>,
+}
 
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+impl PreciseTimer {
+    fn new() -> anyhow::Result<Self> {
+        let fd = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )
+        .context("creating a timerfd for the arrival schedule")?;
+        #[expect(
+            deprecated,
+            reason = "Tokio 1.54 deprecated the safe constructors because a generic `T` may not own its descriptor; \
+                      here the `AsyncFd` owns the `OwnedFd` for its whole life, which is the condition `register` \
+                      asks callers to promise with `unsafe`, and this workspace forbids `unsafe`"
+        )]
+        let fd = AsyncFd::with_interest(fd, Interest::READABLE).context("registering the timerfd")?;
+        Ok(Self { fd })
+    }
+
+    /// Wait until `due` (at once if it has passed).
+    async fn sleep_until(&self, due: Instant) -> anyhow::Result<()> {
+        let wait = due.saturating_duration_since(Instant::now());
+        if wait.is_zero() {
+            return Ok(());
+        }
+        let value = Itimerspec {
+            it_interval: Timespec { tv_sec: 0, tv_nsec: 0 },
+            it_value: Timespec {
+                tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(wait.subsec_nanos()),
+            },
+        };
+        timerfd_settime(self.fd.get_ref(), TimerfdTimerFlags::empty(), &value).context("arming the timerfd")?;
+        loop {
+            let mut guard = self.fd.readable().await.context("waiting for the timerfd")?;
+            let mut expirations = [0u8; 8];
+            match guard.try_io(|fd| rustix::io::read(fd.get_ref(), &mut expirations).map_err(std::io::Error::from)) {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Ok(Err(e)) => return Err(e).context("reading the timerfd"),
+                Err(_would_block) => continue,
+            }
+        }
     }
 }
 
-/// Sleep until each arrival's due time and spawn its send; never wait for responses.
-async fn schedule(config: Arc<RunConfig>, start: Instant, tx: mpsc::UnboundedSender<Message>) {
-    let plan = config.plan;
-    let deadline = start + plan.length() + GRACE;
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut stats = SchedulerStats::default();
-    for i in 0..plan.total_requests {
-        let intended = start + due_offset(i, plan.rate);
-        if intended > Instant::now() {
-            tokio::time::sleep_until(intended).await;
-        }
-        let now = Instant::now();
-        if now > deadline {
-            stats.not_sent = plan.total_requests - i;
-            break;
-        }
-        stats.max_lag = stats.max_lag.max(now.saturating_duration_since(intended));
-        // Drawn before the cap check so that drops do not change which requests later arrivals send.
-        let body = config.bodies[rng.random_range(0..config.bodies.len())].clone();
-        let phase = plan.phase(i);
-        if in_flight.load(Ordering::Relaxed) >= config.max_in_flight {
-            stats.dropped[phase_index(phase)] += 1;
-            continue;
-        }
-        in_flight.fetch_add(1, Ordering::Relaxed);
-        stats.sent[phase_index(phase)] += 1;
-        let guard = InFlightGuard(Arc::clone(&in_flight));
-        let request = config
-            .client
-            .post(config.decisions_url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body);
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _guard = guard;
-            let completion = match request.send().await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    match response.bytes().await {
-                        Ok(body) => {
-                            let completed = Instant::now();
-                            (completed, classify(status, &body))
-                        }
-                        Err(e) => (Instant::now(), transport_error(&e)),
-                    }
-                }
-                Err(e) => (Instant::now(), transport_error(&e)),
+/// One client thread's state: its idle keep-alive connections and what it has recorded. Everything lives on one
+/// thread (a current-thread runtime with a `LocalSet`), so sends, responses and the timer never wake another
+/// thread.
+struct Client {
+    config: Arc<RunConfig>,
+    idle: RefCell<Vec<SendRequest<Full<Bytes>>>>,
+    in_flight: Cell<usize>,
+    all_done: Notify,
+    collected: RefCell<Collected>,
+    window_start: Instant,
+    window_end: Instant,
+}
+
+impl Client {
+    /// An idle connection, or a new one.
+    async fn connection(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        loop {
+            let Some(mut sender) = self.idle.borrow_mut().pop() else {
+                break;
             };
-            let (completed, completion) = completion;
-            // The collector only goes away after the hard deadline; a late sample is simply lost.
-            let _ = tx.send(Message::Sample(Sample {
-                phase,
-                intended,
-                completed,
-                completion,
-            }));
+            if sender.is_closed() {
+                continue;
+            }
+            if sender.ready().await.is_ok() {
+                return Ok(sender);
+            }
+        }
+        let stream = TcpStream::connect(self.config.target.address)
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", self.config.target.address))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("setting TCP_NODELAY: {e}"))?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| error_chain("HTTP handshake", &e))?;
+        tokio::task::spawn_local(async move {
+            // Ends when the connection closes; a broken connection shows as the failure of its request.
+            let _ = connection.await;
         });
+        Ok(sender)
     }
-    let _ = tx.send(Message::SchedulerDone(stats));
+
+    /// Send one decision request and read the whole response.
+    async fn exchange(&self, body: Bytes) -> Completion {
+        let mut sender = match self.connection().await {
+            Ok(sender) => sender,
+            Err(message) => {
+                return Completion::Transport {
+                    timeout: false,
+                    message,
+                };
+            }
+        };
+        let target = &self.config.target;
+        let mut request = hyper::Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = target.path.clone();
+        request.headers_mut().insert(HOST, target.host.clone());
+        request
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let response = match sender.send_request(request).await {
+            Ok(response) => response,
+            Err(e) => {
+                return Completion::Transport {
+                    timeout: false,
+                    message: error_chain("sending the request", &e),
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        match response.into_body().collect().await {
+            Ok(body) => {
+                self.idle.borrow_mut().push(sender);
+                classify(status, &body.to_bytes())
+            }
+            Err(e) => Completion::Transport {
+                timeout: false,
+                message: error_chain("reading the response", &e),
+            },
+        }
+    }
+
+    /// Send arrival `phase`/`intended` with a timeout, then record it.
+    async fn send(self: Rc<Self>, body: Bytes, phase: Phase, intended: Instant) {
+        let completion = match tokio::time::timeout(self.config.timeout, self.exchange(body)).await {
+            Ok(completion) => completion,
+            Err(_) => Completion::Transport {
+                timeout: true,
+                message: format!("no complete response within {} ms", self.config.timeout.as_millis()),
+            },
+        };
+        let completed = Instant::now();
+        let mut collected = self.collected.borrow_mut();
+        if self.config.keep_samples && phase == Phase::Measured {
+            let status = match &completion {
+                Completion::Ok(_) | Completion::BadBody => 200,
+                Completion::Http { status, .. } => *status,
+                Completion::Transport { .. } => 0,
+            };
+            collected.samples.push((
+                intended.saturating_duration_since(self.window_start),
+                completed.saturating_duration_since(intended),
+                status,
+            ));
+        }
+        collected.record(
+            phase,
+            intended,
+            completed,
+            completion,
+            self.window_start,
+            self.window_end,
+        );
+        drop(collected);
+        self.in_flight.set(self.in_flight.get() - 1);
+        if self.in_flight.get() == 0 {
+            self.all_done.notify_one();
+        }
+    }
 }
 
-fn transport_error(e: &reqwest::Error) -> Completion {
-    // `{:#}`-style chain: reqwest's top-level message alone ("error sending request") hides the cause.
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
+fn error_chain(what: &str, e: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = format!("{what}: {e}");
+    let mut source = e.source();
     while let Some(s) = source {
         let _ = write!(message, ": {s}");
         source = s.source();
     }
-    Completion::Transport {
-        timeout: e.is_timeout(),
-        message,
+    message
+}
+
+/// Run client thread `share` of the schedule that starts at `start`: sleep until each of its arrivals is due and
+/// start its send without waiting for earlier responses; then wait for the responses until the hard deadline.
+async fn drive(config: Arc<RunConfig>, start: Instant, share: usize) -> anyhow::Result<Collected> {
+    let high = HISTOGRAM_HIGH_US.max(u64::try_from(config.timeout.as_micros()).unwrap_or(u64::MAX / 4) * 2);
+    let histogram = Histogram::<u64>::new_with_bounds(HISTOGRAM_LOW_US, high, HISTOGRAM_SIGFIG)
+        .context("creating the latency histogram")?;
+    let plan = config.plan;
+    let client = Rc::new(Client {
+        config: Arc::clone(&config),
+        idle: RefCell::new(Vec::new()),
+        in_flight: Cell::new(0),
+        all_done: Notify::new(),
+        collected: RefCell::new(Collected::new(histogram)),
+        window_start: start + plan.warmup,
+        window_end: start + plan.warmup + plan.measured,
+    });
+    let timer = PreciseTimer::new()?;
+    let deadline = start + plan.length() + GRACE;
+    // Scheduler deadline, then at most one timeout for the last sends, then slack.
+    let hard_deadline = deadline + config.timeout + GRACE;
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut stats = SchedulerStats::default();
+    for i in 0..plan.total_requests {
+        // Every thread draws every arrival's request, so the sequence is the seed's whatever the thread count.
+        let pick = rng.random_range(0..config.bodies.len());
+        if usize::try_from(i % config.threads as u64).unwrap_or(0) != share {
+            continue;
+        }
+        let intended = start + due_offset(i, plan.rate);
+        timer.sleep_until(intended).await?;
+        let now = Instant::now();
+        if now > deadline {
+            stats.not_sent = (plan.total_requests - i).div_ceil(config.threads as u64);
+            break;
+        }
+        stats.max_lag = stats.max_lag.max(now.saturating_duration_since(intended));
+        let phase = plan.phase(i);
+        if client.in_flight.get() >= config.max_in_flight {
+            stats.dropped[phase_index(phase)] += 1;
+            continue;
+        }
+        client.in_flight.set(client.in_flight.get() + 1);
+        stats.sent[phase_index(phase)] += 1;
+        tokio::task::spawn_local(Rc::clone(&client).send(config.bodies[pick].clone(), phase, intended));
     }
+    // `all_done` may hold a stale wake-up from a moment the run was idle earlier, hence the loop.
+    while client.in_flight.get() > 0 {
+        if tokio::time::timeout_at(hard_deadline.into(), client.all_done.notified())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let mut collected = std::mem::replace(
+        &mut *client.collected.borrow_mut(),
+        Collected::new(Histogram::new(HISTOGRAM_SIGFIG).context("histogram")?),
+    );
+    collected.apply(stats);
+    Ok(collected)
+}
+
+/// The scheduler's own counts.
+#[derive(Debug, Default, Clone, Copy)]
+struct SchedulerStats {
+    sent: [u64; 2],
+    dropped: [u64; 2],
+    /// Arrivals never attempted because the scheduler overran its hard deadline.
+    not_sent: u64,
+    max_lag: Duration,
 }
 
 /// Counts for one phase.
@@ -508,6 +705,21 @@ impl PhaseCounts {
     fn errors(&self) -> u64 {
         self.http_errors.values().sum::<u64>() + self.transport_errors + self.bad_responses + self.unfinished()
     }
+
+    fn add(&mut self, other: &PhaseCounts) {
+        self.sent += other.sent;
+        self.ok += other.ok;
+        for (status, n) in &other.http_errors {
+            *self.http_errors.entry(*status).or_default() += n;
+        }
+        self.transport_errors += other.transport_errors;
+        self.timeouts += other.timeouts;
+        self.bad_responses += other.bad_responses;
+        self.dropped += other.dropped;
+        self.outcomes.allow += other.outcomes.allow;
+        self.outcomes.deny += other.outcomes.deny;
+        self.outcomes.escalate += other.outcomes.escalate;
+    }
 }
 
 /// Decisions of the 200 responses.
@@ -518,7 +730,7 @@ struct OutcomeCounts {
     escalate: u64,
 }
 
-/// Everything recorded during a run.
+/// Everything recorded during a run (by one client thread, or merged).
 struct Collected {
     phases: [PhaseCounts; 2],
     /// Latency of the measured window's 200 responses, µs from the intended send time.
@@ -528,63 +740,61 @@ struct Collected {
     not_sent: u64,
     max_lag: Duration,
     first_error: Option<String>,
-    /// The scheduler never reported (it overran the hard deadline).
-    scheduler_lost: bool,
-}
-
-/// Run the schedule and collect samples until every send finished or the hard deadline passed.
-async fn drive(config: Arc<RunConfig>) -> anyhow::Result<Collected> {
-    let high = HISTOGRAM_HIGH_US.max(u64::try_from(config.timeout.as_micros()).unwrap_or(u64::MAX / 4) * 2);
-    let histogram = Histogram::<u64>::new_with_bounds(HISTOGRAM_LOW_US, high, HISTOGRAM_SIGFIG)
-        .context("creating the latency histogram")?;
-    let plan = config.plan;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let start = Instant::now();
-    let window_start = start + plan.warmup;
-    let window_end = window_start + plan.measured;
-    // Scheduler deadline, then at most one timeout for the last sends, then slack.
-    let hard_deadline = start + plan.length() + GRACE + config.timeout + GRACE;
-    let scheduler = tokio::spawn(schedule(Arc::clone(&config), start, tx));
-
-    let mut collected = Collected {
-        phases: [PhaseCounts::default(), PhaseCounts::default()],
-        histogram,
-        ok_in_window: 0,
-        not_sent: 0,
-        max_lag: Duration::ZERO,
-        first_error: None,
-        scheduler_lost: true,
-    };
-    loop {
-        let message = match tokio::time::timeout_at(hard_deadline, rx.recv()).await {
-            Ok(Some(message)) => message,
-            Ok(None) | Err(_) => break,
-        };
-        match message {
-            Message::SchedulerDone(stats) => {
-                for (counts, (sent, dropped)) in collected
-                    .phases
-                    .iter_mut()
-                    .zip(stats.sent.into_iter().zip(stats.dropped))
-                {
-                    counts.sent = sent;
-                    counts.dropped = dropped;
-                }
-                collected.not_sent = stats.not_sent;
-                collected.max_lag = stats.max_lag;
-                collected.scheduler_lost = false;
-            }
-            Message::Sample(sample) => collected.record(sample, window_start, window_end),
-        }
-    }
-    scheduler.abort();
-    Ok(collected)
+    /// Measured requests as (due time from the window's start, latency, HTTP status or 0), if kept.
+    samples: Vec<(Duration, Duration, u16)>,
 }
 
 impl Collected {
-    fn record(&mut self, sample: Sample, window_start: Instant, window_end: Instant) {
-        let counts = &mut self.phases[phase_index(sample.phase)];
-        match sample.completion {
+    fn new(histogram: Histogram<u64>) -> Self {
+        Self {
+            phases: [PhaseCounts::default(), PhaseCounts::default()],
+            histogram,
+            ok_in_window: 0,
+            not_sent: 0,
+            max_lag: Duration::ZERO,
+            first_error: None,
+            samples: Vec::new(),
+        }
+    }
+
+    fn apply(&mut self, stats: SchedulerStats) {
+        for (counts, (sent, dropped)) in self.phases.iter_mut().zip(stats.sent.into_iter().zip(stats.dropped)) {
+            counts.sent = sent;
+            counts.dropped = dropped;
+        }
+        self.not_sent = stats.not_sent;
+        self.max_lag = stats.max_lag;
+    }
+
+    /// Add another thread's records.
+    fn merge(&mut self, other: Collected) -> anyhow::Result<()> {
+        for (mine, theirs) in self.phases.iter_mut().zip(&other.phases) {
+            mine.add(theirs);
+        }
+        self.histogram
+            .add(&other.histogram)
+            .map_err(|e| anyhow::anyhow!("merging latency histograms: {e:?}"))?;
+        self.ok_in_window += other.ok_in_window;
+        self.not_sent += other.not_sent;
+        self.max_lag = self.max_lag.max(other.max_lag);
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.samples.extend(other.samples);
+        Ok(())
+    }
+
+    fn record(
+        &mut self,
+        phase: Phase,
+        intended: Instant,
+        completed: Instant,
+        completion: Completion,
+        window_start: Instant,
+        window_end: Instant,
+    ) {
+        let counts = &mut self.phases[phase_index(phase)];
+        match completion {
             Completion::Ok(outcome) => {
                 counts.ok += 1;
                 match outcome {
@@ -592,11 +802,11 @@ impl Collected {
                     Outcome::Deny => counts.outcomes.deny += 1,
                     Outcome::Escalate => counts.outcomes.escalate += 1,
                 }
-                if sample.completed >= window_start && sample.completed < window_end {
+                if completed >= window_start && completed < window_end {
                     self.ok_in_window += 1;
                 }
-                if sample.phase == Phase::Measured {
-                    let latency = sample.completed.saturating_duration_since(sample.intended);
+                if phase == Phase::Measured {
+                    let latency = completed.saturating_duration_since(intended);
                     let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
                     self.histogram.saturating_record(us.max(HISTOGRAM_LOW_US));
                 }
@@ -620,6 +830,53 @@ impl Collected {
             }
         }
     }
+}
+
+/// `--latency-log`: one CSV line per measured request, in due-time order.
+fn write_latency_log(path: &std::path::Path, samples: &mut [(Duration, Duration, u16)]) -> anyhow::Result<()> {
+    samples.sort_unstable_by_key(|s| s.0);
+    let mut out = String::with_capacity(samples.len() * 24 + 32);
+    out.push_str("due_us,latency_us,status\n");
+    for (due, latency, status) in samples.iter() {
+        let _ = writeln!(out, "{},{},{status}", due.as_micros(), latency.as_micros());
+    }
+    std::fs::write(path, out).with_context(|| format!("writing the latency log {}", path.display()))
+}
+
+/// Run every client thread and merge what they recorded.
+fn run_threads(config: &Arc<RunConfig>) -> anyhow::Result<Collected> {
+    // A short lead so every thread has its runtime up before the first arrival is due.
+    let start = Instant::now() + Duration::from_millis(50);
+    let handles: Vec<_> = (0..config.threads)
+        .map(|share| {
+            let config = Arc::clone(config);
+            std::thread::Builder::new()
+                .name(format!("bench-client-{share}"))
+                .spawn(move || -> anyhow::Result<Collected> {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .context("building the client runtime")?;
+                    let local = tokio::task::LocalSet::new();
+                    let collected = local.block_on(&runtime, drive(config, start, share));
+                    // Requests still unanswered at the hard deadline are dropped with the runtime.
+                    drop(local);
+                    collected
+                })
+                .context("starting a client thread")
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut merged: Option<Collected> = None;
+    for handle in handles {
+        let collected = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+        match &mut merged {
+            None => merged = Some(collected),
+            Some(m) => m.merge(collected)?,
+        }
+    }
+    merged.context("no client thread ran")
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -755,17 +1012,14 @@ impl Report {
             passed: true,
             failures: Vec::new(),
         };
-        report.failures = report.evaluate(collected.scheduler_lost);
+        report.failures = report.evaluate();
         report.passed = report.failures.is_empty();
         report
     }
 
     /// Why the run failed (empty: it passed).
-    fn evaluate(&self, scheduler_lost: bool) -> Vec<String> {
+    fn evaluate(&self) -> Vec<String> {
         let mut failures = Vec::new();
-        if scheduler_lost {
-            failures.push("the scheduler did not finish before the hard deadline; counts are incomplete".to_owned());
-        }
         if self.errors > 0 {
             failures.push(format!("{} of {} measured requests failed", self.errors, self.sent));
         }
@@ -1046,7 +1300,7 @@ mod tests {
             not_sent: 0,
             max_lag: Duration::from_micros(800),
             first_error: None,
-            scheduler_lost: false,
+            samples: Vec::new(),
         })
     }
 

@@ -251,3 +251,86 @@ fn up_serves_the_embedded_example_constitution() {
     assert_eq!(ready["constitutional_hash"], short.as_str());
     assert!(dir.path().join("acgs.db").exists());
 }
+
+#[test]
+fn bench_drives_a_real_server_and_reports_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::Server::start_command("up", &["--data-dir", dir.path().to_str().unwrap()]);
+    let log = dir.path().join("latency.csv");
+    let o = acgs(&[
+        "bench",
+        "--url",
+        &server.url,
+        "--rate",
+        "200",
+        "--duration",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+        "--latency-log",
+        log.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(report["sent"], 400);
+    assert_eq!(report["ok"], 400);
+    assert_eq!(report["warmup"]["ok"], 200);
+    let outcomes = &report["outcomes"];
+    let decided = outcomes["allow"].as_u64().unwrap()
+        + outcomes["deny"].as_u64().unwrap()
+        + outcomes["escalate"].as_u64().unwrap();
+    assert_eq!(decided, 400);
+    let latency = &report["latency_us"];
+    assert!(latency["p50"].as_u64().unwrap() <= latency["p99"].as_u64().unwrap());
+    assert_eq!(latency["count"], 400);
+    // One line per measured request, due times 5 ms apart at 200 req/s.
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines[0], "due_us,latency_us,status");
+    assert_eq!(lines.len(), 401);
+    let dues: Vec<u64> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(dues[0], 0);
+    assert_eq!(dues[1], 5_000);
+    assert!(lines[1..].iter().all(|l| l.ends_with(",200")));
+    // Every answered decision is in the server's log: warm-up and measured.
+    let count = std::process::Command::new("curl")
+        .args(["-s", &format!("{}/v1/decisions?limit=1", server.url)])
+        .output()
+        .unwrap();
+    let newest: serde_json::Value = serde_json::from_slice(&count.stdout).unwrap();
+    assert_eq!(newest[0]["seq"], 600);
+}
+
+#[test]
+fn bench_refuses_a_server_that_is_not_there() {
+    let o = acgs(&[
+        "bench",
+        "--url",
+        "http://127.0.0.1:9",
+        "--rate",
+        "10",
+        "--duration",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not reachable"), "{}", stderr(&o));
+    let o = acgs(&[
+        "bench",
+        "--url",
+        "https://127.0.0.1:9",
+        "--rate",
+        "10",
+        "--duration",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("plain HTTP"), "{}", stderr(&o));
+}
