@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# End-to-end HTTP benchmark on this machine: builds the release binary, starts `acgs up` on a fresh data
+# directory, drives it with `acgs bench` (open loop, fixed rate), and prints the latency report plus the CPU time
+# the server and the load generator used per request and the group commit's batch size (from /metrics).
+#
+# Usage: scripts/http-bench.sh [RATE [DURATION_S [DATA_DIR]]] [-- extra `acgs up` flags]
+#   RATE 5000, DURATION_S 10, DATA_DIR a fresh directory under /var/tmp (on the disk; use /dev/shm/... for tmpfs)
+# Example: scripts/http-bench.sh 5000 10 /var/tmp/acgs-bench -- --sqlite-sync normal
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/acgs-target}"
+
+rate=5000
+duration=10
+data=""
+positional=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --) shift; break ;;
+    *) positional+=("$1"); shift ;;
+  esac
+done
+[ "${#positional[@]}" -ge 1 ] && rate="${positional[0]}"
+[ "${#positional[@]}" -ge 2 ] && duration="${positional[1]}"
+[ "${#positional[@]}" -ge 3 ] && data="${positional[2]}"
+if [ -z "$data" ]; then
+  data=$(mktemp -d /var/tmp/acgs-bench.XXXXXX)
+fi
+rm -rf "$data"
+warmup=2
+port=18099
+
+cargo build --release -q -p acgs-cli
+acgs="$CARGO_TARGET_DIR/release/acgs"
+"$acgs" up --data-dir "$data" --listen "127.0.0.1:$port" "$@" >"$data.server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data" "$data.server.log"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+"$acgs" bench --url "http://127.0.0.1:$port" --rate "$rate" --duration "$duration" --warmup "$warmup" &
+client=$!
+# CPU over the middle of the measured window (after the warm-up, before the end).
+sleep $((warmup + 1))
+s0=$(ticks $server); c0=$(ticks $client)
+window=$((duration - 2))
+sleep "$window"
+s1=$(ticks $server); c1=$(ticks $client)
+wait $client || true
+hz=$(getconf CLK_TCK)
+metrics=$(curl -s "http://127.0.0.1:$port/metrics")
+batch_sum=$(echo "$metrics" | awk '/^acgs_audit_batch_size_sum/ {print $2}')
+batch_count=$(echo "$metrics" | awk '/^acgs_audit_batch_size_count/ {print $2}')
+python3 - "$rate" "$window" "$hz" "$s0" "$s1" "$c0" "$c1" "$batch_sum" "$batch_count" <<'PY'
+import sys
+rate, window, hz, s0, s1, c0, c1, bsum, bcount = (float(x) for x in sys.argv[1:])
+requests = rate * window
+print(f"server CPU {(s1 - s0) / hz * 1e6 / requests:.0f} µs per request, "
+      f"load generator {(c1 - c0) / hz * 1e6 / requests:.0f} µs per request, "
+      f"group commit {bsum / max(bcount, 1):.2f} decisions per commit")
+PY
