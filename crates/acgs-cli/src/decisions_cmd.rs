@@ -138,7 +138,7 @@ pub fn run(cmd: DecisionsCommand) -> Result<ExitCode> {
     })
 }
 
-pub async fn open(source: &Source) -> Result<std::sync::Arc<dyn acgs_store::DecisionStore>> {
+pub async fn open(source: &Source) -> Result<std::sync::Arc<dyn acgs_store::Store>> {
     let url = database_url(source)?;
     acgs_store::open(&url, &StoreOptions::default())
         .await

@@ -12,6 +12,9 @@ pub enum StoreError {
     /// SQLite's writing connection reported an error.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A record with the same unique key exists.
+    #[error("{0}")]
+    Conflict(String),
     /// A batch could not be encoded for the database.
     #[error("cannot encode a batch: {0}")]
     Encode(String),

@@ -55,11 +55,16 @@ mod base64_hash {
     }
 }
 
+/// Event kind of security events (logins, lockouts, credential and permission changes).
+pub const SECURITY_EVENT_KIND: &str = "security";
+
 /// An event waiting for its sequence number.
 #[derive(Debug)]
 pub(crate) enum PendingEvent<'a> {
     /// A decision.
     Decision(&'a DecisionRecord),
+    /// A security event.
+    Security(&'a crate::SecurityEvent),
     /// The record a prune leaves: event bodies up to `through_seq` were removed.
     Pruned {
         through_seq: i64,
@@ -104,7 +109,7 @@ pub(crate) fn prepare_batch<'a>(frontier: &mut acgs_audit::Frontier, events: &[P
         .zip(&entries)
         .filter_map(|(event, entry)| match event {
             PendingEvent::Decision(r) => Some((*r, entry.seq)),
-            PendingEvent::Pruned { .. } => None,
+            PendingEvent::Pruned { .. } | PendingEvent::Security(_) => None,
         })
         .collect();
     PreparedBatch {
@@ -119,6 +124,7 @@ impl PendingEvent<'_> {
     pub(crate) fn at(&self, seq: i64) -> NewEntry {
         let (kind, recorded_at_us, event) = match self {
             Self::Decision(r) => (DECISION_EVENT_KIND, r.recorded_at_us, decision_event(r, seq)),
+            Self::Security(e) => (SECURITY_EVENT_KIND, e.recorded_at_us, security_event(e, seq)),
             Self::Pruned {
                 through_seq,
                 older_than_us,
@@ -182,6 +188,33 @@ fn decision_event(r: &DecisionRecord, seq: i64) -> String {
         r.shadow, r.recorded_at_us
     ));
     out
+}
+
+/// The canonical JSON of a security event at `seq`.
+fn security_event(e: &crate::SecurityEvent, seq: i64) -> String {
+    let detail = serde_json::json!({
+        "actor": e.actor,
+        "detail": e.detail,
+        "event": e.event,
+        "source": e.source,
+        "subject": e.subject,
+    });
+    let mut fields = serde_json::Map::new();
+    if let serde_json::Value::Object(map) = detail {
+        for (k, v) in map {
+            if !v.is_null() {
+                fields.insert(k, v);
+            }
+        }
+    }
+    let value = serde_json::json!({
+        "kind": SECURITY_EVENT_KIND,
+        "recorded_at_us": e.recorded_at_us,
+        "security": fields,
+        "seq": seq,
+        "v": 1,
+    });
+    acgs_audit::canonical_json(&value)
 }
 
 /// The body of a decision event, as canonical JSON text (empty when the event is not a decision event).

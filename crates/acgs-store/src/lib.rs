@@ -16,6 +16,7 @@
 //! The server depends only on [`DecisionStore`]; [`open`] picks the backend from the URL once.
 #![deny(missing_docs)]
 
+mod auth;
 mod error;
 mod event;
 mod integrity;
@@ -30,8 +31,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use acgs_audit::{NodeId, NodeMap};
+pub use auth::{
+    ApiKeyRecord, AuthStore, FailureCount, RefreshOutcome, RefreshTokenRecord, SecurityEvent, SessionRecord,
+    SigningKeyRecord, UserRecord,
+};
 pub use error::{IntegrityError, LogError, StoreError};
-pub use event::{AuditEntry, DECISION_EVENT_KIND};
+pub use event::{AuditEntry, DECISION_EVENT_KIND, SECURITY_EVENT_KIND};
 pub use integrity::{Checkpointer, consistency_proof, inclusion_proof, tree_root, verify_store};
 pub use log::{DecisionLog, LogConfig};
 pub use postgres::PostgresStore;
@@ -89,6 +94,12 @@ pub trait BlockingAppend: Send {
     fn after_commit(&mut self) {}
 }
 
+/// Everything ACGS keeps: the audit log with its decision index ([`DecisionStore`]) and who may use the API
+/// ([`AuthStore`]). Both backends implement it; an `Arc<dyn Store>` coerces to either trait object.
+pub trait Store: DecisionStore + AuthStore {}
+
+impl<T: DecisionStore + AuthStore + ?Sized> Store for T {}
+
 /// Options for opening a store.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
@@ -100,7 +111,7 @@ pub struct StoreOptions {
 
 /// Open (and migrate) the store named by `url`: `sqlite://PATH` (file created if missing) or
 /// `postgres://...` / `postgresql://...`.
-pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn DecisionStore>, StoreError> {
+pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url, options).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {

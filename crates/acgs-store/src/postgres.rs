@@ -108,7 +108,7 @@ const SEQUENCER_LOCK: i64 = 0x4143_4753_2d53_4551;
 /// Decision store in PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PostgresStore {
@@ -122,6 +122,21 @@ impl PostgresStore {
         let pool = PgPoolOptions::new().max_connections(max).connect(url).await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// Append one security event to the audit log, in its own transaction under the sequencer lock.
+    pub(crate) async fn append_security_event(&self, event: &crate::SecurityEvent) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SEQUENCER_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let entries = append_events(&mut tx, &[PendingEvent::Security(event)]).await?;
+        tx.commit().await?;
+        entries
+            .first()
+            .map(|e| e.seq)
+            .ok_or_else(|| StoreError::Corrupt("an appended event got no sequence number".into()))
     }
 }
 

@@ -137,8 +137,8 @@ impl FromStr for SqliteSync {
 /// Decision store in an SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    /// Readers (list, get, count, proofs).
-    pool: SqlitePool,
+    /// Readers (list, get, count, proofs) and the credential tables' writes.
+    pub(crate) pool: SqlitePool,
     /// The one connection that writes (SQLite has a single writer anyway).
     appender: Arc<Mutex<Appender>>,
     /// The background checkpointer found the write-ahead log long: the writer should catch up and rewind it.
@@ -194,6 +194,12 @@ impl SqliteStore {
             wal_long,
             _stop_wal_checkpointer: Arc::new(stop_wal_checkpointer),
         })
+    }
+
+    /// Append one security event to the audit log.
+    pub(crate) async fn append_security_event(&self, event: &crate::SecurityEvent) -> Result<i64, StoreError> {
+        let event = event.clone();
+        self.write(move |appender| appender.append_security_event(&event)).await
     }
 
     /// Run `write` on the writing connection on a blocking-pool thread.

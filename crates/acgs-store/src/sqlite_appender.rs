@@ -76,6 +76,18 @@ impl Appender {
         Ok(())
     }
 
+    /// Commit one security event; returns its sequence number.
+    pub(crate) fn append_security_event(&mut self, event: &crate::SecurityEvent) -> Result<i64, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (entries, frontier) = append_events(&tx, &[PendingEvent::Security(event)], self.frontier.take())?;
+        tx.commit()?;
+        self.frontier = Some(frontier);
+        entries
+            .first()
+            .map(|e| e.seq)
+            .ok_or_else(|| StoreError::Corrupt("an appended event got no sequence number".into()))
+    }
+
     /// See [`crate::DecisionStore::prune`].
     pub(crate) fn prune(&mut self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
