@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use acgs_store::{
-    ApiKeyRecord, AuthStore, RefreshOutcome, RefreshTokenRecord, SecurityEvent, SessionRecord, SigningKeyRecord, Store,
+    ApiKeyRecord, RefreshOutcome, RefreshTokenRecord, SecurityEvent, SessionRecord, SigningKeyRecord, Store,
     StoreError, StoreOptions, UserRecord,
 };
 use common::acgs_test_postgres_url;
