@@ -36,7 +36,7 @@ pub fn system_clock() -> Clock {
 }
 
 /// Tunable behaviour of the service (documented in `docs/security.md`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSettings {
     /// Lifetime of an access token.
     pub access_token_ttl: Duration,

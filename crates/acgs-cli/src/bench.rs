@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Uri};
 use hyper_util::rt::TokioIo;
 use rustix::time::{
@@ -83,6 +83,9 @@ pub struct BenchArgs {
     /// Seed of the random request-mix choice (same seed, same sequence of requests).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// API key (role `agent`) sent with every request.
+    #[arg(long, env = "ACGS_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// Write every measured request as a CSV line (`due_us,latency_us,status`: its due time from the start of
     /// the measured window, its latency, and its HTTP status or 0 for a transport error) to this file.
     #[arg(long)]
@@ -152,6 +155,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .build()
             .context("building the HTTP client")?;
         let server = check_ready(&client, &ready_url, &base).await?;
+        check_credentials(&client, &base, args.api_key.as_deref()).await?;
         let host = ready_url.host_str().context("--url has no host")?.to_owned();
         let port = ready_url.port_or_known_default().context("--url has no port")?;
         let address = tokio::net::lookup_host((host.as_str(), port))
@@ -163,7 +167,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             Some(port) => format!("{host}:{port}"),
             None => host,
         };
+        let authorization = args
+            .api_key
+            .as_deref()
+            .map(|key| HeaderValue::from_str(&format!("Bearer {key}")))
+            .transpose()
+            .context("--api-key is not a valid header value")?;
         let target = Target {
+            authorization,
             address,
             host: HeaderValue::from_str(&authority).context("--url host is not a valid Host header")?,
             path: Uri::from_str(&format!("{}/v1/decisions", ready_url.path().trim_end_matches("/ready")))
@@ -351,6 +362,8 @@ struct Target {
     host: HeaderValue,
     /// `POST` path of the decision endpoint.
     path: Uri,
+    /// `Authorization` header value, if any.
+    authorization: Option<HeaderValue>,
 }
 
 /// What `/ready` said about the server.
@@ -536,6 +549,9 @@ impl Client {
         request
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(authorization) = &target.authorization {
+            request.headers_mut().insert(AUTHORIZATION, authorization.clone());
+        }
         let response = match sender.send_request(request).await {
             Ok(response) => response,
             Err(e) => {
@@ -833,6 +849,32 @@ impl Collected {
 }
 
 /// `--latency-log`: one CSV line per measured request, in due-time order.
+/// Before any load: the server must accept the credentials for `POST /v1/decisions`. An empty JSON object
+/// passes authentication and authorization and is then refused as an invalid request, so nothing is decided
+/// or logged; a 401 or 403 means every request of the run would be refused.
+async fn check_credentials(client: &reqwest::Client, base: &str, api_key: Option<&str>) -> anyhow::Result<()> {
+    let mut probe = client
+        .post(format!("{base}/v1/decisions"))
+        .header(CONTENT_TYPE, "application/json")
+        .body("{}");
+    if let Some(key) = api_key {
+        probe = probe.bearer_auth(key);
+    }
+    let response = probe.send().await.with_context(|| format!("{base} is not reachable"))?;
+    match response.status().as_u16() {
+        401 if api_key.is_none() => bail!("{base} requires an API key: pass --api-key (or set ACGS_API_KEY)"),
+        401 => bail!(
+            "{base} refused the API key: {}",
+            response.text().await.unwrap_or_default()
+        ),
+        403 => bail!(
+            "the API key may not create decisions on {base} (it needs the `agent` role): {}",
+            response.text().await.unwrap_or_default()
+        ),
+        _ => Ok(()),
+    }
+}
+
 fn write_latency_log(path: &std::path::Path, samples: &mut [(Duration, Duration, u16)]) -> anyhow::Result<()> {
     samples.sort_unstable_by_key(|s| s.0);
     let mut out = String::with_capacity(samples.len() * 24 + 32);

@@ -59,6 +59,39 @@ pub struct ServerFlags {
     /// Sign a checkpoint as soon as this many entries were added since the last [default: 1000].
     #[arg(long, env = "ACGS_CHECKPOINT_ENTRIES")]
     pub checkpoint_entries: Option<u64>,
+    /// The master key file that encrypts the access-token signing keys, created (mode 0600) on first start
+    /// [default: DATA_DIR/auth-master.key].
+    #[arg(long, env = "ACGS_AUTH_MASTER_KEY")]
+    pub auth_master_key: Option<PathBuf>,
+    /// Serve /metrics without authentication (for a Prometheus scraper on a trusted network) [default: false].
+    #[arg(long, env = "ACGS_PUBLIC_METRICS", num_args = 0..=1, default_missing_value = "true")]
+    pub public_metrics: Option<bool>,
+    /// Access-token lifetime in seconds [default: 900].
+    #[arg(long, env = "ACGS_ACCESS_TOKEN_TTL_SECS")]
+    pub access_token_ttl_secs: Option<u64>,
+    /// Refresh-token lifetime in seconds [default: 86400].
+    #[arg(long, env = "ACGS_REFRESH_TOKEN_TTL_SECS")]
+    pub refresh_token_ttl_secs: Option<u64>,
+    /// A login session ends this many seconds after the login, however often it is refreshed [default: 604800].
+    #[arg(long, env = "ACGS_SESSION_MAX_AGE_SECS")]
+    pub session_max_age_secs: Option<u64>,
+    /// Failed logins for one username within the lockout window that lock it [default: 5].
+    #[arg(long, env = "ACGS_LOCKOUT_THRESHOLD")]
+    pub lockout_threshold: Option<u32>,
+    /// The window failed logins are counted in, in seconds [default: 900].
+    #[arg(long, env = "ACGS_LOCKOUT_WINDOW_SECS")]
+    pub lockout_window_secs: Option<u64>,
+    /// How long a lockout lasts, in seconds [default: 900].
+    #[arg(long, env = "ACGS_LOCKOUT_DURATION_SECS")]
+    pub lockout_duration_secs: Option<u64>,
+    /// Failed logins from one source address within the window after which it gets 429 [default: 20].
+    #[arg(long, env = "ACGS_LOGIN_SOURCE_THRESHOLD")]
+    pub login_source_threshold: Option<u32>,
+    /// How often, in seconds, the server reloads API keys and signing keys from the database: changes made
+    /// by `acgs auth …` or another replica (a revoked key, a new signing key) take effect within this time
+    /// [default: 10].
+    #[arg(long, env = "ACGS_AUTH_RELOAD_SECS")]
+    pub auth_reload_secs: Option<u64>,
 }
 
 /// Log output format.
@@ -92,6 +125,16 @@ pub struct FileConfig {
     audit_log_name: Option<String>,
     checkpoint_interval_secs: Option<u64>,
     checkpoint_entries: Option<u64>,
+    auth_master_key: Option<PathBuf>,
+    public_metrics: Option<bool>,
+    access_token_ttl_secs: Option<u64>,
+    refresh_token_ttl_secs: Option<u64>,
+    session_max_age_secs: Option<u64>,
+    lockout_threshold: Option<u32>,
+    lockout_window_secs: Option<u64>,
+    lockout_duration_secs: Option<u64>,
+    login_source_threshold: Option<u32>,
+    auth_reload_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -101,9 +144,14 @@ impl FileConfig {
         let mut config: FileConfig =
             toml::from_str(&text).with_context(|| format!("invalid config `{}`", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut config.data_dir, &mut config.constitution, &mut config.audit_key]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut config.data_dir,
+            &mut config.constitution,
+            &mut config.audit_key,
+            &mut config.auth_master_key,
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -115,6 +163,9 @@ impl FileConfig {
 
 /// File name of the audit key inside the data directory.
 pub const AUDIT_KEY_FILE: &str = "audit-log.key";
+
+/// File name of the authentication master key inside the data directory.
+pub const AUTH_MASTER_KEY_FILE: &str = "auth-master.key";
 
 /// Fully resolved server configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,11 +202,79 @@ pub struct ServerConfig {
     pub checkpoint_interval: std::time::Duration,
     /// New entries that trigger a checkpoint.
     pub checkpoint_entries: u64,
+    /// The master key file of the access-token signing keys.
+    pub auth_master_key: PathBuf,
+    /// Serve /metrics without authentication.
+    pub public_metrics: bool,
+    /// Token lifetimes, lockout policy and cache refresh of the authentication service.
+    pub auth: acgs_auth::AuthSettings,
 }
 
 impl ServerConfig {
     /// Layer flags (which already include environment values) over the file over defaults.
     pub fn resolve(flags: ServerFlags, file: FileConfig) -> Result<Self> {
+        let defaults_auth = acgs_auth::AuthSettings::default();
+        let secs = |name: &str, flag: Option<u64>, file: Option<u64>, default: std::time::Duration| {
+            let value = flag.or(file).map_or(default, std::time::Duration::from_secs);
+            anyhow::ensure!(!value.is_zero(), "`{name}` must be at least 1 second");
+            Ok(value)
+        };
+        let count = |name: &str, flag: Option<u32>, file: Option<u32>, default: u32| {
+            let value = flag.or(file).unwrap_or(default);
+            anyhow::ensure!(value > 0, "`{name}` must be at least 1");
+            Ok(value)
+        };
+        let auth = acgs_auth::AuthSettings {
+            access_token_ttl: secs(
+                "access_token_ttl_secs",
+                flags.access_token_ttl_secs,
+                file.access_token_ttl_secs,
+                defaults_auth.access_token_ttl,
+            )?,
+            refresh_token_ttl: secs(
+                "refresh_token_ttl_secs",
+                flags.refresh_token_ttl_secs,
+                file.refresh_token_ttl_secs,
+                defaults_auth.refresh_token_ttl,
+            )?,
+            session_max_age: secs(
+                "session_max_age_secs",
+                flags.session_max_age_secs,
+                file.session_max_age_secs,
+                defaults_auth.session_max_age,
+            )?,
+            lockout_threshold: count(
+                "lockout_threshold",
+                flags.lockout_threshold,
+                file.lockout_threshold,
+                defaults_auth.lockout_threshold,
+            )?,
+            lockout_window: secs(
+                "lockout_window_secs",
+                flags.lockout_window_secs,
+                file.lockout_window_secs,
+                defaults_auth.lockout_window,
+            )?,
+            lockout_duration: secs(
+                "lockout_duration_secs",
+                flags.lockout_duration_secs,
+                file.lockout_duration_secs,
+                defaults_auth.lockout_duration,
+            )?,
+            source_threshold: count(
+                "login_source_threshold",
+                flags.login_source_threshold,
+                file.login_source_threshold,
+                defaults_auth.source_threshold,
+            )?,
+            cache_refresh: secs(
+                "auth_reload_secs",
+                flags.auth_reload_secs,
+                file.auth_reload_secs,
+                defaults_auth.cache_refresh,
+            )?,
+            ..defaults_auth
+        };
         let listen_text = flags.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr = listen_text
             .parse()
@@ -201,6 +320,12 @@ impl ServerConfig {
                 .or(file.checkpoint_entries)
                 .unwrap_or(acgs_server::DEFAULT_CHECKPOINT_ENTRIES as u64)
                 .max(1),
+            auth_master_key: flags
+                .auth_master_key
+                .or(file.auth_master_key)
+                .unwrap_or_else(|| data_dir.join(AUTH_MASTER_KEY_FILE)),
+            public_metrics: flags.public_metrics.or(file.public_metrics).unwrap_or(false),
+            auth,
             data_dir,
         })
     }

@@ -19,6 +19,9 @@ pub struct DecideArgs {
     /// Ask a running server instead, e.g. http://127.0.0.1:8080 (the decision is then logged).
     #[arg(long)]
     url: Option<String>,
+    /// API key (role `agent`) for --url.
+    #[arg(long, env = "ACGS_API_KEY", hide_env_values = true, requires = "url")]
+    api_key: Option<String>,
 }
 
 fn read_request(spec: &str) -> Result<String> {
@@ -42,12 +45,13 @@ pub fn run(args: DecideArgs) -> Result<ExitCode> {
         Some(url) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
-                let response = reqwest::Client::new()
+                let mut post = reqwest::Client::new()
                     .post(format!("{}/v1/decisions", url.trim_end_matches('/')))
-                    .json(&request)
-                    .send()
-                    .await
-                    .with_context(|| format!("cannot reach {url}"))?;
+                    .json(&request);
+                if let Some(key) = &args.api_key {
+                    post = post.bearer_auth(key);
+                }
+                let response = post.send().await.with_context(|| format!("cannot reach {url}"))?;
                 let status = response.status();
                 let body: serde_json::Value = response.json().await.context("server sent no JSON")?;
                 println!("{}", serde_json::to_string_pretty(&body)?);

@@ -1,7 +1,8 @@
 //! `acgs`: the ACGS binary. Runs the server, checks constitutions, reads the decision log, verifies the
-//! audit log and generates load. Thin: each subcommand lives in its own module.
+//! audit log, administers users and keys, and generates load. Thin: each subcommand lives in its own module.
 
 mod audit_cmd;
+mod auth_cmd;
 mod bench;
 mod config;
 mod constitution_cmd;
@@ -50,6 +51,15 @@ enum Command {
     Audit(audit_cmd::AuditCommand),
     /// Open-loop HTTP load generator: fixed arrival rate, latency from the intended send time.
     Bench(bench::BenchArgs),
+    /// Manage users (on the server's database).
+    #[command(subcommand)]
+    Users(auth_cmd::UsersCommand),
+    /// Manage API keys and the access-token signing keys (on the server's database).
+    #[command(subcommand)]
+    Auth(auth_cmd::AuthCommand),
+    /// Security checks of the credentials and the key files.
+    #[command(subcommand)]
+    Security(auth_cmd::SecurityCommand),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +72,9 @@ fn main() -> ExitCode {
         Command::Decisions(cmd) => decisions_cmd::run(cmd),
         Command::Audit(cmd) => audit_cmd::run(cmd),
         Command::Bench(args) => bench::run(args),
+        Command::Users(cmd) => auth_cmd::run_users(cmd),
+        Command::Auth(cmd) => auth_cmd::run_auth(cmd),
+        Command::Security(cmd) => auth_cmd::run_security(cmd),
     };
     match result {
         Ok(code) => code,

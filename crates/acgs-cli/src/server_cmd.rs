@@ -101,6 +101,21 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
             }
         }
         let backend = store.backend();
+        let (master, created) = acgs_auth::MasterKey::load_or_create(&config.auth_master_key)
+            .context("refusing to start: the authentication master key is unusable")?;
+        if created {
+            tracing::info!(path = %config.auth_master_key.display(), "created the authentication master key");
+        }
+        let auth = acgs_auth::AuthService::new(store.clone(), master, config.auth.clone(), acgs_auth::system_clock())
+            .await
+            .context("refusing to start: cannot load the credentials")?;
+        let admin_password = std::env::var("ACGS_BOOTSTRAP_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
+        let bootstrap = auth
+            .bootstrap(admin_password.clone())
+            .await
+            .context("refusing to start: cannot create the first credentials")?;
         let log = DecisionLog::start(
             store,
             LogConfig {
@@ -118,11 +133,13 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
             engine,
             log,
             key,
+            Arc::new(auth),
             ServerSettings {
                 shadow: config.shadow,
                 max_body_bytes: config.max_body_bytes,
                 checkpoint_interval: config.checkpoint_interval,
                 checkpoint_entries: config.checkpoint_entries as i64,
+                public_metrics: config.public_metrics,
             },
         );
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -146,11 +163,34 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
             }
         );
         println!("  audit log key: {verifier_key}");
-        println!("  try: curl -s http://{addr}/v1/constitution/principles");
+        print_bootstrap(&bootstrap, admin_password.is_some(), addr);
         acgs_server::serve(listener, state, shutdown_signal()).await?;
         tracing::info!("ACGS stopped; decision log flushed");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Show the credentials a first start created; they are never shown again.
+fn print_bootstrap(bootstrap: &acgs_auth::Bootstrap, password_from_env: bool, addr: std::net::SocketAddr) {
+    if let Some(kid) = &bootstrap.signing_key {
+        println!("  created the access-token signing key {kid}");
+    }
+    match (&bootstrap.admin, &bootstrap.agent_key) {
+        (Some((username, password)), Some(agent_key)) => {
+            println!();
+            println!("  FIRST START: credentials created now and shown only this once:");
+            if password_from_env {
+                println!("    administrator:  {username} (password from ACGS_BOOTSTRAP_ADMIN_PASSWORD)");
+            } else {
+                println!("    administrator:  {username} / {password}");
+            }
+            println!("    agent API key:  {agent_key}");
+            println!("  Change the administrator's password (POST /v1/auth/password); `acgs security audit`");
+            println!("  reports it until then. Try:");
+            println!("    curl -s -H 'Authorization: Bearer {agent_key}' http://{addr}/v1/constitution/principles");
+        }
+        _ => println!("  sign in: POST http://{addr}/v1/auth/login, or use an API key (`acgs auth api-keys create`)"),
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -28,9 +28,13 @@ fn stdout(o: &Output) -> String {
     )
 }
 
-/// Start a server on `data`, make `n` decisions, return (decision ids, verifier key), stopped cleanly.
+/// Start a server on `data`, make `n` decisions, return (decision ids, verifier key, receipt of the middle one),
+/// stopped cleanly. The log starts with the four security events of the first start and the auditor key
+/// created here (signing key, administrator, agent key, auditor key), so decision `i` is entry `i + 5`.
 async fn decisions(data: &str, n: usize) -> (Vec<String>, String, Option<String>) {
     let mut server = Server::start(&["--data-dir", data]);
+    let agent = server.agent_auth();
+    let auditor = format!("Bearer {}", common::api_key(&["--data-dir", data], "auditor"));
     let client = reqwest::Client::new();
     let requests = common::example_requests();
     let mut ids = Vec::new();
@@ -38,6 +42,7 @@ async fn decisions(data: &str, n: usize) -> (Vec<String>, String, Option<String>
         let r = client
             .post(format!("{}/v1/decisions", server.url))
             .header("content-type", "application/json")
+            .header("authorization", &agent)
             .body(requests[i % requests.len()].clone())
             .send()
             .await
@@ -52,6 +57,7 @@ async fn decisions(data: &str, n: usize) -> (Vec<String>, String, Option<String>
     }
     let key: serde_json::Value = client
         .get(format!("{}/v1/audit/key", server.url))
+        .header("authorization", &auditor)
         .send()
         .await
         .unwrap()
@@ -60,6 +66,7 @@ async fn decisions(data: &str, n: usize) -> (Vec<String>, String, Option<String>
         .unwrap();
     let receipt = client
         .get(format!("{}/v1/decisions/{}/receipt", server.url, ids[n / 2]))
+        .header("authorization", &auditor)
         .send()
         .await
         .unwrap();
@@ -82,7 +89,7 @@ async fn a_receipt_verifies_offline_with_no_database() {
         &["audit", "verify-receipt", "receipt.json", "--key", &key],
     );
     assert!(o.status.success(), "{}", stdout(&o));
-    assert!(stdout(&o).contains("receipt verified: entry 5"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("receipt verified: entry 9"), "{}", stdout(&o));
     assert!(stdout(&o).contains(&ids[4]), "{}", stdout(&o));
     assert_eq!(
         std::fs::read_dir(offline.path()).unwrap().count(),
@@ -134,7 +141,7 @@ async fn verify_export_prune_and_tampering_through_the_cli() {
     let o = acgs_in(cwd, &["audit", "verify", "--data-dir", data]);
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("audit log verified: 30 entries (0 pruned)"),
+        stdout(&o).contains("audit log verified: 34 entries (0 pruned)"),
         "{}",
         stdout(&o)
     );
@@ -151,7 +158,7 @@ async fn verify_export_prune_and_tampering_through_the_cli() {
         .lines()
         .enumerate()
         .map(|(i, l)| {
-            if i == 6 {
+            if i == 10 {
                 l.replacen("\\\"shadow\\\":false", "\\\"shadow\\\":true", 1)
             } else {
                 l.to_owned()
@@ -162,7 +169,7 @@ async fn verify_export_prune_and_tampering_through_the_cli() {
     std::fs::write(cwd.join("export/entries.jsonl"), tampered.join("\n") + "\n").unwrap();
     let o = acgs_in(cwd, &["audit", "verify", "--dir", "export", "--key", &key]);
     assert!(!o.status.success());
-    assert!(stdout(&o).contains("FAILED at sequence number 7"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("FAILED at sequence number 11"), "{}", stdout(&o));
 
     // Tamper with the database itself.
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{data}/acgs.db"))
@@ -193,10 +200,10 @@ async fn verify_export_prune_and_tampering_through_the_cli() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let o = acgs_in(cwd, &["audit", "prune", "--data-dir", data, "--older-than", "1s"]);
     assert!(o.status.success(), "{}", stdout(&o));
-    assert!(stdout(&o).contains("pruned 30 event bodies"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("pruned 34 event bodies"), "{}", stdout(&o));
     let o = acgs_in(cwd, &["audit", "verify", "--data-dir", data]);
     assert!(o.status.success(), "{}", stdout(&o));
-    assert!(stdout(&o).contains("31 entries (30 pruned)"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("35 entries (34 pruned)"), "{}", stdout(&o));
     let o = acgs_in(cwd, &["audit", "prune", "--data-dir", data, "--older-than", "soon"]);
     assert!(!o.status.success());
     assert!(stdout(&o).contains("not an age"), "{}", stdout(&o));

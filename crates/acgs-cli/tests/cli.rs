@@ -9,7 +9,11 @@ use std::process::{Command, Output};
 use common::{ACGS, EXAMPLE};
 
 fn acgs(args: &[&str]) -> Output {
-    Command::new(ACGS).args(args).output().expect("acgs runs")
+    Command::new(ACGS)
+        .args(args)
+        .env_remove("ACGS_API_KEY")
+        .output()
+        .expect("acgs runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -144,9 +148,17 @@ async fn decide_via_server_then_read_the_log() {
     let server = common::Server::start(&["--data-dir", &data]);
     let request = common::example_requests()[0].clone();
     let url = server.url.clone();
-    let o = tokio::task::spawn_blocking(move || acgs(&["decide", "--url", &url, "--request", &request]))
+    let key = server.agent_key.clone().unwrap();
+    let (u, r) = (url.clone(), request.clone());
+    let o = tokio::task::spawn_blocking(move || acgs(&["decide", "--url", &u, "--request", &r]))
         .await
         .unwrap();
+    assert!(!o.status.success(), "a server decides only for authenticated callers");
+    assert!(stderr(&o).contains("401"), "{}", stderr(&o));
+    let o =
+        tokio::task::spawn_blocking(move || acgs(&["decide", "--url", &url, "--api-key", &key, "--request", &request]))
+            .await
+            .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let id = json["decision_id"].as_str().unwrap().to_owned();
@@ -164,7 +176,8 @@ async fn decide_via_server_then_read_the_log() {
         .unwrap();
     let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(shown["decision_id"], id.as_str());
-    assert_eq!(shown["seq"], 1);
+    // After the first start's security events: signing key, administrator, agent key.
+    assert_eq!(shown["seq"], 4);
     let d = data.clone();
     let missing = tokio::task::spawn_blocking(move || acgs(&["decisions", "show", "--data-dir", &d, "nope"]))
         .await
@@ -214,19 +227,33 @@ fn json_logs_are_one_object_per_line() {
         let text = lines.next().unwrap().unwrap();
         serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     };
-    // First start: the audit log key is created and its public key logged.
-    let created = next();
-    let line = next();
+    // First start: the audit log key and the authentication master key are created, then the server starts.
+    let mut seen = Vec::new();
+    let line = loop {
+        let line = next();
+        if line["fields"]["message"] == "ACGS started" {
+            break line;
+        }
+        assert!(seen.len() < 20, "no `ACGS started` line: {seen:?}");
+        seen.push(line);
+    };
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(created["fields"]["message"], "created the audit log key");
+    let created = seen
+        .iter()
+        .find(|l| l["fields"]["message"] == "created the audit log key")
+        .unwrap_or_else(|| panic!("{seen:?}"));
     assert!(
         created["fields"]["key"]
             .as_str()
             .unwrap()
             .starts_with("acgs.local/audit/")
     );
-    assert_eq!(line["fields"]["message"], "ACGS started");
+    assert!(
+        seen.iter()
+            .any(|l| l["fields"]["message"] == "created the authentication master key"),
+        "{seen:?}"
+    );
     assert_eq!(line["fields"]["storage"], "sqlite");
     assert_eq!(line["level"], "INFO");
 }
@@ -235,12 +262,10 @@ fn json_logs_are_one_object_per_line() {
 fn up_serves_the_embedded_example_constitution() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::Server::start_command("up", &["--data-dir", dir.path().to_str().unwrap()]);
-    assert_eq!(
-        common::reqwest::blocking_client()
-            .get(format!("{}/v1/constitution/principles", server.url))
-            .unwrap(),
-        200
-    );
+    let client = common::reqwest::blocking_client();
+    let principles = format!("{}/v1/constitution/principles", server.url);
+    assert_eq!(client.get(principles.clone()).unwrap(), 401);
+    assert_eq!(client.get_with(principles, Some(&server.agent_auth())).unwrap(), 200);
     let hash = stdout(&acgs(&["constitution", "hash", EXAMPLE]));
     let short = hash.lines().nth(1).unwrap().trim_start_matches("short: ").to_owned();
     let ready = std::process::Command::new("curl")
@@ -257,10 +282,29 @@ fn bench_drives_a_real_server_and_reports_every_request() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::Server::start_command("up", &["--data-dir", dir.path().to_str().unwrap()]);
     let log = dir.path().join("latency.csv");
+    // Without a key, or with a wrong one, it refuses before sending any load.
+    let o = acgs(&["bench", "--url", &server.url, "--rate", "10", "--duration", "1"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("requires an API key"), "{}", stderr(&o));
     let o = acgs(&[
         "bench",
         "--url",
         &server.url,
+        "--api-key",
+        "acgs_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "--rate",
+        "10",
+        "--duration",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("refused the API key"), "{}", stderr(&o));
+    let o = acgs(&[
+        "bench",
+        "--url",
+        &server.url,
+        "--api-key",
+        server.agent_key.as_deref().unwrap(),
         "--rate",
         "200",
         "--duration",
@@ -300,13 +344,16 @@ fn bench_drives_a_real_server_and_reports_every_request() {
     assert_eq!(dues[0], 0);
     assert_eq!(dues[1], 5_000);
     assert!(lines[1..].iter().all(|l| l.ends_with(",200")));
-    // Every answered decision is in the server's log: warm-up and measured.
+    // Every answered decision is in the server's log: warm-up and measured, after the three security events
+    // of the first start.
+    let auditor = common::api_key(&["--data-dir", dir.path().to_str().unwrap()], "auditor");
     let count = std::process::Command::new("curl")
-        .args(["-s", &format!("{}/v1/decisions?limit=1", server.url)])
+        .args(["-s", "-H", &format!("Authorization: Bearer {auditor}")])
+        .args([&format!("{}/v1/decisions?limit=1", server.url)])
         .output()
         .unwrap();
     let newest: serde_json::Value = serde_json::from_slice(&count.stdout).unwrap();
-    assert_eq!(newest[0]["seq"], 600);
+    assert_eq!(newest[0]["seq"], 603);
 }
 
 #[test]

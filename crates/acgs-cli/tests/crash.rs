@@ -16,6 +16,8 @@ use common::Server;
 /// `args`: how to start the server (restarted on the same log); `source`: how `acgs audit verify` finds the log.
 async fn load_then_kill(args: &[&str], database_url: &str, source: &[&str]) {
     let mut server = Server::start(args);
+    // The restart below prints no credentials: keep the first start's agent key.
+    let auth = server.agent_auth();
     let requests = Arc::new(common::example_requests());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -24,7 +26,13 @@ async fn load_then_kill(args: &[&str], database_url: &str, source: &[&str]) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for w in 0..16 {
-        let (client, requests, stop, url) = (client.clone(), requests.clone(), stop.clone(), server.url.clone());
+        let (client, requests, stop, url, auth) = (
+            client.clone(),
+            requests.clone(),
+            stop.clone(),
+            server.url.clone(),
+            auth.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut answered: Vec<(String, i64)> = Vec::new();
             let mut i = w;
@@ -34,6 +42,7 @@ async fn load_then_kill(args: &[&str], database_url: &str, source: &[&str]) {
                 let Ok(response) = client
                     .post(format!("{url}/v1/decisions"))
                     .header("content-type", "application/json")
+                    .header("authorization", &auth)
                     .body(body)
                     .send()
                     .await
@@ -83,7 +92,18 @@ async fn load_then_kill(args: &[&str], database_url: &str, source: &[&str]) {
         );
     }
     let count = store.count().await.unwrap();
-    assert_eq!(store.last_seq().await.unwrap(), count, "the sequence has gaps");
+    // The log holds the decisions and the security events of the first start (signing key, administrator,
+    // agent key): numbered 1..=last with no gaps.
+    let last = store.last_seq().await.unwrap();
+    let entries = store.audit_entries(1, u32::MAX).await.unwrap();
+    assert!(
+        entries.iter().enumerate().all(|(i, e)| e.seq == i as i64 + 1),
+        "the sequence has gaps"
+    );
+    assert_eq!(entries.len() as i64, last);
+    let security = entries.iter().filter(|e| e.kind == "security").count() as i64;
+    assert_eq!(security, 3, "first-start security events");
+    assert_eq!(count + security, last, "every other entry is a decision");
     assert!(count as usize >= answered.len());
     eprintln!(
         "{} answered decisions, {} in the log after kill -9",
@@ -94,14 +114,16 @@ async fn load_then_kill(args: &[&str], database_url: &str, source: &[&str]) {
     // Restart on the same log: it continues without a gap, and the whole log verifies against every
     // checkpoint signed before and after the crash.
     let mut server = Server::start(args);
+    assert!(server.agent_key.is_none(), "credentials are created only once");
     let r = client
         .post(format!("{}/v1/decisions", server.url))
         .header("content-type", "application/json")
+        .header("authorization", &auth)
         .body(requests[0].clone())
         .send()
         .await
         .unwrap();
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["audit_seq"], count + 1);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["audit_seq"], last + 1);
     assert!(server.terminate().success());
     let mut verify = vec!["audit", "verify"];
     verify.extend_from_slice(source);
@@ -109,7 +131,7 @@ async fn load_then_kill(args: &[&str], database_url: &str, source: &[&str]) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        stdout.contains(&format!("audit log verified: {} entries", count + 1)),
+        stdout.contains(&format!("audit log verified: {} entries", last + 1)),
         "{stdout}"
     );
 }
@@ -151,6 +173,7 @@ async fn sigterm_drains_in_flight_decisions_and_exits_cleanly() {
         let r = client
             .post(format!("{}/v1/decisions", server.url))
             .header("content-type", "application/json")
+            .header("authorization", server.agent_auth())
             .body(body.clone())
             .send()
             .await

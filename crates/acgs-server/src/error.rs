@@ -40,6 +40,23 @@ pub enum ApiError {
     /// No such resource (404).
     #[error("{0}")]
     NotFound(String),
+    /// No credentials, or credentials that authenticate nobody (401 + `WWW-Authenticate: Bearer`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A user or key with that name exists (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many failed logins from this address (429 + Retry-After).
+    #[error("{message}")]
+    TooManyRequests {
+        /// What to tell the caller.
+        message: String,
+        /// Seconds to wait.
+        retry_after_s: u64,
+    },
     /// The caller expects another constitution (409).
     #[error("constitutional hash mismatch: request expects `{expected}`, active constitution is `{active}`")]
     HashMismatch {
@@ -72,6 +89,12 @@ impl ApiError {
                 "Unsupported media type",
             ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests")
+            }
             ApiError::HashMismatch { .. } => (
                 StatusCode::CONFLICT,
                 "constitutional-hash-mismatch",
@@ -123,10 +146,24 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if matches!(self, ApiError::Overloaded | ApiError::Unavailable(_)) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match &self {
+            ApiError::Overloaded | ApiError::Unavailable(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::TooManyRequests { retry_after_s, .. } => {
+                if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+            }
+            ApiError::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"acgs\""),
+                );
+            }
+            _ => {}
         }
         response
     }
@@ -160,6 +197,36 @@ fn source_text(e: &dyn std::error::Error) -> String {
 impl From<acgs_engine::RequestError> for ApiError {
     fn from(e: acgs_engine::RequestError) -> Self {
         ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<acgs_auth::AuthError> for ApiError {
+    fn from(e: acgs_auth::AuthError) -> Self {
+        use acgs_auth::AuthError;
+        match e {
+            // Why a credential failed is logged, not told: the caller learns only that it did.
+            AuthError::Unauthenticated(reason) => {
+                tracing::info!(%reason, "authentication failed");
+                ApiError::Unauthorized("authentication failed: send a valid API key or access token".into())
+            }
+            AuthError::InvalidCredentials => ApiError::Unauthorized("invalid username or password".into()),
+            AuthError::Locked { until_us } => ApiError::Unauthorized(format!(
+                "account locked after too many failed logins until {}",
+                chrono::DateTime::from_timestamp_micros(until_us)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default()
+            )),
+            AuthError::Throttled { retry_after_s } => ApiError::TooManyRequests {
+                message: format!("too many failed logins from this address; retry after {retry_after_s} s"),
+                retry_after_s,
+            },
+            e @ AuthError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
+            AuthError::Invalid(message) => ApiError::BadRequest(message),
+            AuthError::Conflict(message) => ApiError::Conflict(message),
+            AuthError::NotFound(message) => ApiError::NotFound(message),
+            AuthError::Store(e) => ApiError::Unavailable(format!("credential store unavailable: {e}")),
+            e @ (AuthError::KeyFile(_) | AuthError::Internal(_)) => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! an `application/problem+json` document ([`ApiError`]).
 #![deny(missing_docs)]
 
+pub mod access;
 mod error;
 mod extract;
 pub mod routes;
@@ -16,7 +17,7 @@ use std::future::Future;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
@@ -48,15 +49,52 @@ pub use telemetry::{HASH_HEADER, prometheus_handle};
         routes::system::ready,
         routes::system::metrics,
         routes::system::openapi,
+        routes::auth::login,
+        routes::auth::refresh,
+        routes::auth::logout,
+        routes::auth::me,
+        routes::auth::change_password,
+        routes::auth::users,
+        routes::auth::create_user,
+        routes::auth::update_user,
+        routes::auth::unlock_user,
+        routes::auth::api_keys,
+        routes::auth::create_api_key,
+        routes::auth::revoke_api_key,
+        routes::auth::rotate_signing_key,
+        routes::auth::rotate_all,
+        routes::auth::jwks,
     ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     tags(
         (name = "decisions", description = "Ask for decisions and read the decision log"),
         (name = "constitution", description = "The active constitution"),
         (name = "audit", description = "The tamper-evident audit log: key, checkpoints, entries, proofs, receipts"),
         (name = "system", description = "Health, readiness, metrics, API description"),
+        (name = "auth", description = "Logins, tokens, users, API keys and signing keys (see docs/security.md)"),
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the bearer scheme (API key or access token) every protected endpoint uses.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "An API key (`acgs_…`) or an access token (JWT) from `POST /v1/auth/login`",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
 
 /// The router with every route, the hash/metrics middleware, body limit and JSON 404/405/panic handling.
 pub fn app(state: AppState) -> Router {
@@ -80,9 +118,30 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(routes::system::ready))
         .route("/metrics", get(routes::system::metrics))
         .route("/openapi.json", get(routes::system::openapi))
+        .route("/v1/auth/login", post(routes::auth::login))
+        .route("/v1/auth/refresh", post(routes::auth::refresh))
+        .route("/v1/auth/logout", post(routes::auth::logout))
+        .route("/v1/auth/me", get(routes::auth::me))
+        .route("/v1/auth/password", post(routes::auth::change_password))
+        .route(
+            "/v1/auth/users",
+            get(routes::auth::users).post(routes::auth::create_user),
+        )
+        .route("/v1/auth/users/{username}", patch(routes::auth::update_user))
+        .route("/v1/auth/users/{username}/unlock", post(routes::auth::unlock_user))
+        .route(
+            "/v1/auth/api-keys",
+            get(routes::auth::api_keys).post(routes::auth::create_api_key),
+        )
+        .route("/v1/auth/api-keys/{id}", delete(routes::auth::revoke_api_key))
+        .route("/v1/auth/signing-keys/rotate", post(routes::auth::rotate_signing_key))
+        .route("/v1/auth/rotate-all", post(routes::auth::rotate_all))
+        .route("/.well-known/jwks.json", get(routes::auth::jwks))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Innermost first: a panic becomes a 500 problem that still passes through the hash/metrics layer.
+        // Innermost first: authentication and authorization by the access table, then panics become a 500
+        // problem that still passes through the hash/metrics layer.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::enforce))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -133,9 +192,26 @@ pub async fn serve(
             .clone()
             .run(state.settings.checkpoint_interval, state.settings.checkpoint_entries),
     );
-    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let auth = state.auth.clone();
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(auth.settings().cache_refresh);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = auth.maintain().await {
+                tracing::warn!(error = %e, "credential upkeep failed; retrying");
+            }
+        }
+    });
+    let result = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     log.shutdown().await;
     periodic.abort();
+    upkeep.abort();
     match checkpointer.checkpoint_now().await {
         Ok(c) => tracing::info!(tree_size = c.tree_size, "final checkpoint signed"),
         Err(e) => tracing::error!(error = %e, "cannot sign the final checkpoint"),

@@ -1,7 +1,8 @@
-//! Shared state of the HTTP server: the engine, the decision log and the settings.
+//! Shared state of the HTTP server: the engine, the decision log, the authentication service and the settings.
 
 use std::sync::Arc;
 
+use acgs_auth::AuthService;
 use acgs_engine::Engine;
 use acgs_store::{Checkpointer, DecisionLog};
 
@@ -22,6 +23,8 @@ pub struct ServerSettings {
     pub checkpoint_interval: std::time::Duration,
     /// Sign a checkpoint as soon as this many entries were added since the last one.
     pub checkpoint_entries: i64,
+    /// Serve `/metrics` without authentication (for a scraper on a trusted network).
+    pub public_metrics: bool,
 }
 
 /// Default time between checkpoints while the log grows.
@@ -37,6 +40,7 @@ impl Default for ServerSettings {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             checkpoint_entries: DEFAULT_CHECKPOINT_ENTRIES,
+            public_metrics: false,
         }
     }
 }
@@ -50,6 +54,8 @@ pub struct AppState {
     pub log: DecisionLog,
     /// Signs checkpoints of the audit log with the log key.
     pub checkpointer: Checkpointer,
+    /// Who may use the API.
+    pub auth: Arc<AuthService>,
     /// Settings.
     pub settings: Arc<ServerSettings>,
     /// Prometheus renderer.
@@ -58,10 +64,17 @@ pub struct AppState {
 
 impl AppState {
     /// Build the state; installs the process-wide Prometheus recorder on first use.
-    pub fn new(engine: Arc<Engine>, log: DecisionLog, key: acgs_audit::LogKey, settings: ServerSettings) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        log: DecisionLog,
+        key: acgs_audit::LogKey,
+        auth: Arc<AuthService>,
+        settings: ServerSettings,
+    ) -> Self {
         Self {
             engine,
             checkpointer: Checkpointer::new(log.store().clone(), key),
+            auth,
             log,
             settings: Arc::new(settings),
             metrics: crate::telemetry::prometheus_handle(),

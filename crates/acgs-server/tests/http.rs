@@ -2,110 +2,15 @@
 // Tests and benchmarks fail loudly on unexpected values.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
 
-use acgs_engine::{Constitution, ConstitutionDocument, Engine, Outcome};
-use acgs_server::{AppState, ServerSettings, app};
-use acgs_store::{DecisionLog, LogConfig, StoreOptions};
+use acgs_engine::{ConstitutionDocument, Outcome};
+use acgs_server::ServerSettings;
+use acgs_store::StoreOptions;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
+use common::{EXAMPLE, server, server_on};
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/constitution.toml");
-
-struct TestServer {
-    state: AppState,
-    _dir: tempfile::TempDir,
-}
-
-async fn server(settings: ServerSettings) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/acgs.db", dir.path().display());
-    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
-    server_on(store, settings, dir)
-}
-
-fn server_on(
-    store: Arc<dyn acgs_store::DecisionStore>,
-    settings: ServerSettings,
-    dir: tempfile::TempDir,
-) -> TestServer {
-    let constitution = Constitution::load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
-    let log = DecisionLog::start(store, LogConfig::default());
-    TestServer {
-        state: AppState::new(
-            Arc::new(Engine::new(Arc::new(constitution))),
-            log,
-            acgs_audit::LogKey::generate(Some("acgs.test/audit")).unwrap(),
-            settings,
-        ),
-        _dir: dir,
-    }
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-    fn content_type(&self) -> &str {
-        self.headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-    fn hash_header(&self) -> &str {
-        self.headers
-            .get("x-constitutional-hash")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-    fn assert_problem(&self, status: StatusCode) -> Value {
-        assert_eq!(self.status, status, "{}", self.text);
-        assert_eq!(self.content_type(), "application/problem+json");
-        let body = self.json();
-        assert_eq!(body["status"], status.as_u16());
-        assert!(body["type"].as_str().unwrap().starts_with("urn:acgs:problem:"));
-        assert!(!body["detail"].as_str().unwrap().is_empty());
-        body
-    }
-}
-
-impl TestServer {
-    async fn send(&self, request: Request<Body>) -> Reply {
-        let response = app(self.state.clone()).oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-    async fn get(&self, uri: &str) -> Reply {
-        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
-    }
-    async fn post(&self, uri: &str, body: impl Into<String>) -> Reply {
-        self.send(
-            Request::post(uri)
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.into()))
-                .unwrap(),
-        )
-        .await
-    }
-    fn short_hash(&self) -> String {
-        self.state.engine.constitution().hash().short()
-    }
-}
 
 /// The example constitution's own test requests, by expected outcome.
 fn example_requests() -> Vec<(Outcome, Value)> {
@@ -195,7 +100,8 @@ async fn http_decisions_match_the_constitution_tests() {
     assert_eq!(denies.as_array().unwrap().len(), expected_denies);
     let page = s.get("/v1/decisions?limit=5").await.json();
     assert_eq!(page.as_array().unwrap().len(), 5);
-    assert_eq!(page[0]["seq"], n);
+    assert_eq!(page[0]["seq"], s.state.log.store().last_seq().await.unwrap());
+    assert_eq!(page[0]["body"]["caller"], "api_key:".to_owned() + &s.key[..17]);
 }
 
 #[tokio::test]
@@ -458,7 +364,7 @@ async fn a_decision_that_cannot_be_logged_is_not_answered() {
     );
     let url = format!("{base}?options=-c%20search_path%3D{schema}");
     let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
-    let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap());
+    let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap()).await;
     assert_eq!(
         s.post("/v1/decisions", first(Outcome::Allow).to_string()).await.status,
         StatusCode::OK
@@ -497,7 +403,8 @@ async fn serves_on_a_real_socket_and_shuts_down_gracefully() {
     let body = first(Outcome::Allow).to_string();
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!(
-        "POST /v1/decisions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /v1/decisions HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        s.key,
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -532,7 +439,7 @@ async fn ready_fails_when_storage_is_gone() {
         None => panic!("unexpected url {base}"),
     };
     let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
-    let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap());
+    let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap()).await;
     assert_eq!(s.get("/ready").await.status, StatusCode::OK);
     psql(format!("DROP DATABASE {name} WITH (FORCE)"));
     let reply = s.get("/ready").await;
@@ -551,6 +458,9 @@ async fn ready_fails_when_storage_is_gone() {
 #[tokio::test]
 async fn audit_endpoints_serve_checkpoints_entries_proofs_and_receipts() {
     let s = server(ServerSettings::default()).await;
+    // The log already holds the security events of the test server's set-up (signing key, API key).
+    let base = s.state.log.store().last_seq().await.unwrap();
+    assert_eq!(s.store.audit_entries(1, 10).await.unwrap()[0].kind, "security");
     let mut ids = Vec::new();
     for (_, request) in example_requests().into_iter().take(6) {
         let reply = s.post("/v1/decisions", request.to_string()).await;
@@ -566,16 +476,18 @@ async fn audit_endpoints_serve_checkpoints_entries_proofs_and_receipts() {
     let reply = s.get(&format!("/v1/decisions/{}/receipt", ids[2])).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let receipt: acgs_audit::Receipt = serde_json::from_str(&reply.text).unwrap();
-    assert_eq!(receipt.seq, 3);
+    assert_eq!(receipt.seq, (base + 3) as u64);
     let verified = receipt.verify(&verifier).unwrap();
     assert_eq!(verified.event["decision"]["decision_id"], ids[2].as_str());
     assert_eq!(
         verified.event["constitutional_hash"],
         s.state.engine.constitution().hash().to_hex()
     );
-    assert!(verified.checkpoint.size >= 3);
+    assert!(verified.checkpoint.size >= (base + 3) as u64);
     let mut forged = receipt.clone();
-    forged.event = forged.event.replacen("\"seq\":3", "\"seq\":4", 1);
+    forged.event = forged
+        .event
+        .replacen(&format!("\"seq\":{}", base + 3), &format!("\"seq\":{}", base + 4), 1);
     assert!(forged.verify(&verifier).is_err());
 
     // The latest checkpoint, entries, and proofs that check against it.
@@ -584,7 +496,7 @@ async fn audit_endpoints_serve_checkpoints_entries_proofs_and_receipts() {
         .verify_checkpoint(checkpoint["note"].as_str().unwrap())
         .unwrap();
     assert_eq!(signed.size, checkpoint["tree_size"].as_u64().unwrap());
-    let entry = s.get("/v1/audit/entries/2").await.json();
+    let entry = s.get(&format!("/v1/audit/entries/{}", base + 2)).await.json();
     assert_eq!(entry["kind"], "decision");
     let event = entry["event"].as_str().unwrap();
     use base64::Engine as _;
@@ -597,30 +509,49 @@ async fn audit_endpoints_serve_checkpoints_entries_proofs_and_receipts() {
     };
     assert_eq!(b64(&entry["leaf_hash"]), acgs_audit::leaf_hash(event.as_bytes()));
     let inclusion = s
-        .get(&format!("/v1/audit/proof/inclusion?seq=2&size={}", signed.size))
+        .get(&format!(
+            "/v1/audit/proof/inclusion?seq={}&size={}",
+            base + 2,
+            signed.size
+        ))
         .await
         .json();
     let proof: Vec<[u8; 32]> = inclusion["proof"].as_array().unwrap().iter().map(b64).collect();
-    acgs_audit::verify_inclusion(&b64(&entry["leaf_hash"]), 1, signed.size, &proof, &signed.root).unwrap();
+    acgs_audit::verify_inclusion(
+        &b64(&entry["leaf_hash"]),
+        (base + 1) as u64,
+        signed.size,
+        &proof,
+        &signed.root,
+    )
+    .unwrap();
     assert_eq!(inclusion["checkpoint"], checkpoint["note"]);
     // Consistency between an older signed head and the latest one.
     s.post("/v1/decisions", first(Outcome::Deny).to_string()).await;
     let newer = s.get(&format!("/v1/decisions/{}/receipt", ids[0])).await;
     assert_eq!(newer.status, StatusCode::OK);
-    let newer = s.get("/v1/audit/proof/inclusion?seq=7").await.json();
+    let newer = s
+        .get(&format!("/v1/audit/proof/inclusion?seq={}", base + 7))
+        .await
+        .json();
     let newer_head = verifier
         .verify_checkpoint(newer["checkpoint"].as_str().unwrap())
         .unwrap();
     assert_eq!(
-        newer_head.size, 7,
+        newer_head.size,
+        (base + 7) as u64,
         "a checkpoint covering the entry is signed on demand"
     );
     let consistency = s
-        .get(&format!("/v1/audit/proof/consistency?from={}&to=7", signed.size))
+        .get(&format!(
+            "/v1/audit/proof/consistency?from={}&to={}",
+            signed.size,
+            base + 7
+        ))
         .await
         .json();
     let proof: Vec<[u8; 32]> = consistency["proof"].as_array().unwrap().iter().map(b64).collect();
-    acgs_audit::verify_consistency(signed.size, 7, &signed.root, &newer_head.root, &proof).unwrap();
+    acgs_audit::verify_consistency(signed.size, (base + 7) as u64, &signed.root, &newer_head.root, &proof).unwrap();
 
     // Bad parameters are 400, unknown entries 404, all as problem documents.
     s.get("/v1/audit/entries/0")

@@ -14,6 +14,10 @@ pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/c
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// The agent API key a first start printed (`None` when the data was not new).
+    pub agent_key: Option<String>,
+    /// The administrator password a first start printed.
+    pub admin_password: Option<String>,
 }
 
 impl Server {
@@ -47,11 +51,39 @@ impl Server {
                 }
             }
         };
+        // The first-start credentials, if any, follow the address.
+        let (mut agent_key, mut admin_password) = (None, None);
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.trim().strip_prefix("administrator:  admin / ") {
+                admin_password = Some(rest.trim().to_owned());
+            }
+            if let Some(rest) = line.trim().strip_prefix("agent API key:  ") {
+                agent_key = Some(rest.trim().to_owned());
+                break;
+            }
+            if line.trim().starts_with("sign in:") {
+                break;
+            }
+        }
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        let server = Server { child, url };
+        let server = Server {
+            child,
+            url,
+            agent_key,
+            admin_password,
+        };
         server.wait_ready();
         server
+    }
+
+    /// `Bearer <agent key>` for the `Authorization` header (the key a first start printed).
+    pub fn agent_auth(&self) -> String {
+        format!(
+            "Bearer {}",
+            self.agent_key.as_deref().expect("the server printed an agent API key")
+        )
     }
 
     fn wait_ready(&self) {
@@ -97,6 +129,19 @@ impl Server {
     }
 }
 
+/// Create an API key with `roles` through `acgs auth api-keys create` on the credentials `source` (e.g.
+/// `--data-dir D`) and return the whole key.
+pub fn api_key(source: &[&str], roles: &str) -> String {
+    let o = Command::new(ACGS)
+        .args(["auth", "api-keys", "create", "--name", "test", "--roles", roles])
+        .args(source)
+        .output()
+        .expect("acgs runs");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    out.lines().last().expect("the key").trim().to_owned()
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -116,6 +161,11 @@ pub mod reqwest {
     impl Client {
         /// Status code of `GET url`.
         pub fn get(&self, url: String) -> Result<u16, std::io::Error> {
+            self.get_with(url, None)
+        }
+
+        /// Status code of `GET url` with an optional `Authorization` header value.
+        pub fn get_with(&self, url: String, authorization: Option<&str>) -> Result<u16, std::io::Error> {
             let rest = url.strip_prefix("http://").unwrap_or(&url);
             let (host, path) = rest
                 .split_once('/')
@@ -124,7 +174,10 @@ pub mod reqwest {
             let mut stream = TcpStream::connect(host)?;
             write!(
                 stream,
-                "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{}\r\n",
+                authorization
+                    .map(|a| format!("Authorization: {a}\r\n"))
+                    .unwrap_or_default()
             )?;
             let mut response = String::new();
             stream.read_to_string(&mut response)?;

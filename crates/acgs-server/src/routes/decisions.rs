@@ -2,10 +2,11 @@
 
 use std::time::Instant;
 
+use acgs_auth::Principal;
 use acgs_engine::{Decision, DecisionRequest, Detection, EvaluationError, Outcome, Reason};
 use acgs_store::{DecisionQuery, DecisionRecord};
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -94,6 +95,8 @@ struct ContentDigest {
 /// The JSON body stored with each decision record.
 #[derive(Debug, Serialize)]
 struct LoggedBody<'a> {
+    /// Who asked: `api_key:<id>` or `user:<name>`.
+    caller: &'a str,
     request: LoggedRequest<'a>,
     reasons: &'a [Reason],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -103,8 +106,12 @@ struct LoggedBody<'a> {
     explanation: &'a str,
 }
 
-/// Decide, log durably, then answer.
-async fn decide_and_log(state: &AppState, request: &DecisionRequest) -> Result<DecisionResponse, ApiError> {
+/// Decide, log durably (with the caller), then answer.
+async fn decide_and_log(
+    state: &AppState,
+    caller: &str,
+    request: &DecisionRequest,
+) -> Result<DecisionResponse, ApiError> {
     let started = Instant::now();
     let decision: Decision = state.engine.decide(request)?;
     let evaluated_in_us = started.elapsed().as_micros() as u64;
@@ -117,6 +124,7 @@ async fn decide_and_log(state: &AppState, request: &DecisionRequest) -> Result<D
     let constitutional_hash = constitution.hash().to_hex();
     let constitution_version = constitution.metadata().version.clone();
     let body = LoggedBody {
+        caller,
         request: LoggedRequest {
             principal: &request.principal,
             action: &request.action,
@@ -182,7 +190,7 @@ async fn decide_and_log(state: &AppState, request: &DecisionRequest) -> Result<D
 
 /// Decide one action.
 #[utoipa::path(
-    post, path = "/v1/decisions", tag = "decisions",
+    post, path = "/v1/decisions", tag = "decisions", security(("bearer" = [])),
     request_body = DecisionRequest,
     params(("X-Constitutional-Hash" = Option<String>, Header, description = "Expected constitutional hash (full or short); 409 if it differs")),
     responses(
@@ -195,9 +203,10 @@ async fn decide_and_log(state: &AppState, request: &DecisionRequest) -> Result<D
 )]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     JsonBody(request): JsonBody<DecisionRequest>,
 ) -> Result<Json<DecisionResponse>, ApiError> {
-    Ok(Json(decide_and_log(&state, &request).await?))
+    Ok(Json(decide_and_log(&state, &principal.label(), &request).await?))
 }
 
 /// Decide up to 1000 actions; each result is a decision or the problem with that request.
@@ -211,6 +220,7 @@ pub async fn create(
 )]
 pub async fn create_batch(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     JsonBody(batch): JsonBody<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     if batch.requests.is_empty() {
@@ -223,7 +233,8 @@ pub async fn create_batch(
         )));
     }
     // All items are queued together so they share group commits.
-    let results = futures::future::join_all(batch.requests.iter().map(|r| decide_and_log(&state, r))).await;
+    let caller = principal.label();
+    let results = futures::future::join_all(batch.requests.iter().map(|r| decide_and_log(&state, &caller, r))).await;
     Ok(Json(BatchResponse {
         results: results
             .into_iter()

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource. Handlers only extract, call and map.
 
 pub mod audit;
+pub mod auth;
 pub mod constitution;
 pub mod decisions;
 pub mod system;

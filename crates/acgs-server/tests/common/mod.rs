@@ -1,0 +1,140 @@
+//! The HTTP test harness shared by the server's test suites: an app on a real store with a real
+//! authentication service, and requests sent in-process through the router.
+// Tests and benchmarks fail loudly on unexpected values.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::sync::Arc;
+
+use acgs_auth::{AuthService, AuthSettings, MasterKey, Role};
+use acgs_engine::{Constitution, Engine};
+use acgs_server::{AppState, ServerSettings, app};
+use acgs_store::{DecisionLog, LogConfig, Store, StoreOptions};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/constitution.toml");
+
+pub struct TestServer {
+    pub state: AppState,
+    pub store: Arc<dyn Store>,
+    /// An API key holding every role: what the functional tests send unless they send something else.
+    pub key: String,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn server(settings: ServerSettings) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/acgs.db", dir.path().display());
+    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
+    server_on(store, settings, dir).await
+}
+
+pub async fn server_on(store: Arc<dyn Store>, settings: ServerSettings, dir: tempfile::TempDir) -> TestServer {
+    let constitution = Constitution::load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    let (master, _) = MasterKey::load_or_create(&dir.path().join("auth-master.key")).unwrap();
+    let auth = AuthService::new(
+        store.clone(),
+        master,
+        AuthSettings::default(),
+        acgs_auth::system_clock(),
+    )
+    .await
+    .unwrap();
+    auth.ensure_signing_key().await.unwrap();
+    let (_, key) = auth
+        .create_api_key("test", "every role", Role::ALL.into_iter().collect(), None)
+        .await
+        .unwrap();
+    let log = DecisionLog::start(store.clone(), LogConfig::default());
+    TestServer {
+        state: AppState::new(
+            Arc::new(Engine::new(Arc::new(constitution))),
+            log,
+            acgs_audit::LogKey::generate(Some("acgs.test/audit")).unwrap(),
+            Arc::new(auth),
+            settings,
+        ),
+        store,
+        key,
+        dir,
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    pub fn hash_header(&self) -> &str {
+        self.headers
+            .get("x-constitutional-hash")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    pub fn assert_problem(&self, status: StatusCode) -> Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.content_type(), "application/problem+json");
+        let body = self.json();
+        assert_eq!(body["status"], status.as_u16());
+        assert!(body["type"].as_str().unwrap().starts_with("urn:acgs:problem:"));
+        assert!(!body["detail"].as_str().unwrap().is_empty());
+        body
+    }
+}
+
+impl TestServer {
+    /// Send as the every-role key unless the request carries its own `Authorization`.
+    pub async fn send(&self, mut request: Request<Body>) -> Reply {
+        if !request.headers().contains_key(header::AUTHORIZATION) {
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, format!("Bearer {}", self.key).parse().unwrap());
+        }
+        self.send_raw(request).await
+    }
+
+    /// Send exactly this request.
+    pub async fn send_raw(&self, request: Request<Body>) -> Reply {
+        let response = app(self.state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn post(&self, uri: &str, body: impl Into<String>) -> Reply {
+        self.send(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.into()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub fn short_hash(&self) -> String {
+        self.state.engine.constitution().hash().short()
+    }
+}
