@@ -2,6 +2,8 @@
 # End-to-end HTTP benchmark on this machine: builds the release binary, starts `acgs up` on a fresh data
 # directory, drives it with `acgs bench` (open loop, fixed rate), and prints the latency report plus the CPU time
 # the server and the load generator used per request and the group commit's batch size (from /metrics).
+# The load is sent as the agent the first start creates (its API key, from the server's output), so every
+# request is authenticated and authorized as in production; /metrics is made public for the script.
 #
 # Usage: scripts/http-bench.sh [RATE [DURATION_S [DATA_DIR]]] [-- extra `acgs up` flags]
 #   RATE 5000, DURATION_S 10, DATA_DIR a fresh directory under /var/tmp (on the disk; use /dev/shm/... for tmpfs)
@@ -32,13 +34,16 @@ port=18099
 
 cargo build --release -q -p acgs-cli
 acgs="$CARGO_TARGET_DIR/release/acgs"
-"$acgs" up --data-dir "$data" --listen "127.0.0.1:$port" "$@" >"$data.server.log" 2>&1 &
+"$acgs" up --data-dir "$data" --listen "127.0.0.1:$port" --public-metrics "$@" >"$data.server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data" "$data.server.log"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 50); do grep -q "agent API key:" "$data.server.log" && break; sleep 0.1; done
+key=$(awk '/agent API key:/ {print $4}' "$data.server.log")
+[ -n "$key" ] || { echo "the server printed no agent API key:" >&2; cat "$data.server.log" >&2; exit 1; }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-"$acgs" bench --url "http://127.0.0.1:$port" --rate "$rate" --duration "$duration" --warmup "$warmup" &
+"$acgs" bench --url "http://127.0.0.1:$port" --api-key "$key" --rate "$rate" --duration "$duration" --warmup "$warmup" &
 client=$!
 # CPU over the middle of the measured window (after the warm-up, before the end).
 sleep $((warmup + 1))

@@ -343,6 +343,52 @@ impl AuthService {
         Ok(service)
     }
 
+    /// Recover from a lost (or compromised) master key: with `master` a new master key, revoke every session,
+    /// put a new signing key encrypted under `master` in force and retire every earlier one at once (their
+    /// private halves, sealed under the old master key, are never needed again), record it, and return the
+    /// service. Every access token stops working; API keys keep working unless `revoke_api_keys`.
+    pub async fn replace_master_key(
+        store: Arc<dyn AuthStore>,
+        master: MasterKey,
+        settings: AuthSettings,
+        clock: Clock,
+        actor: &str,
+        revoke_api_keys: bool,
+    ) -> Result<(Self, RotateAllReport), AuthError> {
+        let now = clock();
+        let sessions_revoked = store.revoke_sessions(None, now, "master key replaced").await?;
+        let mut api_keys_revoked = 0;
+        if revoke_api_keys {
+            for key in store.api_keys().await?.iter().filter(|k| k.revoked_at_us.is_none()) {
+                if store.revoke_api_key(&key.id, now).await? {
+                    api_keys_revoked += 1;
+                }
+            }
+        }
+        let record = new_signing_key(&master, now)?;
+        store.add_signing_key(&record, now).await?;
+        let service = Self::new(store, master, settings, clock).await?;
+        service
+            .record(
+                "master_key.replaced",
+                Some(actor),
+                Some(&record.kid),
+                None,
+                Some(format!(
+                    "{sessions_revoked} sessions and {api_keys_revoked} API keys revoked; every earlier signing key retired"
+                )),
+            )
+            .await?;
+        Ok((
+            service,
+            RotateAllReport {
+                sessions_revoked,
+                api_keys_revoked,
+                signing_key: record.kid,
+            },
+        ))
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &AuthSettings {
         &self.settings

@@ -151,6 +151,15 @@ pub enum AuthCommand {
         #[arg(long)]
         revoke_api_keys: bool,
     },
+    /// When the master key file is lost or compromised: create a new one (the old file must be moved away
+    /// first), revoke every session, and put a new signing key in force, retiring every earlier one at once.
+    ReplaceMasterKey {
+        #[command(flatten)]
+        credentials: CredentialSource,
+        /// Also revoke every API key.
+        #[arg(long)]
+        revoke_api_keys: bool,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -410,6 +419,37 @@ pub fn run_auth(cmd: AuthCommand) -> Result<ExitCode> {
                     "revoked {} sessions and {} API keys; new signing key {} (every earlier key retired)",
                     report.sessions_revoked, report.api_keys_revoked, report.signing_key
                 );
+            }
+            AuthCommand::ReplaceMasterKey {
+                credentials,
+                revoke_api_keys,
+            } => {
+                let path = credentials.master_key_path();
+                if path.exists() {
+                    bail!(
+                        "`{}` exists: move it away first (keep it if it may still be needed); this command creates a new one",
+                        path.display()
+                    );
+                }
+                let store = crate::decisions_cmd::open(&credentials.source).await?;
+                let (master, _) = MasterKey::load_or_create(&path)?;
+                let (_, report) = AuthService::replace_master_key(
+                    store,
+                    master,
+                    AuthSettings::default(),
+                    acgs_auth::system_clock(),
+                    &actor(),
+                    revoke_api_keys,
+                )
+                .await?;
+                println!(
+                    "created the master key `{}`; revoked {} sessions and {} API keys; new signing key {} (every earlier key retired)",
+                    path.display(),
+                    report.sessions_revoked,
+                    report.api_keys_revoked,
+                    report.signing_key
+                );
+                println!("give every replica the new file, then restart them");
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -65,6 +65,9 @@ pub fn load_constitution(path: Option<&std::path::Path>) -> Result<Constitution>
 }
 
 fn run(config: ServerConfig) -> Result<ExitCode> {
+    // Whatever the server creates (the data directory, the database and its WAL, the key files) is private
+    // to the user it runs as; `acgs security audit` reports anything wider.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     init_tracing(&config);
     let constitution = load_constitution(config.constitution.as_deref()).context("refusing to start")?;
     let (key, created) = acgs_audit::LogKey::load_or_create(&config.audit_key, config.audit_log_name.as_deref())
@@ -101,6 +104,14 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
             }
         }
         let backend = store.backend();
+        if !config.auth_master_key.exists() && !store.signing_keys().await?.is_empty() {
+            anyhow::bail!(
+                "refusing to start: there is no authentication master key at `{}`, but the database holds signing \
+                 keys sealed under one. Restore the key file from its backup, or, if it is lost, run \
+                 `acgs auth replace-master-key` (every session ends)",
+                config.auth_master_key.display()
+            );
+        }
         let (master, created) = acgs_auth::MasterKey::load_or_create(&config.auth_master_key)
             .context("refusing to start: the authentication master key is unusable")?;
         if created {

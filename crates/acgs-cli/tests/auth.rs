@@ -108,7 +108,7 @@ async fn administration_commands_change_what_the_running_server_accepts() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
     // Reload credentials every second, so changes made here are seen quickly (default: 10 s).
-    let server = Server::start(&["--data-dir", &data, "--auth-reload-secs", "1"]);
+    let mut server = Server::start(&["--data-dir", &data, "--auth-reload-secs", "1"]);
     let api = Api {
         client: reqwest::Client::new(),
         url: server.url.clone(),
@@ -271,7 +271,30 @@ async fn administration_commands_change_what_the_running_server_accepts() {
     let o = run(&["auth", "rotate-all", "--revoke-api-keys"]);
     assert!(text(&o).contains("revoked 0 sessions and 1 API keys"), "{}", text(&o));
     api.eventually("/v1/constitution", &agent, 401).await;
-    api.token("alice", "a long enough new password").await;
+    let before_loss = api.token("alice", "a long enough new password").await;
+
+    // The master key is lost: the server refuses to start rather than mint a key that cannot open the stored
+    // signing keys; `replace-master-key` creates a new one and ends every session.
+    assert!(server.terminate().success());
+    let master = dir.path().join("auth-master.key");
+    std::fs::rename(&master, dir.path().join("lost.key")).unwrap();
+    let o = acgs(&["serve", "--listen", "127.0.0.1:0", "--data-dir", &data]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no authentication master key"), "{}", text(&o));
+    assert!(!master.exists(), "nothing was created");
+    let o = run(&["auth", "replace-master-key"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("revoked 1 sessions"), "{}", text(&o));
+    let o = run(&["auth", "replace-master-key"]);
+    assert!(!o.status.success(), "it never overwrites a master key");
+    let server = Server::start(&["--data-dir", &data]);
+    let api = Api {
+        client: reqwest::Client::new(),
+        url: server.url.clone(),
+    };
+    assert_eq!(api.get("/v1/auth/me", &before_loss).await.status(), 401);
+    let token = api.token("alice", "a long enough new password").await;
+    assert_eq!(api.get("/v1/auth/me", &token).await.status(), 200);
 
     // Every one of these changes is in the audit log.
     let store = acgs_store::open(&format!("sqlite://{data}/acgs.db"), &Default::default())
@@ -300,6 +323,7 @@ async fn administration_commands_change_what_the_running_server_accepts() {
         "api_key.revoked",
         "signing_key.rotated",
         "credentials.rotated_all",
+        "master_key.replaced",
     ] {
         assert!(events.iter().any(|a| a == action), "no {action} in {events:?}");
     }
