@@ -516,6 +516,81 @@ async fn account_administration_rules(backend: &str) {
     ));
 }
 
+async fn a_lost_master_key_is_replaced_and_every_session_ends(backend: &str) {
+    let h = Harness::new(backend).await;
+    h.user("alice", &[Role::Auditor], "alice password 1").await;
+    let (_, agent_key) = h
+        .auth
+        .create_api_key("admin", "bot", RoleSet::from_iter([Role::Agent]), None)
+        .await
+        .unwrap();
+    let before = h.auth.login("alice", "alice password 1", "10.0.0.1").await.unwrap();
+
+    // Another master key cannot open the stored signing key: no service starts with it.
+    let clock_now = Arc::clone(&h.now);
+    let clock: acgs_auth::Clock = Arc::new(move || clock_now.load(Ordering::Relaxed));
+    let err = AuthService::new(
+        h.store.clone(),
+        MasterKey::generate().unwrap(),
+        AuthSettings::default(),
+        clock.clone(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("does not decrypt with this master key"),
+        "{err}"
+    );
+
+    // Replacing it: a new signing key under the new master key, every earlier key retired, every session ended.
+    let (replaced, report) = AuthService::replace_master_key(
+        h.store.clone(),
+        MasterKey::generate().unwrap(),
+        AuthSettings::default(),
+        clock,
+        "operator",
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.sessions_revoked, report.api_keys_revoked), (1, 0));
+    let keys = replaced.jwks()["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["kid"], report.signing_key.as_str());
+    assert!(
+        replaced
+            .authenticate(Some(&format!("Bearer {}", before.access_token)))
+            .await
+            .is_err()
+    );
+    assert!(replaced.refresh(&before.refresh_token, "10.0.0.1").await.is_err());
+    assert!(
+        replaced
+            .authenticate(Some(&format!("Bearer {agent_key}")))
+            .await
+            .is_ok()
+    );
+    let after = replaced.login("alice", "alice password 1", "10.0.0.1").await.unwrap();
+    assert!(
+        replaced
+            .authenticate(Some(&format!("Bearer {}", after.access_token)))
+            .await
+            .is_ok()
+    );
+    // The old master key no longer opens what signs.
+    assert!(
+        AuthService::new(
+            h.store.clone(),
+            h.master(),
+            AuthSettings::default(),
+            acgs_auth::system_clock()
+        )
+        .await
+        .is_err()
+    );
+    assert!(h.events().await.iter().any(|e| e.starts_with("master_key.replaced ")));
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -543,4 +618,5 @@ on_both_backends!(
     signing_key_rotation_keeps_sessions_and_rotate_all_revokes_everything,
     api_keys_authenticate_until_revoked_or_expired,
     account_administration_rules,
+    a_lost_master_key_is_replaced_and_every_session_ends,
 );
