@@ -8,6 +8,7 @@ mod config;
 mod constitution_cmd;
 mod decide_cmd;
 mod decisions_cmd;
+mod keys;
 mod server_cmd;
 
 use std::process::ExitCode;
@@ -60,6 +61,9 @@ enum Command {
     /// Security checks of the credentials and the key files.
     #[command(subcommand)]
     Security(auth_cmd::SecurityCommand),
+    /// Key management for the Quantumagi Solana deployment: Solana keypairs by role, audit, encrypted backups.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Users(cmd) => auth_cmd::run_users(cmd),
         Command::Auth(cmd) => auth_cmd::run_auth(cmd),
         Command::Security(cmd) => auth_cmd::run_security(cmd),
+        Command::Keys(cmd) => keys::run(cmd),
     };
     match result {
         Ok(code) => code,
