@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole ACGS test suite. The storage, HTTP and crash tests run against real SQLite files and a real
 # PostgreSQL server; this script makes sure PostgreSQL answers on 127.0.0.1:5432 with a database `test`
-# (starting the local cluster, or installing it from Debian's packages on a machine without one).
+# (starting the local cluster, or installing it from Debian's packages on a machine without one). Then the
+# Quantumagi Solana program is built for SBF and tested in LiteSVM (scripts/test-sbf.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,3 +47,5 @@ ensure_postgres() {
 ensure_postgres
 echo "== cargo test (PostgreSQL: $ACGS_TEST_POSTGRES_URL)"
 cargo test --workspace --locked "$@"
+# The Solana program: built for SBF and tested in a real SVM (installs its toolchain on first use).
+bash scripts/test-sbf.sh

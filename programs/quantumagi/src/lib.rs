@@ -8,9 +8,10 @@
 //! proposed or executed), resume, veto, and hand its authority to a new set that must accept. Appeals of ACGS
 //! decisions are ruled on by reviewers, and the ACGS audit log's signed checkpoints are anchored.
 //!
-//! `no_std`, built for SBF with pinocchio; the program's own code has no `unsafe`. Layouts: [`state`];
-//! instructions and their accounts: [`instruction`]; rules: [`rules`]; errors: [`error`]; building
-//! instructions off chain: `client` (host builds only).
+//! `no_std`, built for SBF with pinocchio; its own code is safe Rust only, enforced by the workspace lints (the
+//! runbook's pre-deployment grep of `programs/` finds nothing). Layouts: [`state`]; instructions and their
+//! accounts: [`instruction`]; rules: [`rules`]; errors: [`error`]; building instructions off chain: `client`
+//! (host builds only).
 #![no_std]
 
 pub mod accounts;

@@ -754,3 +754,92 @@ fn a_prefunded_address_does_not_block_creation() {
     let account = b.svm.get_account(&address(&target)).unwrap();
     assert!(account.lamports >= b.svm.minimum_balance_for_rent_exemption(account.data.len()));
 }
+
+/// The cost of each instruction in compute units and of each account in rent-exempt lamports, printed as
+/// the table in docs/quantumagi.md (`cargo test --test program cost_report -- --nocapture`), with the limits
+/// the deployment relies on asserted: every instruction far inside the default 200,000-unit budget and every
+/// governance action under 0.01 SOL.
+#[test]
+fn cost_report() {
+    const SOL: u64 = 1_000_000_000;
+    let mut b = Bench::empty();
+    let mut rows: Vec<(&str, u64, u64)> = Vec::new();
+    let mut measure = |name: &'static str, meta: litesvm::types::TransactionMetadata, rent: u64, rows: &mut Vec<_>| {
+        rows.push((name, meta.compute_units_consumed, rent));
+    };
+    let rent = |b: &Bench, len: usize| b.svm.minimum_balance_for_rent_exemption(len);
+    let meta = ok(b.initialize());
+    measure("Initialize", meta, rent(&b, <Governance as AccountLayout>::LEN), &mut rows);
+    let creator = b.creator.insecure_clone();
+    for (i, weight) in [50, 30, 20].into_iter().enumerate() {
+        let ix = b.gov.add_member(&key(&creator), &key(&b.council[i]), weight, roles::ALL).unwrap();
+        let meta = ok(b.send(&ix, &[&creator]));
+        if i == 0 {
+            measure("AddMember", meta, rent(&b, <Member as AccountLayout>::LEN), &mut rows);
+        }
+    }
+    let meta = ok(b.send(&b.gov.finish_setup(&key(&creator)).unwrap(), &[&creator]));
+    measure("FinishSetup", meta, 0, &mut rows);
+    let proposer = council(&b, 0);
+    let update = payload::update_constitution(&NEW_HASH, 2);
+    let ix = b.gov.propose(&key(&proposer), 1, ProposalKind::UpdateConstitution, &update).unwrap();
+    let meta = ok(b.send(&ix, &[&proposer]));
+    measure("Propose", meta, rent(&b, <Proposal as AccountLayout>::LEN), &mut rows);
+    let meta = ok(vote(&mut b, 0, 1, Choice::Yes));
+    measure("Vote", meta, rent(&b, <VoteRecord as AccountLayout>::LEN), &mut rows);
+    ok(vote(&mut b, 1, 1, Choice::Yes));
+    let meta = ok(finalize(&mut b, 1));
+    measure("Finalize", meta, 0, &mut rows);
+    b.advance(600);
+    let meta = ok(execute(&mut b, 1, ProposalKind::UpdateConstitution, &update));
+    measure("Execute (constitution)", meta, 0, &mut rows);
+    let policy = payload::set_policy(&[0x77; 32], true);
+    ok(b.send(&b.gov.propose(&key(&proposer), 2, ProposalKind::SetPolicy, &policy).unwrap(), &[&proposer]));
+    pass(&mut b, 2);
+    let meta = ok(execute(&mut b, 2, ProposalKind::SetPolicy, &policy));
+    measure("Execute (new policy record)", meta, rent(&b, <Policy as AccountLayout>::LEN), &mut rows);
+    let id = propose_update(&mut b, 1);
+    let meta = ok(b.send(&b.gov.cancel(&key(&council(&b, 1)), id).unwrap(), &[&council(&b, 1)]));
+    measure("Cancel", meta, 0, &mut rows);
+    let (e0, e1) = (emergency(&b, 0), emergency(&b, 1));
+    let meta = ok(b.send(&b.gov.approve_halt(&key(&e0), &[1; 32]).unwrap(), &[&e0]));
+    measure("EmergencyApprove (halt, 1st)", meta, 0, &mut rows);
+    let meta = ok(b.send(&b.gov.approve_halt(&key(&e1), &[1; 32]).unwrap(), &[&e1]));
+    measure("EmergencyApprove (halt, M-th)", meta, 0, &mut rows);
+    ok(b.send(&b.gov.approve_resume(&key(&e0)).unwrap(), &[&e0]));
+    ok(b.send(&b.gov.approve_resume(&key(&e1)).unwrap(), &[&e1]));
+    let new_set = b.emergency_set();
+    ok(b.send(&b.gov.approve_transfer(&key(&e0), &new_set).unwrap(), &[&e0]));
+    let meta = ok(b.send(&b.gov.approve_transfer(&key(&e1), &new_set).unwrap(), &[&e1]));
+    measure("EmergencyApprove (transfer, M-th)", meta, 0, &mut rows);
+    let ix = b.gov.accept_authority(&[key(&e0), key(&e1)]).unwrap();
+    let meta = ok(b.send(&ix, &[&e0, &e1]));
+    measure("AcceptAuthority", meta, 0, &mut rows);
+    let appellant = b.outsider.insecure_clone();
+    let ix = b.gov.submit_appeal(&key(&appellant), &[0xd1; 32], &[0xa1; 32]).unwrap();
+    let meta = ok(b.send(&ix, &[&appellant]));
+    measure("SubmitAppeal", meta, rent(&b, <Appeal as AccountLayout>::LEN), &mut rows);
+    let reviewer = council(&b, 1);
+    let ix = b.gov.rule_appeal(&key(&reviewer), &[0xd1; 32], 2, &[0xb1; 32]).unwrap();
+    let meta = ok(b.send(&ix, &[&reviewer]));
+    measure("RuleAppeal", meta, 0, &mut rows);
+    let authority = b.anchor.insecure_clone();
+    let ix = b.gov.anchor_checkpoint(&key(&authority), 10, &[1; 32], START).unwrap();
+    let meta = ok(b.send(&ix, &[&authority]));
+    measure("AnchorCheckpoint (first)", meta, rent(&b, <Anchor as AccountLayout>::LEN), &mut rows);
+    let ix = b.gov.anchor_checkpoint(&key(&authority), 20, &[2; 32], START).unwrap();
+    let meta = ok(b.send(&ix, &[&authority]));
+    measure("AnchorCheckpoint (next)", meta, 0, &mut rows);
+
+    let size = std::fs::metadata(common::program_path()).unwrap().len();
+    println!("program binary: {size} bytes");
+    println!("| instruction | compute units | new account's rent (lamports) | SOL |");
+    println!("|---|---|---|---|");
+    for (name, cu, lamports) in &rows {
+        println!("| {name} | {cu} | {lamports} | {:.6} |", *lamports as f64 / SOL as f64);
+        assert!(*cu < 100_000, "{name} used {cu} compute units");
+        // Each action's cost: its new account's rent plus the 5,000-lamport signature fee per signer.
+        assert!(lamports + 10_000 < SOL / 100, "{name} costs {lamports} lamports");
+    }
+    assert!(size < 200 * 1024, "program is {size} bytes");
+}
