@@ -769,10 +769,18 @@ fn cost_report() {
     };
     let rent = |b: &Bench, len: usize| b.svm.minimum_balance_for_rent_exemption(len);
     let meta = ok(b.initialize());
-    measure("Initialize", meta, rent(&b, <Governance as AccountLayout>::LEN), &mut rows);
+    measure(
+        "Initialize",
+        meta,
+        rent(&b, <Governance as AccountLayout>::LEN),
+        &mut rows,
+    );
     let creator = b.creator.insecure_clone();
     for (i, weight) in [50, 30, 20].into_iter().enumerate() {
-        let ix = b.gov.add_member(&key(&creator), &key(&b.council[i]), weight, roles::ALL).unwrap();
+        let ix = b
+            .gov
+            .add_member(&key(&creator), &key(&b.council[i]), weight, roles::ALL)
+            .unwrap();
         let meta = ok(b.send(&ix, &[&creator]));
         if i == 0 {
             measure("AddMember", meta, rent(&b, <Member as AccountLayout>::LEN), &mut rows);
@@ -782,7 +790,10 @@ fn cost_report() {
     measure("FinishSetup", meta, 0, &mut rows);
     let proposer = council(&b, 0);
     let update = payload::update_constitution(&NEW_HASH, 2);
-    let ix = b.gov.propose(&key(&proposer), 1, ProposalKind::UpdateConstitution, &update).unwrap();
+    let ix = b
+        .gov
+        .propose(&key(&proposer), 1, ProposalKind::UpdateConstitution, &update)
+        .unwrap();
     let meta = ok(b.send(&ix, &[&proposer]));
     measure("Propose", meta, rent(&b, <Proposal as AccountLayout>::LEN), &mut rows);
     let meta = ok(vote(&mut b, 0, 1, Choice::Yes));
@@ -794,10 +805,20 @@ fn cost_report() {
     let meta = ok(execute(&mut b, 1, ProposalKind::UpdateConstitution, &update));
     measure("Execute (constitution)", meta, 0, &mut rows);
     let policy = payload::set_policy(&[0x77; 32], true);
-    ok(b.send(&b.gov.propose(&key(&proposer), 2, ProposalKind::SetPolicy, &policy).unwrap(), &[&proposer]));
+    ok(b.send(
+        &b.gov
+            .propose(&key(&proposer), 2, ProposalKind::SetPolicy, &policy)
+            .unwrap(),
+        &[&proposer],
+    ));
     pass(&mut b, 2);
     let meta = ok(execute(&mut b, 2, ProposalKind::SetPolicy, &policy));
-    measure("Execute (new policy record)", meta, rent(&b, <Policy as AccountLayout>::LEN), &mut rows);
+    measure(
+        "Execute (new policy record)",
+        meta,
+        rent(&b, <Policy as AccountLayout>::LEN),
+        &mut rows,
+    );
     let id = propose_update(&mut b, 1);
     let meta = ok(b.send(&b.gov.cancel(&key(&council(&b, 1)), id).unwrap(), &[&council(&b, 1)]));
     measure("Cancel", meta, 0, &mut rows);
@@ -818,7 +839,12 @@ fn cost_report() {
     let appellant = b.outsider.insecure_clone();
     let ix = b.gov.submit_appeal(&key(&appellant), &[0xd1; 32], &[0xa1; 32]).unwrap();
     let meta = ok(b.send(&ix, &[&appellant]));
-    measure("SubmitAppeal", meta, rent(&b, <Appeal as AccountLayout>::LEN), &mut rows);
+    measure(
+        "SubmitAppeal",
+        meta,
+        rent(&b, <Appeal as AccountLayout>::LEN),
+        &mut rows,
+    );
     let reviewer = council(&b, 1);
     let ix = b.gov.rule_appeal(&key(&reviewer), &[0xd1; 32], 2, &[0xb1; 32]).unwrap();
     let meta = ok(b.send(&ix, &[&reviewer]));
@@ -826,7 +852,12 @@ fn cost_report() {
     let authority = b.anchor.insecure_clone();
     let ix = b.gov.anchor_checkpoint(&key(&authority), 10, &[1; 32], START).unwrap();
     let meta = ok(b.send(&ix, &[&authority]));
-    measure("AnchorCheckpoint (first)", meta, rent(&b, <Anchor as AccountLayout>::LEN), &mut rows);
+    measure(
+        "AnchorCheckpoint (first)",
+        meta,
+        rent(&b, <Anchor as AccountLayout>::LEN),
+        &mut rows,
+    );
     let ix = b.gov.anchor_checkpoint(&key(&authority), 20, &[2; 32], START).unwrap();
     let meta = ok(b.send(&ix, &[&authority]));
     measure("AnchorCheckpoint (next)", meta, 0, &mut rows);
