@@ -764,7 +764,7 @@ fn cost_report() {
     const SOL: u64 = 1_000_000_000;
     let mut b = Bench::empty();
     let mut rows: Vec<(&str, u64, u64)> = Vec::new();
-    let mut measure = |name: &'static str, meta: litesvm::types::TransactionMetadata, rent: u64, rows: &mut Vec<_>| {
+    let measure = |name: &'static str, meta: litesvm::types::TransactionMetadata, rent: u64, rows: &mut Vec<_>| {
         rows.push((name, meta.compute_units_consumed, rent));
     };
     let rent = |b: &Bench, len: usize| b.svm.minimum_balance_for_rent_exemption(len);
