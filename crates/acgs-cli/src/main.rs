@@ -4,6 +4,7 @@
 mod audit_cmd;
 mod auth_cmd;
 mod bench;
+mod chain;
 mod config;
 mod constitution_cmd;
 mod decide_cmd;
@@ -64,6 +65,10 @@ enum Command {
     /// Key management for the Quantumagi Solana deployment: Solana keypairs by role, audit, encrypted backups.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The Quantumagi program on a Solana cluster: status, verify against the server, anchor the audit log,
+    /// and every governance instruction (over JSON-RPC).
+    #[command(subcommand)]
+    Chain(chain::ChainCommand),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
         Command::Auth(cmd) => auth_cmd::run_auth(cmd),
         Command::Security(cmd) => auth_cmd::run_security(cmd),
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Chain(cmd) => chain::run(cmd),
     };
     match result {
         Ok(code) => code,

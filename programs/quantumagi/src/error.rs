@@ -66,8 +66,62 @@ pub enum QgError {
     AlreadyExists = 6027,
 }
 
+impl QgError {
+    /// Every error, in code order.
+    pub const ALL: [QgError; 28] = [
+        QgError::InvalidInstruction,
+        QgError::WrongAccount,
+        QgError::WrongOwner,
+        QgError::WrongPda,
+        QgError::WrongAccountData,
+        QgError::AccountMismatch,
+        QgError::Unauthorized,
+        QgError::NotCouncilMember,
+        QgError::Halted,
+        QgError::NotHalted,
+        QgError::WrongProposalState,
+        QgError::VotingClosed,
+        QgError::VotingOpen,
+        QgError::TimelockActive,
+        QgError::MemberTooNew,
+        QgError::AlreadyApproved,
+        QgError::MotionInProgress,
+        QgError::NoPendingTransfer,
+        QgError::NotEnoughSigners,
+        QgError::AnchorRegression,
+        QgError::AppealClosed,
+        QgError::SetupClosed,
+        QgError::SetupOpen,
+        QgError::Overflow,
+        QgError::VersionNotIncreasing,
+        QgError::CouncilLimit,
+        QgError::AlreadyVoted,
+        QgError::AlreadyExists,
+    ];
+
+    /// The error with this code, if it is one of the program's.
+    pub fn from_code(code: u32) -> Option<QgError> {
+        QgError::ALL.into_iter().find(|e| *e as u32 == code)
+    }
+}
+
 impl From<QgError> for ProgramError {
     fn from(e: QgError) -> Self {
         ProgramError::Custom(e as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_consecutive_and_round_trip() {
+        for (i, e) in QgError::ALL.into_iter().enumerate() {
+            assert_eq!(e as u32, 6000 + i as u32);
+            assert_eq!(QgError::from_code(e as u32), Some(e));
+        }
+        assert_eq!(QgError::from_code(5999), None);
+        assert_eq!(QgError::from_code(6028), None);
     }
 }

@@ -109,6 +109,11 @@ impl Keypair {
         })
     }
 
+    /// The 64 bytes of the keypair file (secret seed, then public key), for signing with the Solana crates.
+    pub fn keypair_bytes(&self) -> Zeroizing<[u8; KEYPAIR_BYTES]> {
+        Zeroizing::new(self.secret.to_keypair_bytes())
+    }
+
     /// The public key.
     pub fn public_key(&self) -> PublicKey {
         PublicKey(self.secret.verifying_key().to_bytes())

@@ -6,7 +6,7 @@ mod audit;
 mod backup;
 mod directory;
 mod error;
-mod keypair;
+pub(crate) mod keypair;
 mod manifest;
 
 use std::io::Read as _;
