@@ -23,7 +23,7 @@ use solana_signer::Signer as _;
 /// Where the program and the governance are.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
-    /// The cluster's JSON-RPC URL (devnet: https://api.devnet.solana.com).
+    /// The cluster's JSON-RPC URL (devnet: `https://api.devnet.solana.com`).
     #[arg(long, env = "ACGS_SOLANA_RPC_URL", default_value = "http://127.0.0.1:8899")]
     rpc_url: String,
     /// The Quantumagi program's address.
