@@ -1,7 +1,8 @@
 //! `acgs keys` as an operator runs it: a private key directory, Solana keypairs by role that the Solana tools can
 //! read, a list and an audit that fails on every kind of problem (and passes when there is none), encrypted
 //! backups that restore to the same bytes and refuse wrong passphrases, altered archives and different existing
-//! keys without writing anything, and the check of single keypair files.
+//! keys without writing anything, the retirement of a rotated key (kept under `retired/`, backed up, audited for
+//! integrity but not for rotation), and the check of single keypair files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -157,15 +158,20 @@ fn set_created_at(dir: &Path, file: &Path, at: DateTime<Utc>) {
     write_manifest(dir, &m);
 }
 
-/// Every file in a directory with its bytes.
+/// Every file in a directory and its subdirectories (named `sub/file`) with its bytes.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut all: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap())
-        })
-        .collect();
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if e.file_type().unwrap().is_dir() {
+            for (inner, bytes) in snapshot(&e.path()) {
+                all.push((format!("{name}/{inner}"), bytes));
+            }
+        } else {
+            all.push((name, std::fs::read(e.path()).unwrap()));
+        }
+    }
     all.sort();
     all
 }
@@ -918,4 +924,446 @@ fn verify_checks_single_keypair_files() {
         assert!(out.contains(expect) && out.contains(s(&path)), "{name}: {out}");
     }
     fails(acgs(&["keys", "verify", s(&root.path().join("missing.json"))]));
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().unwrap().to_str().unwrap()
+}
+
+/// `acgs keys retire NAME --dir DIR [extra…]`.
+fn retire(dir: &Path, name: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["keys", "retire", name, "--dir", s(dir)];
+    args.extend_from_slice(extra);
+    acgs(&args)
+}
+
+fn audit_json(dir: &Path) -> Value {
+    serde_json::from_slice(
+        &command(&["keys", "audit", "--dir", s(dir), "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+}
+
+fn list_json(dir: &Path) -> Vec<Value> {
+    let listed: Value = serde_json::from_str(&ok(acgs(&["keys", "list", "--dir", s(dir), "--json"]))).unwrap();
+    listed.as_array().unwrap().clone()
+}
+
+#[test]
+fn rotation_then_retire_makes_the_audit_pass_again() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, files) = directory_with_keys(root.path());
+    let old = file_of(&files, "program");
+    let old_name = file_name(&old).to_owned();
+    let old_address = solana_address(&old);
+    let old_bytes = std::fs::read(&old).unwrap();
+
+    // Seven months old: past the program key's 6 months, and the audit fails until it is dealt with.
+    set_created_at(&dir, &old, Utc::now() - Months::new(7));
+    let out = fails(acgs(&["keys", "audit", "--dir", s(&dir)]));
+    assert!(out.contains(&old_name) && out.contains("rotation was due"), "{out}");
+    // A replacement alone does not help: the old key is still listed as active.
+    let new = created(&ok(acgs(&["keys", "generate", "--dir", s(&dir), "--role", "program"])))[0]
+        .0
+        .clone();
+    let report = audit_json(&dir);
+    assert_eq!(report["clean"], false);
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "rotation_overdue" && f["file"] == old_name.as_str()),
+        "{report}"
+    );
+
+    let before = manifest(&dir);
+    let out = ok(retire(
+        &dir,
+        old_name.strip_suffix(".json").unwrap(),
+        &["--reason", "rotated to the new upgrade authority"],
+    ));
+    assert!(
+        out.contains(&format!("retired `{old_name}`")) && out.contains(&old_address),
+        "{out}"
+    );
+
+    // The audit passes, and counts the retired key.
+    let out = ok(acgs(&["keys", "audit", "--dir", s(&dir)]));
+    assert!(
+        out.contains("keys audit: clean") && out.contains("8 keys (1 retired)"),
+        "{out}"
+    );
+    let report = audit_json(&dir);
+    assert_eq!(report["clean"], true, "{report}");
+    assert_eq!(report["keys"], 8);
+    assert_eq!(report["retired"], 1);
+
+    // The file moved to retired/ (0700), still 0600, the same bytes, and the same key.
+    let retired_dir = dir.join("retired");
+    let moved = retired_dir.join(&old_name);
+    assert!(!old.exists(), "the old name is gone");
+    assert_eq!(mode(&retired_dir), 0o700);
+    assert_eq!(mode(&moved), 0o600);
+    assert_eq!(std::fs::read(&moved).unwrap(), old_bytes);
+    assert_eq!(solana_address(&moved), old_address);
+    assert_eq!(
+        ok(acgs(&["keys", "verify", s(&moved), "--pubkey", &old_address])).trim(),
+        old_address
+    );
+    assert!(new.exists(), "the replacement is untouched");
+
+    // The manifest keeps the entry, with when and why; nothing else in it changed.
+    let after = manifest(&dir);
+    let keys = after["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), before["keys"].as_array().unwrap().len());
+    let entry = keys.iter().find(|k| k["file"] == old_name.as_str()).unwrap();
+    assert_eq!(entry["public_key"], old_address.as_str());
+    assert_eq!(entry["retired_reason"], "rotated to the new upgrade authority");
+    let retired_at = DateTime::parse_from_rfc3339(entry["retired_at"].as_str().unwrap()).unwrap();
+    assert!((Utc::now() - retired_at.with_timezone(&Utc)).num_seconds().abs() < 120);
+    for (b, a) in before["keys"].as_array().unwrap().iter().zip(keys) {
+        if a["file"] != old_name.as_str() {
+            assert_eq!(a, b);
+            assert!(a.get("retired_at").is_none(), "{a}");
+        }
+    }
+
+    // list: the retired key is shown as retired, never overdue; the others are not retired.
+    let rows = list_json(&dir);
+    assert_eq!(rows.len(), 8);
+    let row = rows.iter().find(|r| r["file"] == old_name.as_str()).unwrap();
+    assert_eq!(row["retired"], true);
+    assert_eq!(row["rotation_overdue"], false);
+    assert_eq!(row["retired_at"], entry["retired_at"]);
+    assert_eq!(row["retired_reason"], "rotated to the new upgrade authority");
+    for r in rows.iter().filter(|r| r["file"] != old_name.as_str()) {
+        assert_eq!(r["retired"], false, "{r}");
+        assert_eq!(r["retired_at"], Value::Null, "{r}");
+    }
+    let table = ok(acgs(&["keys", "list", "--dir", s(&dir)]));
+    let line = table.lines().find(|l| l.contains(&old_address)).unwrap();
+    assert!(
+        line.starts_with(&format!("retired/{old_name}"))
+            && line.contains(&format!(
+                "retired {}: rotated to the new upgrade authority",
+                Utc::now().format("%Y-%m-%d")
+            ))
+            && !line.contains("overdue"),
+        "{table}"
+    );
+
+    // The name stays the retired key's: a new key cannot take it.
+    let out = fails(acgs(&[
+        "keys",
+        "generate",
+        "--dir",
+        s(&dir),
+        "--role",
+        "program",
+        "--name",
+        &old_name,
+    ]));
+    assert!(out.contains("already exists") && out.contains(s(&moved)), "{out}");
+}
+
+#[test]
+fn retire_refuses_unknown_retired_or_damaged_keys_and_never_replaces_a_file() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, files) = directory_with_keys(root.path());
+    let before = snapshot(&dir);
+
+    // Unknown names, including ones that would leave the directory.
+    for unknown in ["no-such-key", "../keys/manifest", "retired", "manifest.json"] {
+        let out = fails(retire(&dir, unknown, &[]));
+        assert!(out.contains(&format!("no key `{unknown}`")), "{unknown}: {out}");
+    }
+    // A reason must be one line.
+    let program = file_of(&files, "program");
+    let out = fails(retire(&dir, file_name(&program), &["--reason", "two\nlines"]));
+    assert!(out.contains("--reason"), "{out}");
+    let out = fails(retire(&dir, file_name(&program), &["--reason", "  "]));
+    assert!(out.contains("empty"), "{out}");
+    assert_eq!(snapshot(&dir), before, "nothing changed");
+    assert!(!dir.join("retired").exists());
+
+    // A damaged or missing key file is not retired (it would be the copy an operator relies on).
+    let emergency = file_of(&files, "emergency");
+    let good = std::fs::read(&emergency).unwrap();
+    std::fs::write(&emergency, "[1,2,3]").unwrap();
+    let out = fails(retire(&dir, file_name(&emergency), &[]));
+    assert!(
+        out.contains("cannot retire") && out.contains("holds 3 numbers"),
+        "{out}"
+    );
+    std::fs::rename(&emergency, root.path().join("aside")).unwrap();
+    let out = fails(retire(&dir, file_name(&emergency), &[]));
+    assert!(out.contains("missing") && out.contains("acgs keys restore"), "{out}");
+    std::fs::rename(root.path().join("aside"), &emergency).unwrap();
+    std::fs::write(&emergency, &good).unwrap();
+    assert_eq!(snapshot(&dir), before);
+
+    // A file already under retired/ with that name is never replaced: refused, nothing changes.
+    let governance = file_of(&files, "governance");
+    std::fs::create_dir(dir.join("retired")).unwrap();
+    chmod(&dir.join("retired"), 0o700);
+    std::fs::write(dir.join("retired").join(file_name(&governance)), "an older file").unwrap();
+    let with_stray = snapshot(&dir);
+    let out = fails(retire(&dir, file_name(&governance), &[]));
+    assert!(out.contains("already exists"), "{out}");
+    assert_eq!(snapshot(&dir), with_stray);
+    std::fs::remove_file(dir.join("retired").join(file_name(&governance))).unwrap();
+
+    // A retired/ that others can reach is refused.
+    chmod(&dir.join("retired"), 0o755);
+    let out = fails(retire(&dir, file_name(&governance), &[]));
+    assert!(out.contains("mode 755") && out.contains("chmod 700"), "{out}");
+    chmod(&dir.join("retired"), 0o700);
+    assert!(governance.exists());
+
+    // Retired once (by its full file name, no reason); twice is an error that changes nothing.
+    ok(retire(&dir, file_name(&governance), &[]));
+    let entry = manifest(&dir)["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["file"] == file_name(&governance))
+        .unwrap()
+        .clone();
+    assert!(entry["retired_at"].is_string());
+    assert!(entry.get("retired_reason").is_none(), "{entry}");
+    let once = snapshot(&dir);
+    let out = fails(retire(&dir, file_name(&governance), &["--reason", "again"]));
+    assert!(out.contains("already retired"), "{out}");
+    let out = fails(retire(&dir, file_name(&governance).strip_suffix(".json").unwrap(), &[]));
+    assert!(out.contains("already retired"), "{out}");
+    assert_eq!(snapshot(&dir), once);
+    ok(acgs(&["keys", "audit", "--dir", s(&dir)]));
+
+    // Not an initialised directory.
+    let out = fails(retire(&root.path().join("nowhere"), "x", &[]));
+    assert!(out.contains("acgs keys init"), "{out}");
+}
+
+/// A damage to a retired key (after retiring the program key) that the audit must report as `check`.
+fn audit_finds_in_retired(damage: impl FnOnce(&Path, &Path) -> Vec<String>, check: &str) {
+    audit_finds(
+        |dir, files| {
+            let program = file_of(files, "program");
+            ok(retire(dir, file_name(&program), &[]));
+            ok(acgs(&["keys", "audit", "--dir", s(dir)]));
+            damage(dir, &dir.join("retired").join(file_name(&program)))
+        },
+        check,
+    );
+}
+
+#[test]
+fn audit_checks_a_retired_key_others_can_read() {
+    audit_finds_in_retired(
+        |_, key| {
+            chmod(key, 0o640);
+            vec![format!("`{}` has mode 640", key.display())]
+        },
+        "file_permissions",
+    );
+}
+
+#[test]
+fn audit_checks_a_shared_retired_directory() {
+    audit_finds_in_retired(
+        |dir, _| {
+            chmod(&dir.join("retired"), 0o755);
+            vec!["retired` has mode 755".into(), "chmod 700".into()]
+        },
+        "directory_permissions",
+    );
+}
+
+#[test]
+fn audit_checks_a_retired_key_altered() {
+    audit_finds_in_retired(
+        |_, key| {
+            let mut bytes: Vec<u8> = serde_json::from_str(&std::fs::read_to_string(key).unwrap()).unwrap();
+            bytes[40] ^= 0x20;
+            std::fs::write(key, serde_json::to_string(&bytes).unwrap()).unwrap();
+            vec![key.display().to_string(), "does not match the secret".into()]
+        },
+        "tampered",
+    );
+}
+
+#[test]
+fn audit_checks_a_retired_key_missing() {
+    audit_finds_in_retired(
+        |_, key| {
+            std::fs::remove_file(key).unwrap();
+            vec![
+                key.display().to_string(),
+                "retired program key".into(),
+                "missing".into(),
+            ]
+        },
+        "missing_file",
+    );
+}
+
+#[test]
+fn audit_checks_files_in_retired_that_the_manifest_does_not_list() {
+    audit_finds_in_retired(
+        |dir, key| {
+            std::fs::copy(key, dir.join("retired").join("copy.json")).unwrap();
+            vec!["retired/copy.json".into(), "not in the manifest".into()]
+        },
+        "unlisted",
+    );
+}
+
+#[test]
+fn audit_names_the_leftover_of_an_interrupted_retire() {
+    audit_finds_in_retired(
+        |dir, key| {
+            // The state after a crash between the manifest's update and the removal of the old name.
+            std::fs::hard_link(key, dir.join(file_name(key))).unwrap();
+            vec!["second name of the retired key's file".into()]
+        },
+        "unlisted",
+    );
+}
+
+#[test]
+fn backup_and_restore_keep_retired_keys_under_retired() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, files) = directory_with_keys(root.path());
+    let pass = passphrase_file(root.path(), PASSPHRASE);
+    let backup = |out: &Path| {
+        ok(acgs(&[
+            "keys",
+            "backup",
+            "--dir",
+            s(&dir),
+            "--out",
+            s(out),
+            "--passphrase-file",
+            s(&pass),
+        ]))
+    };
+    let restore = |archive: &Path, target: &Path| {
+        acgs(&[
+            "keys",
+            "restore",
+            s(archive),
+            "--dir",
+            s(target),
+            "--passphrase-file",
+            s(&pass),
+        ])
+    };
+    let before_retire = root.path().join("before-retire.acgsbak");
+    backup(&before_retire);
+
+    let emergency = file_of(&files, "emergency");
+    ok(retire(&dir, file_name(&emergency), &["--reason", "drill"]));
+    let retired = dir.join("retired").join(file_name(&emergency));
+    let archive = root.path().join("keys.acgsbak");
+    let out = backup(&archive);
+    assert!(out.contains("7 keys"), "the retired key is in the backup: {out}");
+    assert!(!out.contains("warning"), "{out}");
+
+    // Into a new directory: the same files byte for byte, the retired one under retired/ (0700, 0600).
+    let restored = root.path().join("restored");
+    let out = ok(restore(&archive, &restored));
+    assert!(out.contains("restored 7 keys"), "{out}");
+    assert!(out.contains(&format!("retired/{}", file_name(&emergency))), "{out}");
+    assert_eq!(snapshot(&restored), snapshot(&dir));
+    let back = restored.join("retired").join(file_name(&emergency));
+    assert!(!restored.join(file_name(&emergency)).exists());
+    assert_eq!(mode(&restored.join("retired")), 0o700);
+    assert_eq!(mode(&back), 0o600);
+    assert_eq!(solana_address(&back), solana_address(&retired));
+    let report = audit_json(&restored);
+    assert_eq!(report["clean"], true, "{report}");
+    assert_eq!(report["retired"], 1);
+    assert_eq!(list_json(&restored), list_json(&dir));
+
+    // A lost retired file: restore puts back just that one, under retired/.
+    let bytes = std::fs::read(&retired).unwrap();
+    std::fs::remove_file(&retired).unwrap();
+    fails(acgs(&["keys", "audit", "--dir", s(&dir)]));
+    let out = ok(restore(&archive, &dir));
+    assert!(out.contains("restored 1 keys"), "{out}");
+    assert_eq!(std::fs::read(&retired).unwrap(), bytes);
+    assert_eq!(mode(&retired), 0o600);
+    assert!(!emergency.exists());
+    ok(acgs(&["keys", "audit", "--dir", s(&dir)]));
+
+    // A backup from before the retirement does not bring the key back as active.
+    let now = snapshot(&dir);
+    let out = ok(restore(&before_retire, &dir));
+    assert!(
+        out.contains("restored 0 keys") && out.contains("7 already there"),
+        "{out}"
+    );
+    assert_eq!(snapshot(&dir), now);
+    // Nor does it when the retired file is lost: it comes back under retired/.
+    std::fs::remove_file(&retired).unwrap();
+    let out = ok(restore(&before_retire, &dir));
+    assert!(out.contains("restored 1 keys"), "{out}");
+    assert!(retired.exists() && !emergency.exists());
+    assert_eq!(snapshot(&dir), now);
+}
+
+#[test]
+fn a_manifest_written_before_retire_still_loads() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("keys");
+    ok(acgs(&["keys", "init", "--dir", s(&dir)]));
+    let made = created(&ok(acgs(&[
+        "keys",
+        "generate",
+        "--dir",
+        s(&dir),
+        "--role",
+        "program",
+        "--count",
+        "2",
+    ])));
+    // Exactly what the previous version wrote (see docs/quantumagi.md), with no retirement fields; the first key
+    // is past its rotation date.
+    let entry = |(path, address): &(PathBuf, String), created: &str| {
+        format!(
+            "    {{\n      \"file\": \"{}\",\n      \"role\": \"program\",\n      \"public_key\": \"{address}\",\n      \"created_at\": \"{created}\"\n    }}",
+            file_name(path)
+        )
+    };
+    let old = format!(
+        "{{\n  \"format\": \"acgs-keys-manifest/v1\",\n  \"keys\": [\n{},\n{}\n  ]\n}}\n",
+        entry(&made[0], "2020-01-01T00:00:00Z"),
+        entry(&made[1], &Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    );
+    std::fs::write(dir.join("manifest.json"), &old).unwrap();
+    assert!(!old.contains("retired"));
+
+    let rows = list_json(&dir);
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r["retired"] == false && r["retired_reason"].is_null())
+    );
+    assert_eq!(rows[0]["rotation_overdue"], true);
+    let out = fails(acgs(&["keys", "audit", "--dir", s(&dir)]));
+    assert!(out.contains("rotation was due"), "{out}");
+
+    // Retiring rewrites it with the new fields for that key only; the other entry keeps its old form.
+    ok(retire(&dir, file_name(&made[0].0), &["--reason", "old"]));
+    ok(acgs(&["keys", "audit", "--dir", s(&dir)]));
+    let text = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    assert_eq!(text.matches("retired_at").count(), 1, "{text}");
+    assert!(
+        text.contains(&entry(&made[1], rows[1]["created_at"].as_str().unwrap())),
+        "{text}"
+    );
 }

@@ -1,5 +1,6 @@
-//! `acgs keys audit`'s checks of a key directory: permissions and owners, that every listed key file exists and
-//! holds the listed key intact, files the manifest does not list, and key ages against the rotation schedule.
+//! `acgs keys audit`'s checks of a key directory: permissions and owners, that every listed key file (retired
+//! keys' under `retired/`) exists and holds the listed key intact, files the manifest does not list, and active
+//! keys' ages against the rotation schedule.
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 
@@ -9,7 +10,8 @@ use serde::Serialize;
 use super::directory::{KeyDirectory, effective_uid};
 use super::error::KeysError;
 use super::keypair::{Keypair, KeypairError};
-use super::manifest::{KeyEntry, MANIFEST_FILE, RotationState};
+use super::manifest::{KeyEntry, MANIFEST_FILE, RETIRED_DIR, RotationState};
+use super::retire::same_file;
 
 /// How much a finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -25,9 +27,9 @@ pub enum Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Check {
-    /// The directory's mode lets group or others in.
+    /// The directory's (or `retired/`'s) mode lets group or others in.
     DirectoryPermissions,
-    /// The directory, a key file or the manifest belongs to another user.
+    /// The directory, `retired/`, a key file or the manifest belongs to another user.
     Owner,
     /// The manifest is missing or unreadable.
     Manifest,
@@ -35,7 +37,7 @@ pub enum Check {
     FilePermissions,
     /// A listed key file is not there.
     MissingFile,
-    /// A listed name is a symbolic link, a directory or another kind of file.
+    /// A listed name is a symbolic link, a directory or another kind of file; or `retired` is not a directory.
     NotARegularFile,
     /// A key file is not a valid Solana keypair.
     InvalidKeypair,
@@ -47,7 +49,7 @@ pub enum Check {
     Unlisted,
     /// A key's creation time is in the future.
     CreatedInFuture,
-    /// A key is past its rotation date.
+    /// An active key is past its rotation date (retired keys have none).
     RotationOverdue,
     /// A key's rotation date is near.
     RotationDueSoon,
@@ -72,8 +74,10 @@ pub struct Finding {
 pub struct AuditReport {
     /// The key directory.
     pub directory: String,
-    /// Keys the manifest lists.
+    /// Keys the manifest lists, retired ones included.
     pub keys: usize,
+    /// Of those, retired keys.
+    pub retired: usize,
     /// Whether no problem was found (notices allowed).
     pub clean: bool,
     /// Everything found, problems first.
@@ -145,23 +149,64 @@ pub fn audit(dir: &KeyDirectory, now: DateTime<Utc>) -> Result<AuditReport, Keys
         }
     };
 
-    if let Some(manifest) = &manifest {
-        for entry in &manifest.keys {
-            check_key(dir, entry, me, &mut problem);
-        }
-        for name in dir.entries()? {
-            if name != MANIFEST_FILE && manifest.get(&name).is_none() {
+    let retired_path = dir.retired_path();
+    if let Ok(meta) = std::fs::symlink_metadata(&retired_path) {
+        let shown = retired_path.display();
+        if !meta.file_type().is_dir() {
+            problem(
+                Check::NotARegularFile,
+                Some(RETIRED_DIR),
+                format!(
+                    "`{shown}` is not a directory (a file or a symbolic link?): it is where retired keys are kept; move it out of the key directory"
+                ),
+            );
+        } else {
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.uid() != me {
                 problem(
-                    Check::Unlisted,
-                    Some(&name),
+                    Check::Owner,
+                    Some(RETIRED_DIR),
+                    format!("`{shown}` belongs to uid {}, not to this user (uid {me})", meta.uid()),
+                );
+            }
+            if mode & 0o077 != 0 {
+                problem(
+                    Check::DirectoryPermissions,
+                    Some(RETIRED_DIR),
                     format!(
-                        "`{}` is not in the manifest: a key made outside `acgs keys`, or a leftover; move it out of the key directory",
-                        dir.file(&name).display()
+                        "`{shown}` has mode {mode:o}: group or others can reach the retired keys; run `chmod 700 {shown}`"
                     ),
                 );
             }
         }
+    }
+
+    if let Some(manifest) = &manifest {
         for entry in &manifest.keys {
+            check_key(dir, entry, me, &mut problem);
+        }
+        for location in dir.unlisted(manifest)? {
+            let path = dir.file(&location);
+            let retired_copy = manifest
+                .get(&location)
+                .filter(|e| e.is_retired())
+                .map(|e| dir.key_path(e))
+                .filter(|retired| same_file(&path, retired));
+            let message = match retired_copy {
+                Some(retired) => format!(
+                    "`{}` is a second name of the retired key's file `{}` (an interrupted `acgs keys retire`): remove `{}`",
+                    path.display(),
+                    retired.display(),
+                    path.display()
+                ),
+                None => format!(
+                    "`{}` is not in the manifest: a key made outside `acgs keys`, or a leftover; move it out of the key directory",
+                    path.display()
+                ),
+            };
+            problem(Check::Unlisted, Some(&location), message);
+        }
+        for entry in manifest.keys.iter().filter(|k| !k.is_retired()) {
             rotation(entry, now, &mut findings);
         }
     }
@@ -170,6 +215,9 @@ pub fn audit(dir: &KeyDirectory, now: DateTime<Utc>) -> Result<AuditReport, Keys
     Ok(AuditReport {
         directory: dir.path().display().to_string(),
         keys: manifest.as_ref().map_or(0, |m| m.keys.len()),
+        retired: manifest
+            .as_ref()
+            .map_or(0, |m| m.keys.iter().filter(|k| k.is_retired()).count()),
         clean: findings.iter().all(|f| f.severity == Severity::Notice),
         findings,
     })
@@ -202,11 +250,14 @@ fn file_access(
     }
 }
 
-/// Findings for one listed key: present, a regular file, private, intact, and the listed key.
+/// Findings for one listed key (a retired key's file is under `retired/`): present, a regular file, private,
+/// intact, and the listed key.
 fn check_key(dir: &KeyDirectory, entry: &KeyEntry, me: u32, problem: &mut impl FnMut(Check, Option<&str>, String)) {
-    let path = dir.file(&entry.file);
+    let path = dir.key_path(entry);
     let shown = path.display().to_string();
-    let name = Some(entry.file.as_str());
+    let location = entry.location();
+    let name = Some(location.as_str());
+    let retired = if entry.is_retired() { "retired " } else { "" };
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -214,7 +265,7 @@ fn check_key(dir: &KeyDirectory, entry: &KeyEntry, me: u32, problem: &mut impl F
                 Check::MissingFile,
                 name,
                 format!(
-                    "`{shown}` ({} key {}) is in the manifest but missing: restore it (`acgs keys restore`)",
+                    "`{shown}` ({retired}{} key {}) is in the manifest but missing: restore it (`acgs keys restore`)",
                     entry.role, entry.public_key
                 ),
             );
@@ -233,7 +284,7 @@ fn check_key(dir: &KeyDirectory, entry: &KeyEntry, me: u32, problem: &mut impl F
         );
         return;
     }
-    file_access(&meta, &entry.file, &shown, me, problem);
+    file_access(&meta, &location, &shown, me, problem);
     match Keypair::read(&path) {
         Ok(keypair) if keypair.public_key() == entry.public_key => {}
         Ok(keypair) => problem(

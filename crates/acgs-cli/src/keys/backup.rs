@@ -1,7 +1,8 @@
 //! Encrypted backups of a key directory and their restore. A backup is one file: a 62-byte header (magic,
 //! version, Argon2id parameters, salt, nonce) and, encrypted with XChaCha20-Poly1305 under a key derived from a
 //! passphrase with Argon2id, a JSON document holding the manifest and every listed keypair file verbatim. The
-//! header is the cipher's associated data, so changing any byte of the file makes decryption fail.
+//! header is the cipher's associated data, so changing any byte of the file makes decryption fail. Retired keys
+//! are carried like the others (the manifest says they are retired) and restored under `retired/`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -305,7 +306,7 @@ pub fn backup(
     })?;
     let mut keys = Vec::with_capacity(manifest.keys.len());
     for entry in &manifest.keys {
-        let path = dir.file(&entry.file);
+        let path = dir.key_path(entry);
         let bytes = Zeroizing::new(std::fs::read(&path).map_err(KeysError::io(&path))?);
         let keypair = Keypair::from_json(&bytes).map_err(|source| KeysError::Keypair {
             path: path.clone(),
@@ -328,11 +329,7 @@ pub fn backup(
             keypair: text.to_owned(),
         });
     }
-    let unlisted = dir
-        .entries()?
-        .into_iter()
-        .filter(|n| n != super::manifest::MANIFEST_FILE && manifest.get(n).is_none())
-        .collect();
+    let unlisted = dir.unlisted(&manifest)?;
     let contents = Contents {
         format: CONTENTS_FORMAT.to_owned(),
         created_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -385,16 +382,18 @@ fn inside(dir: &Path, file: &Path) -> bool {
 /// What a restore did.
 #[derive(Debug)]
 pub struct RestoreSummary {
-    /// Key files written.
+    /// Key files written, relative to the directory (`retired/FILE` for retired keys).
     pub restored: Vec<String>,
-    /// Key files that were already there with the same key.
+    /// Key files that were already there with the same key, relative to the directory.
     pub present: Vec<String>,
 }
 
 /// Restore the backup at `archive` into `dir` (created 0700 if missing). Everything is checked first (the
 /// passphrase, every keypair against the archived manifest, and every file and manifest entry already in `dir`);
 /// when anything is wrong nothing is written. Keys already present with the same public key are kept; a different
-/// key under the same name, or the same key under another name, is a conflict.
+/// key under the same name, or the same key under another name, is a conflict. A key goes where the directory's
+/// manifest has it if it lists it (so an old backup does not bring a retired key back), else where the backup's
+/// manifest has it: retired keys under `retired/` (created 0700).
 pub fn restore(archive: &Path, dir: &KeyDirectory, passphrase: &Passphrase) -> Result<RestoreSummary, KeysError> {
     let bytes = std::fs::read(archive).map_err(KeysError::io(archive))?;
     let plaintext = open(&bytes, passphrase, archive)?;
@@ -450,8 +449,8 @@ pub fn restore(archive: &Path, dir: &KeyDirectory, passphrase: &Passphrase) -> R
     let mut conflicts = Vec::new();
     let mut to_write = Vec::new();
     let mut present = Vec::new();
+    let mut retired_dir_checked = false;
     for (key, entry) in &archived {
-        let path = dir.file(&key.file);
         if let Some(listed) = current.get(&key.file)
             && listed.public_key != entry.public_key
         {
@@ -473,9 +472,16 @@ pub fn restore(archive: &Path, dir: &KeyDirectory, passphrase: &Passphrase) -> R
             ));
             continue;
         }
+        let target = current.get(&key.file).unwrap_or(entry);
+        if target.is_retired() && !retired_dir_checked {
+            dir.check_retired_dir()?;
+            retired_dir_checked = true;
+        }
+        let location = target.location();
+        let path = dir.file(&location);
         if path.exists() {
             match Keypair::read(&path) {
-                Ok(k) if k.public_key() == entry.public_key => present.push(key.file.clone()),
+                Ok(k) if k.public_key() == entry.public_key => present.push(location),
                 Ok(k) => conflicts.push(format!(
                     "`{}` exists and holds a different key ({}, the backup has {})",
                     path.display(),
@@ -485,19 +491,26 @@ pub fn restore(archive: &Path, dir: &KeyDirectory, passphrase: &Passphrase) -> R
                 Err(e) => conflicts.push(format!("`{}` exists and is not the backup's key: {e}", path.display())),
             }
         } else {
-            to_write.push((key, entry));
+            to_write.push((key, location));
         }
     }
     if !conflicts.is_empty() {
         return Err(KeysError::Conflict(conflicts));
     }
 
+    let writes_retired = to_write.iter().any(|(key, location)| *location != key.file);
+    if writes_retired {
+        dir.ensure_retired_dir()?;
+    }
     let mut restored = Vec::new();
-    for (key, _) in &to_write {
-        dir.write_key_file(&key.file, key.keypair.as_bytes())?;
-        restored.push(key.file.clone());
+    for (key, location) in to_write {
+        dir.write_key_file(&location, key.keypair.as_bytes())?;
+        restored.push(location);
     }
     dir.sync()?;
+    if writes_retired {
+        dir.sync_retired()?;
+    }
     if current.keys.is_empty() {
         // Byte for byte what was backed up.
         dir.replace_manifest(contents.manifest.as_bytes())?;

@@ -1,6 +1,6 @@
 //! The key directory on disk: creating it private (0700), checking who owns it and who can reach it, locking it
-//! while it changes, reading and replacing its manifest, and writing new private (0600) files that never replace
-//! an existing one.
+//! while it changes, reading and replacing its manifest, writing new private (0600) files that never replace an
+//! existing one, and its `retired/` subdirectory (0700) for the files of retired keys.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -8,7 +8,7 @@ use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as 
 use std::path::{Path, PathBuf};
 
 use super::error::KeysError;
-use super::manifest::{MANIFEST_FILE, Manifest};
+use super::manifest::{KeyEntry, MANIFEST_FILE, Manifest, RETIRED_DIR};
 
 /// Permission bits of the key directory.
 pub const DIRECTORY_MODE: u32 = 0o700;
@@ -94,6 +94,72 @@ impl KeyDirectory {
     /// The manifest's path.
     pub fn manifest_path(&self) -> PathBuf {
         self.file(MANIFEST_FILE)
+    }
+
+    /// The directory of retired keys' files, `retired/`.
+    pub fn retired_path(&self) -> PathBuf {
+        self.file(RETIRED_DIR)
+    }
+
+    /// Where a key's file is: `FILE`, or `retired/FILE` for a retired key.
+    pub fn key_path(&self, entry: &KeyEntry) -> PathBuf {
+        self.file(&entry.location())
+    }
+
+    /// Check the directory of retired keys: it must be a directory (not a link), this user's, mode 0700. Returns
+    /// whether it exists.
+    pub fn check_retired_dir(&self) -> Result<bool, KeysError> {
+        let path = self.retired_path();
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(KeysError::io(&path)(e)),
+        };
+        if !meta.file_type().is_dir() {
+            return Err(KeysError::RetiredDirectory {
+                reason: format!(
+                    "is not a directory (a file or a symbolic link?); `acgs keys` keeps retired keys there: move it out of `{}`",
+                    self.path.display()
+                ),
+                path,
+            });
+        }
+        let me = effective_uid();
+        if meta.uid() != me {
+            return Err(KeysError::Owner {
+                path,
+                owner: meta.uid(),
+                me,
+            });
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode != DIRECTORY_MODE {
+            return Err(KeysError::RetiredDirectory {
+                reason: format!("has mode {mode:o}, not 700; run `chmod 700 {}`", path.display()),
+                path,
+            });
+        }
+        Ok(true)
+    }
+
+    /// Create the directory of retired keys (0700) unless it is there, checked. Call under the lock.
+    pub fn ensure_retired_dir(&self) -> Result<PathBuf, KeysError> {
+        let path = self.retired_path();
+        if self.check_retired_dir()? {
+            return Ok(path);
+        }
+        std::fs::DirBuilder::new()
+            .mode(DIRECTORY_MODE)
+            .create(&path)
+            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(DIRECTORY_MODE)))
+            .map_err(KeysError::io(&path))?;
+        sync_directory(&self.path)?;
+        Ok(path)
+    }
+
+    /// Flush the entries of the directory of retired keys.
+    pub fn sync_retired(&self) -> Result<(), KeysError> {
+        sync_directory(&self.retired_path())
     }
 
     /// Whether the directory exists.
@@ -244,12 +310,45 @@ impl KeyDirectory {
 
     /// The names of the entries in the directory, sorted.
     pub fn entries(&self) -> Result<Vec<String>, KeysError> {
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(&self.path).map_err(KeysError::io(&self.path))? {
-            let entry = entry.map_err(KeysError::io(&self.path))?;
-            names.push(entry.file_name().to_string_lossy().into_owned());
-        }
-        names.sort();
-        Ok(names)
+        sorted_entries(&self.path)
     }
+
+    /// The names of the entries in the directory of retired keys, sorted (none if it is not there).
+    pub fn retired_entries(&self) -> Result<Vec<String>, KeysError> {
+        let path = self.retired_path();
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_dir()) {
+            return Ok(Vec::new());
+        }
+        sorted_entries(&path)
+    }
+
+    /// Files the manifest does not account for, as paths relative to the directory: entries of the directory
+    /// other than the manifest, `retired` (checked on its own) and active keys' files, and entries of `retired/`
+    /// other than retired keys' files.
+    pub fn unlisted(&self, manifest: &Manifest) -> Result<Vec<String>, KeysError> {
+        let listed = |location: &str| manifest.keys.iter().any(|k| k.location() == location);
+        let mut unlisted: Vec<String> = self
+            .entries()?
+            .into_iter()
+            .filter(|n| n != MANIFEST_FILE && n != RETIRED_DIR && !listed(n))
+            .collect();
+        for name in self.retired_entries()? {
+            let location = format!("{RETIRED_DIR}/{name}");
+            if !listed(&location) {
+                unlisted.push(location);
+            }
+        }
+        Ok(unlisted)
+    }
+}
+
+/// The names of the entries of a directory, sorted.
+fn sorted_entries(path: &Path) -> Result<Vec<String>, KeysError> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(KeysError::io(path))? {
+        let entry = entry.map_err(KeysError::io(path))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
 }

@@ -60,6 +60,45 @@ pub enum KeysError {
     /// A key name that cannot be a file name in the key directory.
     #[error("invalid key name `{0}`: use letters, digits, `.`, `_` and `-` (at most 100, not starting with `.`)")]
     InvalidName(String),
+    /// `retire` was given a name the manifest does not list.
+    #[error("no key `{name}` in `{manifest}`; `acgs keys list --dir {dir}` shows the keys")]
+    UnknownKey {
+        /// The name given.
+        name: String,
+        /// The manifest.
+        manifest: PathBuf,
+        /// The key directory.
+        dir: PathBuf,
+    },
+    /// `retire` was given a key that is already retired.
+    #[error("`{name}` is already retired (on {at}); its file is `{path}`")]
+    AlreadyRetired {
+        /// The key's file name.
+        name: String,
+        /// When it was retired (`YYYY-MM-DD`).
+        at: String,
+        /// Where its file is.
+        path: PathBuf,
+    },
+    /// A key cannot be retired as it is (its file is missing or not the listed key).
+    #[error("cannot retire `{name}`, nothing was changed: {reason}")]
+    CannotRetire {
+        /// The key's file name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A retirement reason that cannot go into the manifest.
+    #[error("--reason: {0}")]
+    InvalidReason(String),
+    /// The directory of retired keys is not a private directory of this user.
+    #[error("`{path}`: {reason}")]
+    RetiredDirectory {
+        /// The `retired` directory.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// The passphrase is missing or does not meet the policy.
     #[error("passphrase: {0}")]
     Passphrase(String),

@@ -1,6 +1,6 @@
-//! The manifest of a key directory (`manifest.json`): which file holds which role's key, its public key and when
-//! it was created, so that key ages survive copies and restores (file times do not); the roles and their rotation
-//! schedule.
+//! The manifest of a key directory (`manifest.json`): which file holds which role's key, its public key, when it
+//! was created (so that key ages survive copies and restores; file times do not) and, for a key replaced in a
+//! rotation, when and why it was retired; the roles and their rotation schedule.
 
 use std::collections::HashSet;
 
@@ -11,6 +11,10 @@ use super::keypair::PublicKey;
 
 /// The manifest's file name in the key directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// The subdirectory of the key directory that holds retired keys' files (mode 0700).
+pub const RETIRED_DIR: &str = "retired";
+/// Longest retirement reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
 /// The value of the manifest's `format` field.
 pub const MANIFEST_FORMAT: &str = "acgs-keys-manifest/v1";
 /// A key due for rotation within this many days is reported (without failing the audit).
@@ -77,6 +81,17 @@ pub struct KeyEntry {
     pub public_key: PublicKey,
     /// When it was generated (whole seconds, UTC).
     pub created_at: DateTime<Utc>,
+    /// Set once the key is retired: its file is then `retired/FILE`, and it has no rotation date any more.
+    pub retired: Option<Retirement>,
+}
+
+/// When and why a key was retired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retirement {
+    /// When (whole seconds, UTC).
+    pub at: DateTime<Utc>,
+    /// Why, as the operator gave it.
+    pub reason: Option<String>,
 }
 
 /// Where a key stands against its rotation schedule.
@@ -91,6 +106,20 @@ pub enum RotationState {
 }
 
 impl KeyEntry {
+    /// Whether the key is retired.
+    pub fn is_retired(&self) -> bool {
+        self.retired.is_some()
+    }
+
+    /// Where its file is, relative to the key directory: `FILE`, or `retired/FILE` once retired.
+    pub fn location(&self) -> String {
+        if self.is_retired() {
+            format!("{RETIRED_DIR}/{}", self.file)
+        } else {
+            self.file.clone()
+        }
+    }
+
     /// The date by which the key is to be replaced: its creation plus its role's months (calendar months: a key
     /// of 31 August with 6 months is due on 28 or 29 February).
     pub fn rotation_due(&self) -> DateTime<Utc> {
@@ -130,12 +159,25 @@ struct RawManifest {
     keys: Vec<RawEntry>,
 }
 
+/// An entry as written. The retirement fields are absent from active keys, so a manifest without retired keys
+/// is byte for byte what earlier versions wrote, and their manifests (which have no such fields) load as they are.
 #[derive(Serialize, Deserialize)]
 struct RawEntry {
     file: String,
     role: Role,
     public_key: String,
     created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired_reason: Option<String>,
+}
+
+/// An RFC 3339 time of the manifest, in UTC.
+fn parse_time(file: &str, field: &str, value: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("entry `{file}`: {field} `{value}` is not an RFC 3339 time: {e}"))
 }
 
 impl Manifest {
@@ -157,14 +199,17 @@ impl Manifest {
                 .public_key
                 .parse()
                 .map_err(|e| format!("entry `{}`: public key {e}", entry.file))?;
-            let created_at = DateTime::parse_from_rfc3339(&entry.created_at)
-                .map_err(|e| {
-                    format!(
-                        "entry `{}`: created_at `{}` is not an RFC 3339 time: {e}",
-                        entry.file, entry.created_at
-                    )
-                })?
-                .with_timezone(&Utc);
+            let created_at = parse_time(&entry.file, "created_at", &entry.created_at)?;
+            let retired = match (entry.retired_at, entry.retired_reason) {
+                (None, None) => None,
+                (None, Some(_)) => {
+                    return Err(format!("entry `{}`: retired_reason without retired_at", entry.file));
+                }
+                (Some(at), reason) => Some(Retirement {
+                    at: parse_time(&entry.file, "retired_at", &at)?,
+                    reason,
+                }),
+            };
             if !files.insert(entry.file.clone()) {
                 return Err(format!("`{}` is listed twice", entry.file));
             }
@@ -176,6 +221,7 @@ impl Manifest {
                 role: entry.role,
                 public_key,
                 created_at,
+                retired,
             });
         }
         Ok(Self { keys })
@@ -193,6 +239,11 @@ impl Manifest {
                     role: k.role,
                     public_key: k.public_key.to_string(),
                     created_at: k.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    retired_at: k
+                        .retired
+                        .as_ref()
+                        .map(|r| r.at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                    retired_reason: k.retired.as_ref().and_then(|r| r.reason.clone()),
                 })
                 .collect(),
         };
@@ -207,6 +258,11 @@ impl Manifest {
         self.keys.iter().find(|k| k.file == file)
     }
 
+    /// The entry for a key name as the operator gives it: the file name, or the file name without `.json`.
+    pub fn find(&self, name: &str) -> Option<&KeyEntry> {
+        self.get(name).or_else(|| self.get(&format!("{name}.json")))
+    }
+
     /// The entry holding a public key.
     pub fn by_public_key(&self, public_key: &PublicKey) -> Option<&KeyEntry> {
         self.keys.iter().find(|k| &k.public_key == public_key)
@@ -214,7 +270,8 @@ impl Manifest {
 }
 
 /// Whether `name` can be a key file's name: 1 to 100 letters, digits, `.`, `_`, `-`, not starting with `.`, not the
-/// manifest. Keeps every key inside the directory (no `/`, no `..`), also for names read from a backup.
+/// manifest nor the retired keys' directory. Keeps every key inside the directory (no `/`, no `..`), also for
+/// names read from a backup.
 pub fn check_file_name(name: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty() || name.len() > 100 || name.starts_with('.') || !name.chars().all(allowed) {
@@ -223,7 +280,27 @@ pub fn check_file_name(name: &str) -> Result<(), String> {
     if name == MANIFEST_FILE {
         return Err(format!("`{MANIFEST_FILE}` is the manifest"));
     }
+    if name == RETIRED_DIR {
+        return Err(format!("`{RETIRED_DIR}` is the directory of retired keys"));
+    }
     Ok(())
+}
+
+/// Check a retirement reason given on the command line: one line (no control characters), 1 to 500 characters
+/// once surrounding spaces are removed; returns it trimmed.
+pub fn check_reason(reason: &str) -> Result<String, String> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err("the reason is empty".into());
+    }
+    if reason.chars().any(char::is_control) {
+        return Err("the reason is one line without control characters".into());
+    }
+    let chars = reason.chars().count();
+    if chars > MAX_REASON_CHARS {
+        return Err(format!("the reason has {chars} characters; at most {MAX_REASON_CHARS}"));
+    }
+    Ok(reason.to_owned())
 }
 
 /// Whole-second UTC time, as the manifest keeps it.
@@ -245,6 +322,7 @@ mod tests {
             role,
             public_key: PublicKey([7; 32]),
             created_at: at(created),
+            retired: None,
         }
     }
 
@@ -305,8 +383,95 @@ mod tests {
         for good in ["program-7xKXtg2C.json", "upgrade_authority.json", "a"] {
             assert!(check_file_name(good).is_ok(), "{good}");
         }
-        for bad in ["", ".hidden", "../x", "a/b", "manifest.json", "a b", &"x".repeat(101)] {
+        for bad in [
+            "",
+            ".hidden",
+            "../x",
+            "a/b",
+            "manifest.json",
+            "retired",
+            "a b",
+            &"x".repeat(101),
+        ] {
             assert!(check_file_name(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A manifest as versions before `retire` wrote it: no retirement fields. It loads, its keys are active, and
+    /// writing it back gives the same bytes.
+    #[test]
+    fn a_manifest_from_before_retire_loads_unchanged() {
+        let old = r#"{
+  "format": "acgs-keys-manifest/v1",
+  "keys": [
+    {
+      "file": "upgrade-authority.json",
+      "role": "program",
+      "public_key": "9t54g44HvcYBfeL8mRy5sVfzcrrBmP4u9nT1zzSYFzCg",
+      "created_at": "2026-11-29T13:52:23Z"
+    }
+  ]
+}
+"#;
+        let m = Manifest::parse(old.as_bytes()).unwrap();
+        assert_eq!(m.keys.len(), 1);
+        assert_eq!(m.keys[0].retired, None);
+        assert!(!m.keys[0].is_retired());
+        assert_eq!(m.keys[0].location(), "upgrade-authority.json");
+        assert_eq!(m.to_json(), old);
+    }
+
+    #[test]
+    fn retirement_round_trips_and_is_checked() {
+        let mut m = Manifest {
+            keys: vec![
+                entry(Role::Program, "2026-01-15T10:00:00Z"),
+                KeyEntry {
+                    public_key: PublicKey([8; 32]),
+                    ..entry(Role::Emergency, "2026-01-15T10:00:00Z")
+                },
+            ],
+        };
+        m.keys[0].retired = Some(Retirement {
+            at: at("2026-06-01T08:00:00Z"),
+            reason: Some("rotated to program-2".into()),
+        });
+        m.keys[1].retired = Some(Retirement {
+            at: at("2026-06-02T08:00:00Z"),
+            reason: None,
+        });
+        let text = m.to_json();
+        assert!(text.contains("\"retired_at\": \"2026-06-01T08:00:00Z\""), "{text}");
+        assert!(text.contains("\"retired_reason\": \"rotated to program-2\""), "{text}");
+        assert_eq!(text.matches("retired_reason").count(), 1, "no reason, no field: {text}");
+        let back = Manifest::parse(text.as_bytes()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.keys[0].location(), "retired/program.json");
+
+        let bad_time = text.replace("2026-06-01T08:00:00Z", "last week");
+        assert!(Manifest::parse(bad_time.as_bytes()).unwrap_err().contains("retired_at"));
+        let reason_only = text.replace("\"retired_at\": \"2026-06-01T08:00:00Z\",", "");
+        assert!(
+            Manifest::parse(reason_only.as_bytes())
+                .unwrap_err()
+                .contains("retired_reason without retired_at")
+        );
+    }
+
+    #[test]
+    fn names_and_reasons() {
+        let m = Manifest {
+            keys: vec![entry(Role::Program, "2026-01-15T10:00:00Z")],
+        };
+        assert!(m.find("program").is_some());
+        assert!(m.find("program.json").is_some());
+        assert!(m.find("program.json.json").is_none());
+        assert!(m.find("governance").is_none());
+
+        assert_eq!(check_reason("  rotated  ").unwrap(), "rotated");
+        assert!(check_reason(" ").is_err());
+        assert!(check_reason("two\nlines").is_err());
+        assert!(check_reason(&"é".repeat(MAX_REASON_CHARS)).is_ok());
+        assert!(check_reason(&"é".repeat(MAX_REASON_CHARS + 1)).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! `acgs keys …`: key management for the Quantumagi Solana deployment. A private directory of Solana keypair
-//! files with a manifest; generation by role, listing, an audit for cron, encrypted backups and their restore,
-//! and the check of single keypair files. Replaces the runbook's `key_management.sh` (docs/quantumagi.md).
+//! files with a manifest; generation by role, listing, an audit for cron, the retirement of keys replaced in a
+//! rotation, encrypted backups and their restore, and the check of single keypair files. Replaces the runbook's `key_management.sh` (docs/quantumagi.md).
 
 mod audit;
 mod backup;
@@ -8,6 +8,7 @@ mod directory;
 mod error;
 pub(crate) mod keypair;
 mod manifest;
+mod retire;
 
 use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -79,7 +80,8 @@ pub enum KeysCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// List the keys: role, public key, creation date, age and rotation due date.
+    /// List the keys: role, public key, creation date, age and rotation due date; retired keys with the date of
+    /// their retirement.
     List {
         #[command(flatten)]
         dir: DirArgs,
@@ -95,6 +97,18 @@ pub enum KeysCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Retire a key replaced in a rotation: it stays in the manifest, marked retired (when, and why), and its file
+    /// moves to the directory's `retired/` (0700), kept and backed up, audited for permissions and integrity but no
+    /// longer for rotation. Refuses an unknown or already retired key and never replaces a file.
+    Retire {
+        /// The key: its file name, with or without `.json` (as `acgs keys list` shows it).
+        name: String,
+        #[command(flatten)]
+        dir: DirArgs,
+        /// Why it is retired (one line, kept in the manifest), e.g. "rotated to program-2".
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Write an encrypted backup (Argon2id + XChaCha20-Poly1305) of the manifest and every listed key to a new
     /// file (0600).
@@ -156,7 +170,14 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!("key directory `{}`: {} keys", report.directory, report.keys);
+                if report.retired > 0 {
+                    println!(
+                        "key directory `{}`: {} keys ({} retired)",
+                        report.directory, report.keys, report.retired
+                    );
+                } else {
+                    println!("key directory `{}`: {} keys", report.directory, report.keys);
+                }
                 for f in &report.findings {
                     let label = match f.severity {
                         Severity::Problem => "problem",
@@ -180,6 +201,29 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             });
+        }
+        KeysCommand::Retire { name, dir, reason } => {
+            let dir = KeyDirectory::new(dir.dir);
+            let done = retire::retire(&dir, &name, reason.as_deref(), now)?;
+            if let Some(mode) = done.tightened_from {
+                eprintln!(
+                    "warning: `{}` had mode {mode:o} (consider the key exposed); set to 600",
+                    done.from.display()
+                );
+            }
+            let entry = &done.entry;
+            println!(
+                "retired `{}` ({} key {}): moved `{}` to `{}`",
+                entry.file,
+                entry.role,
+                entry.public_key,
+                done.from.display(),
+                done.to.display()
+            );
+            println!(
+                "check that no on-chain authority is still {} (`solana program show PROGRAM_ID`, `acgs chain status`), then make a new backup (`acgs keys backup`)",
+                entry.public_key
+            );
         }
         KeysCommand::Backup { dir, out, passphrase } => {
             let dir = KeyDirectory::new(dir.dir);
@@ -259,7 +303,11 @@ fn generate(
     });
     for file in names.iter().flatten() {
         check_file_name(file).map_err(|_| KeysError::InvalidName(file.clone()))?;
-        if manifest.get(file).is_some() || dir.file(file).exists() {
+        // A retired key keeps its name: its file is under retired/.
+        if let Some(listed) = manifest.get(file) {
+            return Err(KeysError::Exists(dir.key_path(listed)));
+        }
+        if dir.file(file).exists() {
             return Err(KeysError::Exists(dir.file(file)));
         }
     }
@@ -279,6 +327,10 @@ fn generate(
             Some(names) => names[i].clone(),
             None => format!("{role}-{}.json", &public_key.to_string()[..8]),
         };
+        if let Some(listed) = manifest.get(&file) {
+            failure = Some(KeysError::Exists(dir.key_path(listed)));
+            break;
+        }
         match dir.write_key_file(&file, keypair.to_json().as_bytes()) {
             Ok(path) => made.push((path, public_key)),
             Err(e) => {
@@ -291,6 +343,7 @@ fn generate(
             role,
             public_key,
             created_at,
+            retired: None,
         });
     }
     if !made.is_empty() {
@@ -302,7 +355,8 @@ fn generate(
     }
 }
 
-/// A key as `list` shows it.
+/// A key as `list` shows it. A retired key is never overdue; `retired_at` and `retired_reason` are null for
+/// active keys (and the reason for a key retired without one).
 #[derive(Serialize)]
 struct ListedKey<'a> {
     file: &'a str,
@@ -312,6 +366,9 @@ struct ListedKey<'a> {
     age_days: i64,
     rotation_due: String,
     rotation_overdue: bool,
+    retired: bool,
+    retired_at: Option<String>,
+    retired_reason: Option<&'a str>,
 }
 
 fn list(dir: &KeyDirectory, json: bool, now: DateTime<Utc>) -> Result<()> {
@@ -326,7 +383,13 @@ fn list(dir: &KeyDirectory, json: bool, now: DateTime<Utc>) -> Result<()> {
             created_at: k.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             age_days: k.age_days(now),
             rotation_due: k.rotation_due().format("%Y-%m-%d").to_string(),
-            rotation_overdue: k.rotation_state(now) == RotationState::Overdue,
+            rotation_overdue: !k.is_retired() && k.rotation_state(now) == RotationState::Overdue,
+            retired: k.is_retired(),
+            retired_at: k
+                .retired
+                .as_ref()
+                .map(|r| r.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            retired_reason: k.retired.as_ref().and_then(|r| r.reason.as_deref()),
         })
         .collect();
     if json {
@@ -338,19 +401,27 @@ fn list(dir: &KeyDirectory, json: bool, now: DateTime<Utc>) -> Result<()> {
         "FILE", "ROLE", "PUBLIC KEY", "CREATED", "AGE"
     );
     for (row, key) in rows.iter().zip(&manifest.keys) {
-        let state = match key.rotation_state(now) {
-            RotationState::Current => "",
-            RotationState::DueSoon => " (due soon)",
-            RotationState::Overdue => " (overdue)",
+        let rotate_by = match &key.retired {
+            Some(retired) => {
+                let reason = retired.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+                format!("retired {}{reason}", retired.at.format("%Y-%m-%d"))
+            }
+            None => {
+                let state = match key.rotation_state(now) {
+                    RotationState::Current => "",
+                    RotationState::DueSoon => " (due soon)",
+                    RotationState::Overdue => " (overdue)",
+                };
+                format!("{}{state}", row.rotation_due)
+            }
         };
         println!(
-            "{:<32} {:<10} {:<44} {:<10} {:>5}d  {}{state}",
-            row.file,
+            "{:<32} {:<10} {:<44} {:<10} {:>5}d  {rotate_by}",
+            key.location(),
             row.role.as_str(),
             row.public_key,
             key.created_at.format("%Y-%m-%d"),
-            row.age_days,
-            row.rotation_due
+            row.age_days
         );
     }
     if rows.is_empty() {
