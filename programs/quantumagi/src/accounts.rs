@@ -142,6 +142,36 @@ pub struct NewAccount<'a> {
     pub space: usize,
 }
 
+/// The most seeds, besides the bump, of this program's addresses.
+const MAX_SEEDS: usize = 3;
+
+/// Create `new.account` at the program-derived address of `seeds` (with its canonical bump, which is returned)
+/// as a rent-exempt account of this program; see [`create_pda`].
+pub fn create_program_account(new: &NewAccount<'_>, seeds: &[&[u8]], program_id: &Address) -> Result<u8, ProgramError> {
+    if seeds.len() > MAX_SEEDS {
+        return Err(QgError::WrongPda.into());
+    }
+    let bump = expect_pda(new.account, seeds, program_id)?;
+    let bump_seed = [bump];
+    let bump_ref: &[u8] = &bump_seed;
+    let empty: &[u8] = &[];
+    let mut signer_seeds = [
+        Seed::from(empty),
+        Seed::from(empty),
+        Seed::from(empty),
+        Seed::from(empty),
+    ];
+    for (slot, seed) in signer_seeds
+        .iter_mut()
+        .zip(seeds.iter().chain(core::iter::once(&bump_ref)))
+    {
+        *slot = Seed::from(*seed);
+    }
+    let used = signer_seeds.get(..=seeds.len()).ok_or(QgError::WrongPda)?;
+    create_pda(new, used, program_id)?;
+    Ok(bump)
+}
+
 /// Create `new.account` as a rent-exempt account of this program, signing for its address with `seeds` (the
 /// last seed is the bump). If someone already sent lamports to the address, it is topped up, allocated and
 /// assigned instead, so a pre-funded address cannot block the creation. An account that already has data or

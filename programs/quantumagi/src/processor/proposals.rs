@@ -2,13 +2,12 @@
 //! register, one vote per member), `Finalize` (quorum and threshold, early when decided), `Execute` (after the
 //! timelock, not while halted) and `Cancel` (by the proposer while voting).
 
-use pinocchio::cpi::Seed;
 use pinocchio::error::ProgramError;
 use pinocchio::{AccountView, ProgramResult};
 
 use super::Ctx;
 use super::setup::check_member_terms;
-use crate::accounts::{AccountIter, NewAccount, create_pda, expect_pda, key_of, load, now, store};
+use crate::accounts::{AccountIter, NewAccount, create_program_account, key_of, load, now, store};
 use crate::error::QgError;
 use crate::events::{emit, names};
 use crate::rules;
@@ -160,9 +159,7 @@ pub(crate) fn propose(ctx: &Ctx<'_>, kind: u8, payload: &[u8; PAYLOAD_LEN]) -> P
     read_change(kind, payload)?;
     let id = gov.next_proposal_id;
     let id_seed = id.to_le_bytes();
-    let bump = expect_pda(proposal, &[seeds::PROPOSAL, &governance_key, &id_seed], ctx.program_id)?;
-    let bump_seed = [bump];
-    create_pda(
+    let bump = create_program_account(
         &NewAccount {
             payer: proposer,
             account: proposal,
@@ -170,12 +167,7 @@ pub(crate) fn propose(ctx: &Ctx<'_>, kind: u8, payload: &[u8; PAYLOAD_LEN]) -> P
             system,
             space: Proposal::LEN,
         },
-        &[
-            Seed::from(seeds::PROPOSAL),
-            Seed::from(&governance_key),
-            Seed::from(&id_seed),
-            Seed::from(&bump_seed),
-        ],
+        &[seeds::PROPOSAL, &governance_key, &id_seed],
         ctx.program_id,
     )?;
     let t = now(clock)?;
@@ -252,9 +244,7 @@ pub(crate) fn vote(ctx: &Ctx<'_>, choice: u8) -> ProgramResult {
         return Err(QgError::AlreadyVoted.into());
     }
     let proposal_key = key_of(proposal);
-    let bump = expect_pda(vote, &[seeds::VOTE, &proposal_key, &voter_key], ctx.program_id)?;
-    let bump_seed = [bump];
-    create_pda(
+    let bump = create_program_account(
         &NewAccount {
             payer: voter,
             account: vote,
@@ -262,12 +252,7 @@ pub(crate) fn vote(ctx: &Ctx<'_>, choice: u8) -> ProgramResult {
             system,
             space: VoteRecord::LEN,
         },
-        &[
-            Seed::from(seeds::VOTE),
-            Seed::from(&proposal_key),
-            Seed::from(&voter_key),
-            Seed::from(&bump_seed),
-        ],
+        &[seeds::VOTE, &proposal_key, &voter_key],
         ctx.program_id,
     )?;
     // The weight is the register's, never the caller's.
@@ -424,13 +409,7 @@ fn set_policy(ctx: &Ctx<'_>, accounts: &ExecAccounts<'_>, change: &PolicyChange)
         policy.proposal_id = change.id;
         policy
     } else {
-        let bump = expect_pda(
-            accounts.target,
-            &[seeds::POLICY, &governance_key, &change.hash],
-            ctx.program_id,
-        )?;
-        let bump_seed = [bump];
-        create_pda(
+        let bump = create_program_account(
             &NewAccount {
                 payer: accounts.executor,
                 account: accounts.target,
@@ -438,12 +417,7 @@ fn set_policy(ctx: &Ctx<'_>, accounts: &ExecAccounts<'_>, change: &PolicyChange)
                 system: accounts.system,
                 space: Policy::LEN,
             },
-            &[
-                Seed::from(seeds::POLICY),
-                Seed::from(&governance_key),
-                Seed::from(&change.hash),
-                Seed::from(&bump_seed),
-            ],
+            &[seeds::POLICY, &governance_key, &change.hash],
             ctx.program_id,
         )?;
         Policy {
@@ -493,13 +467,7 @@ fn set_member(
         if change.weight == 0 {
             return Err(QgError::InvalidInstruction.into());
         }
-        let bump = expect_pda(
-            accounts.target,
-            &[seeds::MEMBER, &governance_key, &change.key],
-            ctx.program_id,
-        )?;
-        let bump_seed = [bump];
-        create_pda(
+        let bump = create_program_account(
             &NewAccount {
                 payer: accounts.executor,
                 account: accounts.target,
@@ -507,12 +475,7 @@ fn set_member(
                 system: accounts.system,
                 space: Member::LEN,
             },
-            &[
-                Seed::from(seeds::MEMBER),
-                Seed::from(&governance_key),
-                Seed::from(&change.key),
-                Seed::from(&bump_seed),
-            ],
+            &[seeds::MEMBER, &governance_key, &change.key],
             ctx.program_id,
         )?;
         Member {

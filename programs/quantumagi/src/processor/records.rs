@@ -3,10 +3,9 @@
 //! signed checkpoints (by the anchor authority; the anchored tree never shrinks).
 
 use pinocchio::ProgramResult;
-use pinocchio::cpi::Seed;
 
 use super::Ctx;
-use crate::accounts::{AccountIter, NewAccount, create_pda, expect_pda, key_of, load, now, store};
+use crate::accounts::{AccountIter, NewAccount, create_program_account, key_of, load, now, store};
 use crate::error::QgError;
 use crate::events::{emit, names};
 use crate::rules;
@@ -29,9 +28,7 @@ pub(crate) fn submit_appeal(ctx: &Ctx<'_>, decision_hash: &Key, reason_hash: &Ke
         return Err(QgError::AlreadyExists.into());
     }
     let governance_key = key_of(governance);
-    let bump = expect_pda(appeal, &[seeds::APPEAL, &governance_key, decision_hash], ctx.program_id)?;
-    let bump_seed = [bump];
-    create_pda(
+    let bump = create_program_account(
         &NewAccount {
             payer: appellant,
             account: appeal,
@@ -39,12 +36,7 @@ pub(crate) fn submit_appeal(ctx: &Ctx<'_>, decision_hash: &Key, reason_hash: &Ke
             system,
             space: Appeal::LEN,
         },
-        &[
-            Seed::from(seeds::APPEAL),
-            Seed::from(&governance_key),
-            Seed::from(decision_hash),
-            Seed::from(&bump_seed),
-        ],
+        &[seeds::APPEAL, &governance_key, decision_hash],
         ctx.program_id,
     )?;
     let appellant_key = key_of(appellant);
@@ -156,9 +148,7 @@ pub(crate) fn anchor_checkpoint(ctx: &Ctx<'_>, tree_size: u64, root: &Key, check
         current.anchors = rules::add(current.anchors, 1)?;
         current
     } else {
-        let bump = expect_pda(anchor, &[seeds::ANCHOR, &governance_key], ctx.program_id)?;
-        let bump_seed = [bump];
-        create_pda(
+        let bump = create_program_account(
             &NewAccount {
                 payer: authority,
                 account: anchor,
@@ -166,11 +156,7 @@ pub(crate) fn anchor_checkpoint(ctx: &Ctx<'_>, tree_size: u64, root: &Key, check
                 system,
                 space: Anchor::LEN,
             },
-            &[
-                Seed::from(seeds::ANCHOR),
-                Seed::from(&governance_key),
-                Seed::from(&bump_seed),
-            ],
+            &[seeds::ANCHOR, &governance_key],
             ctx.program_id,
         )?;
         Anchor {

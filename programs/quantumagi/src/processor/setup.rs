@@ -2,10 +2,9 @@
 //! only by the creator) and `FinishSetup`, after which the council changes only through proposals.
 
 use pinocchio::ProgramResult;
-use pinocchio::cpi::Seed;
 
 use super::Ctx;
-use crate::accounts::{AccountIter, NewAccount, create_pda, expect_pda, key_of, load, now, store};
+use crate::accounts::{AccountIter, NewAccount, create_program_account, key_of, load, now, store};
 use crate::error::QgError;
 use crate::events::{emit, names};
 use crate::state::{
@@ -34,9 +33,7 @@ pub(crate) fn initialize(ctx: &Ctx<'_>, args: &InitArgs) -> ProgramResult {
         return Err(QgError::InvalidInstruction.into());
     }
     let creator_key = key_of(creator);
-    let bump = expect_pda(governance, &[seeds::GOVERNANCE, &creator_key], ctx.program_id)?;
-    let bump_seed = [bump];
-    create_pda(
+    let bump = create_program_account(
         &NewAccount {
             payer: creator,
             account: governance,
@@ -44,11 +41,7 @@ pub(crate) fn initialize(ctx: &Ctx<'_>, args: &InitArgs) -> ProgramResult {
             system,
             space: Governance::LEN,
         },
-        &[
-            Seed::from(seeds::GOVERNANCE),
-            Seed::from(&creator_key),
-            Seed::from(&bump_seed),
-        ],
+        &[seeds::GOVERNANCE, &creator_key],
         ctx.program_id,
     )?;
     let state = Governance {
@@ -120,9 +113,7 @@ pub(crate) fn add_member(ctx: &Ctx<'_>, key: &Key, weight: u32, member_roles: u8
         return Err(QgError::AlreadyExists.into());
     }
     let governance_key = key_of(governance);
-    let bump = expect_pda(member, &[seeds::MEMBER, &governance_key, key], ctx.program_id)?;
-    let bump_seed = [bump];
-    create_pda(
+    let bump = create_program_account(
         &NewAccount {
             payer: creator,
             account: member,
@@ -130,12 +121,7 @@ pub(crate) fn add_member(ctx: &Ctx<'_>, key: &Key, weight: u32, member_roles: u8
             system,
             space: Member::LEN,
         },
-        &[
-            Seed::from(seeds::MEMBER),
-            Seed::from(&governance_key),
-            Seed::from(key),
-            Seed::from(&bump_seed),
-        ],
+        &[seeds::MEMBER, &governance_key, key],
         ctx.program_id,
     )?;
     let record = Member {
