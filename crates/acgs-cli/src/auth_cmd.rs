@@ -20,6 +20,10 @@ pub struct CredentialSource {
     /// The server's authentication master key [default: DATA_DIR/auth-master.key].
     #[arg(long, env = "ACGS_AUTH_MASTER_KEY")]
     auth_master_key: Option<PathBuf>,
+    /// The servers' access-token lifetime in seconds (as configured for them): a rotated signing key keeps
+    /// verifying for this long, so no token it signed is cut short.
+    #[arg(long, env = "ACGS_ACCESS_TOKEN_TTL_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    access_token_ttl_secs: u64,
 }
 
 impl CredentialSource {
@@ -39,7 +43,11 @@ impl CredentialSource {
             );
         }
         let master = MasterKey::load(&path)?;
-        Ok(AuthService::new(store, master, AuthSettings::default(), acgs_auth::system_clock()).await?)
+        let settings = AuthSettings {
+            access_token_ttl: std::time::Duration::from_secs(self.access_token_ttl_secs),
+            ..AuthSettings::default()
+        };
+        Ok(AuthService::new(store, master, settings, acgs_auth::system_clock()).await?)
     }
 }
 

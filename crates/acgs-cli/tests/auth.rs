@@ -227,8 +227,16 @@ async fn administration_commands_change_what_the_running_server_accepts() {
     assert!(!o.status.success());
 
     // A new signing key: tokens signed by the old one still verify, the JWKS lists both.
-    let o = run(&["auth", "rotate-signing-key"]);
+    // The old key keeps verifying for the servers' access-token lifetime, which the command is told.
+    let o = run(&["auth", "rotate-signing-key", "--access-token-ttl-secs", "0"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let o = run(&["auth", "rotate-signing-key", "--access-token-ttl-secs", "3600"]);
     assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("the previous key verifies for 3600 s more"),
+        "{}",
+        text(&o)
+    );
     let kid = field(&o, "new signing key ");
     let kid = kid.split(';').next().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -103,12 +103,12 @@ pub fn source_of(request: &Request) -> String {
 
 /// The middleware: authenticate and authorize every request by the table.
 pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let Some(path) = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()) else {
-        // No route: the router answers 404.
-        return next.run(request).await;
-    };
-    let Some(access) = access_for(request.method().as_str(), &path) else {
-        // Known route, other method: the router answers 405.
+    // No route (404) or a known route with another method (405): the router answers.
+    let Some(access) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|path| access_for(request.method().as_str(), path.as_str()))
+    else {
         return next.run(request).await;
     };
     let permission = match access {
@@ -133,6 +133,10 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         && let Err(e) = state.auth.authorize(&principal, permission)
     {
         metrics::counter!("acgs_auth_forbidden_total", "permission" => permission.as_str()).increment(1);
+        let path = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("", MatchedPath::as_str);
         let route = format!("{} {path}", request.method());
         let source = source_of(&request);
         if let Err(record) = state

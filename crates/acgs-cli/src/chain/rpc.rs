@@ -12,6 +12,8 @@ use quantumagi_program::state::Key;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::keys::keypair::PublicKey;
+
 /// A JSON-RPC endpoint of a Solana cluster (devnet, mainnet, a local validator).
 pub struct Rpc {
     client: reqwest::Client,
@@ -26,17 +28,14 @@ pub struct AccountData {
     pub data: Vec<u8>,
 }
 
-/// Parse a base58 address.
+/// Parse a base58 address (the `acgs keys` public-key form).
 pub fn parse_address(text: &str) -> Result<Key> {
-    let bytes = bs58::decode(text.trim())
-        .into_vec()
-        .with_context(|| format!("`{text}` is not a base58 address"))?;
-    <Key>::try_from(bytes.as_slice()).map_err(|_| anyhow!("`{text}` is {} bytes, an address is 32", bytes.len()))
+    text.trim().parse::<PublicKey>().map(|k| k.0).map_err(|e| anyhow!(e))
 }
 
 /// An address in base58.
 pub fn address(key: &Key) -> String {
-    bs58::encode(key).into_string()
+    PublicKey(*key).to_string()
 }
 
 impl Rpc {
