@@ -25,6 +25,7 @@ mod postgres;
 mod record;
 mod sqlite;
 mod sqlite_appender;
+mod sqlite_checkpointer;
 
 use std::sync::Arc;
 

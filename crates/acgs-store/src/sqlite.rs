@@ -1,13 +1,14 @@
 //! The embedded SQLite backend (default): one file under the data directory, WAL journal. Reads go through a
 //! sqlx pool; every write goes through the one writing connection, the [`Appender`].
 //!
-//! Commits only append to the write-ahead log. A background task moves committed pages into the database file
-//! (a passive WAL checkpoint) ten times a second without blocking the writer. Such checkpoints never catch up
-//! while commits keep arriving, and SQLite reuses the log from its start only after one has; so when the log is
-//! longer than [`WAL_CATCH_UP_FRAMES`], the group-commit writer, right after its next commit and with nothing
-//! else writing, checkpoints the few pages committed since the last background pass, and the commit after that
-//! starts the log over. (SQLite's default, a checkpoint of everything inside whichever commit passes 1,000
-//! pages, stalled the decisions waiting on that commit for milliseconds several times a second under load.)
+//! Commits only append to the write-ahead log. The background checkpointer (`sqlite_checkpointer.rs`) moves
+//! committed pages into the database file every 10 ms, each step flushed at once, without blocking the
+//! writer. When commits arrive so steadily that its passes never reach the log's
+//! end (SQLite reuses the log from its start only after one has), the log grows; past
+//! [`sqlite_checkpointer::WAL_CATCH_UP_FRAMES`] the group-commit writer, right after its next commit and with nothing else writing,
+//! checkpoints the few pages committed since the last pass, and the commit after that starts the log over.
+//! (SQLite's default, a checkpoint of everything inside whichever commit passes 1,000 pages, stalled the
+//! decisions waiting on that commit for milliseconds several times a second under load.)
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +23,7 @@ use acgs_audit::{NodeId, NodeMap};
 
 use crate::record::DecisionRow;
 use crate::sqlite_appender::Appender;
+use crate::sqlite_checkpointer;
 use crate::{
     AuditEntry, BlockingAppend, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, SELECT_DECISIONS,
     StoreError, StoreOptions, StoredCheckpoint, node_map, push_list_query,
@@ -44,62 +46,9 @@ async fn select_nodes(conn: &mut SqliteConnection, ids: &[NodeId]) -> Result<Nod
     node_map(rows)
 }
 
-/// How often the background task checkpoints the write-ahead log.
-const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
-
-/// WAL length (pages) above which the group-commit writer is asked to catch the checkpoint up (and so let the
-/// log start over).
-const WAL_CATCH_UP_FRAMES: i64 = 32_768;
-
 /// WAL length (pages) at which the writing connection checkpoints inside a commit whatever else happens (only
 /// reached if the background checkpointer or the group-commit writer is not running).
 const WAL_SAFETY_FRAMES: i64 = 262_144;
-
-/// The background WAL checkpointer: a thread with a connection of its own that checkpoints every
-/// [`WAL_CHECKPOINT_INTERVAL`] (PASSIVE: never blocking the writer) and raises `wal_long` when the log is longer
-/// than [`WAL_CATCH_UP_FRAMES`]. It runs at a lower CPU priority (nice +10) so that copying pages never takes a
-/// core from the writer or the request handlers. It stops when `stop`'s sender is dropped with the store.
-fn spawn_wal_checkpointer(
-    path: std::path::PathBuf,
-    wal_long: Arc<AtomicBool>,
-    stop: std::sync::mpsc::Receiver<()>,
-) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("acgs-wal-checkpointer".into())
-        .spawn(move || {
-            if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
-                tracing::debug!(error = %e, "cannot lower the WAL checkpointer's priority");
-            }
-            let conn = match rusqlite::Connection::open(&path) {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot open the WAL checkpointer's connection; the write-ahead log \
-                        is checkpointed only when it reaches its safety limit");
-                    return;
-                }
-            };
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(WAL_CHECKPOINT_INTERVAL) {
-                let started = std::time::Instant::now();
-                let checkpointed: rusqlite::Result<(i64, i64)> =
-                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                        Ok((row.get(1)?, row.get(2)?))
-                    });
-                match checkpointed {
-                    Ok((frames, copied)) => {
-                        metrics::histogram!("acgs_sqlite_wal_checkpoint_seconds")
-                            .record(started.elapsed().as_secs_f64());
-                        metrics::gauge!("acgs_sqlite_wal_frames").set(frames as f64);
-                        metrics::gauge!("acgs_sqlite_wal_frames_behind").set((frames - copied).max(0) as f64);
-                        if frames > WAL_CATCH_UP_FRAMES {
-                            wal_long.store(true, Ordering::Relaxed);
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
-                }
-            }
-        })
-        .map(|_| ())
-}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -183,7 +132,7 @@ impl SqliteStore {
         let sync = options.sqlite_sync;
         let wal_long = Arc::new(AtomicBool::new(false));
         let (stop_wal_checkpointer, stop) = std::sync::mpsc::channel();
-        spawn_wal_checkpointer(path.clone(), Arc::clone(&wal_long), stop)
+        sqlite_checkpointer::spawn(path.clone(), options.sqlite_sync, Arc::clone(&wal_long), stop)
             .map_err(|e| StoreError::Encode(format!("starting the WAL checkpointer: {e}")))?;
         let appender = tokio::task::spawn_blocking(move || Appender::open(&path, sync, WAL_SAFETY_FRAMES))
             .await
