@@ -24,6 +24,11 @@ pub enum StoreError {
     /// The stored tree does not fit together (a node the next append needs is missing).
     #[error("audit log tree is inconsistent: {0}")]
     Corrupt(String),
+    /// Pages copied into the SQLite database file could not be flushed to disk. Whether they reached the disk is
+    /// unknown (after a failed flush the kernel may drop them), so the store refuses writes until the server is
+    /// restarted: opening the database again copies them from the write-ahead log, which still holds them.
+    #[error("the database file could not be flushed to disk ({0}); writes are refused until the server restarts")]
+    FlushFailed(String),
     /// Could not create the data directory.
     #[error("cannot create data directory `{path}`: {source}")]
     DataDir {

@@ -22,7 +22,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use acgs_audit::{NodeId, NodeMap};
 
 use crate::record::DecisionRow;
-use crate::sqlite_appender::Appender;
+use crate::sqlite_appender::{Appender, FlushFailure, flush_failure};
 use crate::sqlite_checkpointer;
 use crate::{
     AuditEntry, BlockingAppend, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, SELECT_DECISIONS,
@@ -92,6 +92,8 @@ pub struct SqliteStore {
     appender: Arc<Mutex<Appender>>,
     /// The background checkpointer found the write-ahead log long: the writer should catch up and rewind it.
     wal_long: Arc<AtomicBool>,
+    /// Why flushing the database file failed, once it has (every write is then refused; `ping` fails).
+    flush_failed: FlushFailure,
     /// Dropped with the last clone, which stops the background WAL checkpointer.
     _stop_wal_checkpointer: Arc<std::sync::mpsc::Sender<()>>,
 }
@@ -131,16 +133,26 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await?;
         let sync = options.sqlite_sync;
         let wal_long = Arc::new(AtomicBool::new(false));
+        let flush_failed = FlushFailure::default();
         let (stop_wal_checkpointer, stop) = std::sync::mpsc::channel();
-        sqlite_checkpointer::spawn(path.clone(), options.sqlite_sync, Arc::clone(&wal_long), stop)
-            .map_err(|e| StoreError::Encode(format!("starting the WAL checkpointer: {e}")))?;
-        let appender = tokio::task::spawn_blocking(move || Appender::open(&path, sync, WAL_SAFETY_FRAMES))
-            .await
-            .map_err(|e| StoreError::Encode(format!("opening the writing connection: {e}")))??;
+        sqlite_checkpointer::spawn(
+            path.clone(),
+            options.sqlite_sync,
+            Arc::clone(&wal_long),
+            Arc::clone(&flush_failed),
+            stop,
+        )
+        .map_err(|e| StoreError::Encode(format!("starting the WAL checkpointer: {e}")))?;
+        let appender_flush_failed = Arc::clone(&flush_failed);
+        let appender =
+            tokio::task::spawn_blocking(move || Appender::open(&path, sync, WAL_SAFETY_FRAMES, appender_flush_failed))
+                .await
+                .map_err(|e| StoreError::Encode(format!("opening the writing connection: {e}")))??;
         Ok(Self {
             pool,
             appender: Arc::new(Mutex::new(appender)),
             wal_long,
+            flush_failed,
             _stop_wal_checkpointer: Arc::new(stop_wal_checkpointer),
         })
     }
@@ -298,11 +310,76 @@ impl DecisionStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        flush_failure(&self.flush_failed)?;
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> DecisionRecord {
+        DecisionRecord {
+            seq: 0,
+            decision_id: "dec-1".into(),
+            recorded_at_us: 1_700_000_000_000_000,
+            principal_type: "Agent".into(),
+            principal_id: "agent-1".into(),
+            action: "read_data".into(),
+            resource_type: "Tool".into(),
+            resource_id: "search".into(),
+            outcome: "allow".into(),
+            effective_outcome: "allow".into(),
+            shadow: false,
+            constitutional_hash: "ab".repeat(32),
+            constitution_version: "1.0.0".into(),
+            evaluated_in_us: 17,
+            body: "{}".into(),
+        }
+    }
+
+    /// After the checkpointer failed to flush the database file, nothing more is written (decisions, security
+    /// events, checkpoints) and the store reports itself unready; what was written before stays readable.
+    #[tokio::test]
+    async fn a_failed_flush_of_the_database_file_refuses_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/acgs.db", dir.path().display());
+        let store = SqliteStore::open(&url, &StoreOptions::default()).await.unwrap();
+        let mut first = [record()];
+        store.append(&mut first).await.unwrap();
+        store.ping().await.unwrap();
+
+        *store.flush_failed.lock().unwrap() = Some("Input/output error (os error 5)".into());
+
+        let refused = |e: StoreError| matches!(e, StoreError::FlushFailed(ref why) if why.contains("os error 5"));
+        let mut second = [DecisionRecord {
+            decision_id: "dec-2".into(),
+            ..record()
+        }];
+        assert!(refused(store.append(&mut second).await.unwrap_err()));
+        let mut writer = store.blocking_appender().unwrap();
+        assert!(refused(writer.append(&mut second).unwrap_err()));
+        let event = crate::SecurityEvent {
+            event: "login.failed".into(),
+            actor: Some("admin".into()),
+            subject: None,
+            source: Some("127.0.0.1".into()),
+            detail: None,
+            recorded_at_us: 1,
+        };
+        assert!(refused(store.append_security_event(&event).await.unwrap_err()));
+        assert!(refused(store.ping().await.unwrap_err()));
+        assert_eq!(
+            store.last_seq().await.unwrap(),
+            1,
+            "nothing was appended after the failure"
+        );
+        assert!(store.get("dec-1").await.unwrap().is_some());
     }
 }

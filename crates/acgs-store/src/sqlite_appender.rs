@@ -8,6 +8,7 @@
 //! more than the statements themselves.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acgs_audit::{Frontier, NodeId, NodeMap};
@@ -27,10 +28,23 @@ const INSERT_DECISION: &str = "INSERT INTO decisions (seq, decision_id, recorded
      principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
      constitution_version, evaluated_in_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
+/// Set by the WAL checkpointer when flushing the database file failed (see `sqlite_checkpointer.rs`); from
+/// then on every write is refused.
+pub(crate) type FlushFailure = Arc<Mutex<Option<String>>>;
+
+/// The flush failure recorded in `failure`, if any, as the error every write then returns.
+pub(crate) fn flush_failure(failure: &FlushFailure) -> Result<(), StoreError> {
+    match &*failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        Some(reason) => Err(StoreError::FlushFailed(reason.clone())),
+        None => Ok(()),
+    }
+}
+
 /// The writing connection and what it knows about the log's end.
 #[derive(Debug)]
 pub(crate) struct Appender {
     conn: Connection,
+    flush_failed: FlushFailure,
     /// The tree's right edge after this connection's last committed append; reused when the log has not grown
     /// since (another process may append too, e.g. a prune).
     frontier: Option<Frontier>,
@@ -39,7 +53,12 @@ pub(crate) struct Appender {
 impl Appender {
     /// Open the writing connection on a migrated database file. `autocheckpoint_frames`: the log length (pages)
     /// at which a commit also checkpoints the write-ahead log (see `sqlite.rs`).
-    pub(crate) fn open(path: &Path, sync: SqliteSync, autocheckpoint_frames: i64) -> Result<Self, StoreError> {
+    pub(crate) fn open(
+        path: &Path,
+        sync: SqliteSync,
+        autocheckpoint_frames: i64,
+        flush_failed: FlushFailure,
+    ) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -54,7 +73,11 @@ impl Appender {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "wal_autocheckpoint", autocheckpoint_frames)?;
         conn.set_prepared_statement_cache_capacity(16);
-        Ok(Self { conn, frontier: None })
+        Ok(Self {
+            conn,
+            flush_failed,
+            frontier: None,
+        })
     }
 
     /// Commit `records` as decision events; each gets its sequence number.
@@ -62,6 +85,7 @@ impl Appender {
         if records.is_empty() {
             return Ok(());
         }
+        flush_failure(&self.flush_failed)?;
         let entries = {
             let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -78,6 +102,7 @@ impl Appender {
 
     /// Commit one security event; returns its sequence number.
     pub(crate) fn append_security_event(&mut self, event: &crate::SecurityEvent) -> Result<i64, StoreError> {
+        flush_failure(&self.flush_failed)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (entries, frontier) = append_events(&tx, &[PendingEvent::Security(event)], self.frontier.take())?;
         tx.commit()?;
@@ -90,6 +115,7 @@ impl Appender {
 
     /// See [`crate::DecisionStore::prune`].
     pub(crate) fn prune(&mut self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError> {
+        flush_failure(&self.flush_failed)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (through_seq, already): (i64, i64) = tx.query_row(
             "SELECT COALESCE((SELECT MIN(seq) - 1 FROM audit_log WHERE recorded_at_us >= ?1), \
@@ -130,6 +156,7 @@ impl Appender {
 
     /// Keep a signed checkpoint (a second one for the same size is ignored).
     pub(crate) fn add_checkpoint(&mut self, c: &StoredCheckpoint) -> Result<(), StoreError> {
+        flush_failure(&self.flush_failed)?;
         self.conn
             .prepare_cached(
                 "INSERT INTO audit_checkpoints (tree_size, root, signed_at_us, note) VALUES (?1, ?2, ?3, ?4) \

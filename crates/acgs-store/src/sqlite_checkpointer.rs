@@ -21,6 +21,12 @@
 //! requests over 2 ms fell from 775–2,017 to 423–600 per 40,000 and p99 from 3.7–65 ms to 2.1–2.8 ms; passes
 //! every 1, 2, 5 and 10 ms measured alike, except that 1 ms raised the median by 0.1 ms.
 //!
+//! If the flush fails, whether the copied pages reached the disk is unknown (the kernel may have dropped them),
+//! and SQLite already counts them as copied. The checkpointer then keeps the guard's read transaction open for
+//! good, so the log, which still holds those pages, is never reused, records the failure in `flush_failed`
+//! (the store then refuses every write: decisions are answered 503, fail closed), and stops. Restarting the
+//! server copies the log into the database file again.
+//!
 //! When nothing was committed since a pass that reached the end of the log (`PRAGMA data_version` on the
 //! guard), a pass does nothing and the interval backs off to [`IDLE_INTERVAL`]. When the log is nevertheless
 //! longer than [`WAL_CATCH_UP_FRAMES`] (commits arrive so steadily that no pass ever reaches its end, which is
@@ -53,6 +59,7 @@ pub(crate) fn spawn(
     path: PathBuf,
     sync: SqliteSync,
     wal_long: Arc<AtomicBool>,
+    flush_failed: Arc<std::sync::Mutex<Option<String>>>,
     stop: std::sync::mpsc::Receiver<()>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
@@ -79,6 +86,15 @@ pub(crate) fn spawn(
                             wal_long.store(true, Ordering::Relaxed);
                         }
                     }
+                    Err(PassError::Flush(e)) => {
+                        tracing::error!(error = %e, "flushing checkpointed pages to the database file failed; \
+                            writes are refused until the server restarts");
+                        metrics::counter!("acgs_sqlite_flush_failures_total").increment(1);
+                        *flush_failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+                        // Keep the guard (and with it the log) until the store is dropped.
+                        let _ = stop.recv();
+                        return;
+                    }
                     Err(e) => {
                         interval = IDLE_INTERVAL;
                         tracing::warn!(error = %e, "WAL checkpoint pass failed; retrying");
@@ -104,6 +120,8 @@ enum PassError {
     Sqlite(#[from] rusqlite::Error),
     #[error("flushing the database file: {0}")]
     Flush(std::io::Error),
+    #[error("opening the database file: {0}")]
+    Open(std::io::Error),
 }
 
 /// The checkpointer's two connections and the database file.
@@ -134,7 +152,7 @@ impl Checkpointer {
             },
         )?;
         let guard = Connection::open(path)?;
-        let db_file = std::fs::File::open(path).map_err(PassError::Flush)?;
+        let db_file = std::fs::File::open(path).map_err(PassError::Open)?;
         Ok(Self {
             copier,
             guard,
@@ -145,18 +163,19 @@ impl Checkpointer {
     }
 
     fn pass(&mut self) -> Result<Pass, PassError> {
+        if !self.guard.is_autocommit() {
+            // A previous pass failed before ending the guard's read transaction (not after a failed flush:
+            // that stops the checkpointer). Nothing was copied unflushed, so ending it is safe.
+            self.guard.execute_batch("ROLLBACK")?;
+        }
         let data_version: i64 = self.guard.query_row("PRAGMA data_version", [], |row| row.get(0))?;
         if self.caught_up && self.data_version == Some(data_version) {
             return Ok(Pass::Idle);
         }
         let started = Instant::now();
-        // Any read starts the guard's read transaction at the log's current end.
         self.guard.execute_batch("BEGIN")?;
-        let copied = self.copy_and_flush();
-        // Ending a read transaction cannot lose anything; an error here would leave the guard open, so it is
-        // reported (the next pass's BEGIN then fails until it is resolved).
+        let (frames, backfilled) = self.copy_and_flush()?;
         self.guard.execute_batch("COMMIT")?;
-        let (frames, backfilled) = copied?;
         self.data_version = Some(data_version);
         self.caught_up = backfilled >= frames;
         metrics::histogram!("acgs_sqlite_wal_checkpoint_seconds").record(started.elapsed().as_secs_f64());
@@ -166,8 +185,9 @@ impl Checkpointer {
     }
 
     /// With the guard's read transaction open: checkpoint, then flush the database file. Returns the log's
-    /// length and how much of it is now in the database file (pages).
+    /// length and how much of it is now in the database file (pages). On an error the guard stays open.
     fn copy_and_flush(&mut self) -> Result<(i64, i64), PassError> {
+        // Any read starts the guard's read transaction at the log's current end.
         self.guard
             .query_row("SELECT COUNT(*) FROM (SELECT 1 FROM audit_log LIMIT 1)", [], |_| Ok(()))?;
         let (frames, backfilled): (i64, i64) = self.copier.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
