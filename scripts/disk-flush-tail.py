@@ -82,7 +82,9 @@ def main():
     def pct(q):
         return latencies[int(q * (n - 1))] * 1e6
 
-    over = lambda limit: sum(1 for x in latencies if x > limit) / n * 100  # noqa: E731
+    def over(limit):
+        return sum(1 for x in latencies if x > limit) / n * 100
+
     label = (f"background {args.background_pages} pages every {args.background_interval_ms:g} ms"
              if args.background_pages else "no background writes")
     print(f"{label}: {n} flushes in {args.seconds:g} s; p50 {pct(.5):.0f} µs, p99 {pct(.99):.0f} µs, "

@@ -2,11 +2,11 @@
 //! sqlx pool; every write goes through the one writing connection, the [`Appender`].
 //!
 //! Commits only append to the write-ahead log. The background checkpointer (`sqlite_checkpointer.rs`) moves
-//! committed pages into the database file every 10 ms, each step flushed at once, without blocking the
-//! writer. When commits arrive so steadily that its passes never reach the log's
-//! end (SQLite reuses the log from its start only after one has), the log grows; past
-//! [`sqlite_checkpointer::WAL_CATCH_UP_FRAMES`] the group-commit writer, right after its next commit and with nothing else writing,
-//! checkpoints the few pages committed since the last pass, and the commit after that starts the log over.
+//! committed pages into the database file every 10 ms, each step flushed at once, without blocking the writer.
+//! When commits arrive so steadily that its passes never reach the log's end (SQLite reuses the log from its
+//! start only after one has), the log grows; past [`sqlite_checkpointer::WAL_CATCH_UP_FRAMES`] pages the
+//! group-commit writer, right after its next commit and with nothing else writing, checkpoints the few pages
+//! committed since the last pass, and the commit after that starts the log over.
 //! (SQLite's default, a checkpoint of everything inside whichever commit passes 1,000 pages, stalled the
 //! decisions waiting on that commit for milliseconds several times a second under load.)
 
@@ -355,7 +355,10 @@ mod tests {
         store.append(&mut first).await.unwrap();
         store.ping().await.unwrap();
 
-        *store.flush_failed.lock().unwrap() = Some("Input/output error (os error 5)".into());
+        store
+            .flush_failed
+            .set("Input/output error (os error 5)".into())
+            .unwrap();
 
         let refused = |e: StoreError| matches!(e, StoreError::FlushFailed(ref why) if why.contains("os error 5"));
         let mut second = [DecisionRecord {

@@ -8,7 +8,7 @@
 //! more than the statements themselves.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use acgs_audit::{Frontier, NodeId, NodeMap};
@@ -28,13 +28,13 @@ const INSERT_DECISION: &str = "INSERT INTO decisions (seq, decision_id, recorded
      principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
      constitution_version, evaluated_in_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
-/// Set by the WAL checkpointer when flushing the database file failed (see `sqlite_checkpointer.rs`); from
-/// then on every write is refused.
-pub(crate) type FlushFailure = Arc<Mutex<Option<String>>>;
+/// Set once, by the WAL checkpointer, when flushing the database file failed (see `sqlite_checkpointer.rs`);
+/// from then on every write is refused.
+pub(crate) type FlushFailure = Arc<OnceLock<String>>;
 
 /// The flush failure recorded in `failure`, if any, as the error every write then returns.
 pub(crate) fn flush_failure(failure: &FlushFailure) -> Result<(), StoreError> {
-    match &*failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+    match failure.get() {
         Some(reason) => Err(StoreError::FlushFailed(reason.clone())),
         None => Ok(()),
     }
