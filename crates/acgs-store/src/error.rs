@@ -15,6 +15,9 @@ pub enum StoreError {
     /// A record with the same unique key exists.
     #[error("{0}")]
     Conflict(String),
+    /// A record the decision index cannot hold (e.g. an outcome other than allow, deny or escalate).
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
     /// A batch could not be encoded for the database.
     #[error("cannot encode a batch: {0}")]
     Encode(String),

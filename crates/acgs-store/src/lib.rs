@@ -26,6 +26,7 @@ mod record;
 mod sqlite;
 mod sqlite_appender;
 mod sqlite_checkpointer;
+mod sqlite_derived;
 
 use std::sync::Arc;
 
@@ -93,6 +94,8 @@ pub trait BlockingAppend: Send {
     fn append(&mut self, records: &mut [DecisionRecord]) -> Result<(), StoreError>;
     /// Housekeeping after a batch was committed and its callers answered (SQLite: rewinding the write-ahead log).
     fn after_commit(&mut self) {}
+    /// Before the writer stops (SQLite: writing the derived data it still holds).
+    fn finish(&mut self) {}
 }
 
 /// Everything ACGS keeps: the audit log with its decision index ([`DecisionStore`]) and who may use the API

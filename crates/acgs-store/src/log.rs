@@ -162,7 +162,11 @@ fn run_blocking_writer(mut append: Box<dyn crate::BlockingAppend>, mut rx: mpsc:
     loop {
         match rx.blocking_recv() {
             Some(message) => messages.push(message),
-            None => return, // every handle dropped
+            None => {
+                // Every handle dropped.
+                append.finish();
+                return;
+            }
         }
         while messages.len() < max_batch {
             match rx.try_recv() {
@@ -178,6 +182,7 @@ fn run_blocking_writer(mut append: Box<dyn crate::BlockingAppend>, mut rx: mpsc:
             append.after_commit();
         }
         if let Some(ack) = gathered.shutdown {
+            append.finish();
             finish_shutdown(&mut rx, ack);
             return;
         }

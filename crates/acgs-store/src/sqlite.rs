@@ -1,5 +1,8 @@
 //! The embedded SQLite backend (default): one file under the data directory, WAL journal. Reads go through a
-//! sqlx pool; every write goes through the one writing connection, the [`Appender`].
+//! sqlx pool; every write goes through the one writing connection, the [`Appender`]. The tree nodes and
+//! decision-index rows of the group-commit writer's batches follow a few milliseconds behind their events
+//! (`sqlite_derived.rs`): the reads that use them write what is pending first, and opening derives what a crash
+//! left out.
 //!
 //! Commits only append to the write-ahead log. The background checkpointer (`sqlite_checkpointer.rs`) moves
 //! committed pages into the database file every 10 ms, each step flushed at once, without blocking the writer.
@@ -144,10 +147,14 @@ impl SqliteStore {
         )
         .map_err(|e| StoreError::Encode(format!("starting the WAL checkpointer: {e}")))?;
         let appender_flush_failed = Arc::clone(&flush_failed);
-        let appender =
-            tokio::task::spawn_blocking(move || Appender::open(&path, sync, WAL_SAFETY_FRAMES, appender_flush_failed))
-                .await
-                .map_err(|e| StoreError::Encode(format!("opening the writing connection: {e}")))??;
+        // Derive what a crash left underived (tree nodes, decision-index rows; see `sqlite_derived.rs`).
+        let appender = tokio::task::spawn_blocking(move || {
+            let mut appender = Appender::open(&path, sync, WAL_SAFETY_FRAMES, appender_flush_failed)?;
+            appender.catch_up_from_log()?;
+            Ok::<_, StoreError>(appender)
+        })
+        .await
+        .map_err(|e| StoreError::Encode(format!("opening the writing connection: {e}")))??;
         Ok(Self {
             pool,
             appender: Arc::new(Mutex::new(appender)),
@@ -161,6 +168,12 @@ impl SqliteStore {
     pub(crate) async fn append_security_event(&self, event: &crate::SecurityEvent) -> Result<i64, StoreError> {
         let event = event.clone();
         self.write(move |appender| appender.append_security_event(&event)).await
+    }
+
+    /// Write the tree nodes and decision-index rows the group-commit writer still holds, so that a read sees
+    /// every decision committed before it.
+    async fn write_pending(&self) -> Result<(), StoreError> {
+        self.write(Appender::write_pending).await
     }
 
     /// Run `write` on the writing connection on a blocking-pool thread.
@@ -185,6 +198,13 @@ struct LogWriter {
 impl BlockingAppend for LogWriter {
     fn append(&mut self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
         lock(&self.appender).append_decisions(records)
+    }
+
+    /// Write the derived data still pending before the writer stops (a restart would derive it otherwise).
+    fn finish(&mut self) {
+        if let Err(e) = lock(&self.appender).write_pending() {
+            tracing::warn!(error = %e, "writing the pending tree nodes and decision-index rows failed");
+        }
     }
 
     /// Catch the checkpoint up from the writing connection when the log has grown long: no commit can come in
@@ -235,6 +255,7 @@ impl DecisionStore for SqliteStore {
     }
 
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError> {
+        self.write_pending().await?;
         Ok(
             sqlx::query_as::<_, DecisionRow>(&format!("{SELECT_DECISIONS} WHERE decision_id = ?"))
                 .bind(decision_id)
@@ -245,6 +266,7 @@ impl DecisionStore for SqliteStore {
     }
 
     async fn list(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StoreError> {
+        self.write_pending().await?;
         let mut qb = QueryBuilder::<Sqlite>::new(SELECT_DECISIONS);
         push_list_query(&mut qb, query);
         let rows: Vec<DecisionRow> = qb.build_query_as().fetch_all(&self.pool).await?;
@@ -252,6 +274,7 @@ impl DecisionStore for SqliteStore {
     }
 
     async fn count(&self) -> Result<i64, StoreError> {
+        self.write_pending().await?;
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM decisions")
             .fetch_one(&self.pool)
             .await?)
@@ -275,6 +298,7 @@ impl DecisionStore for SqliteStore {
     }
 
     async fn tree_nodes(&self, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
+        self.write_pending().await?;
         let mut conn = self.pool.acquire().await?;
         select_nodes(&mut conn, ids).await
     }
@@ -354,6 +378,8 @@ mod tests {
         let mut first = [record()];
         store.append(&mut first).await.unwrap();
         store.ping().await.unwrap();
+        // Reading writes the pending decision-index row, which a failed flush would leave unwritten.
+        assert!(store.get("dec-1").await.unwrap().is_some());
 
         store
             .flush_failed

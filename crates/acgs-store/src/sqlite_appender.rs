@@ -1,5 +1,7 @@
 //! The SQLite backend's one writing connection: it appends events (leaves, tree nodes, decision-index rows),
-//! prunes, and keeps signed checkpoints, each in one `BEGIN IMMEDIATE` transaction.
+//! prunes, and keeps signed checkpoints, each in one `BEGIN IMMEDIATE` transaction. The group-commit writer's
+//! decisions leave their tree nodes and index rows to a later commit (`sqlite_derived.rs`); every other write
+//! first brings that derived data up to the log's end and then writes its own with its events.
 //!
 //! It is a synchronous rusqlite connection, used by whichever thread holds it: the group-commit writer's own
 //! thread for decisions ([`crate::DecisionLog`]), a blocking-pool thread for the store's async methods. sqlx
@@ -14,8 +16,9 @@ use std::time::Duration;
 use acgs_audit::{Frontier, NodeId, NodeMap};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::event::{NewEntry, PendingEvent, prepare_batch};
+use crate::event::{PendingEvent, PreparedBatch, prepare_batch};
 use crate::sqlite::SqliteSync;
+use crate::sqlite_derived::{self, Pending, node_index};
 use crate::{DecisionRecord, PruneOutcome, StoreError, StoredCheckpoint, frontier_from, node_map};
 
 /// How long a write waits for another process's write lock (e.g. `acgs audit prune`) before failing.
@@ -23,10 +26,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const INSERT_ENTRY: &str =
     "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) VALUES (?1, ?2, ?3, ?4, ?5)";
-const INSERT_NODE: &str = "INSERT INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)";
-const INSERT_DECISION: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, \
-     principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
-     constitution_version, evaluated_in_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
 /// Set once, by the WAL checkpointer, when flushing the database file failed (see `sqlite_checkpointer.rs`);
 /// from then on every write is refused.
@@ -48,6 +47,8 @@ pub(crate) struct Appender {
     /// The tree's right edge after this connection's last committed append; reused when the log has not grown
     /// since (another process may append too, e.g. a prune).
     frontier: Option<Frontier>,
+    /// Tree nodes and decision-index rows of committed decisions, not yet written.
+    pending: Pending,
 }
 
 impl Appender {
@@ -77,6 +78,7 @@ impl Appender {
             conn,
             flush_failed,
             frontier: None,
+            pending: Pending::default(),
         })
     }
 
@@ -86,17 +88,46 @@ impl Appender {
             return Ok(());
         }
         flush_failure(&self.flush_failed)?;
-        let entries = {
-            let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
-            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let (entries, frontier) = append_events(&tx, &events, self.frontier.take())?;
-            tx.commit()?;
-            self.frontier = Some(frontier);
-            entries
-        };
-        for (r, e) in records.iter_mut().zip(entries) {
-            r.seq = e.seq;
+        let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.pending.check(&tx, records)?;
+        // What is pending is forgotten only once a commit wrote it; a failed transaction leaves it as it was.
+        let wrote_pending = self.pending.is_due();
+        if wrote_pending {
+            sqlite_derived::catch_up(&tx, &self.pending, log_size(&tx)?)?;
         }
+        let (batch, frontier) = append_events(&tx, &events, self.frontier.take(), &self.pending)?;
+        tx.commit()?;
+        self.frontier = Some(frontier);
+        if wrote_pending {
+            self.pending = Pending::default();
+        }
+        self.pending.add(&batch);
+        let seqs: Vec<i64> = batch.entries.iter().map(|e| e.seq).collect();
+        for (r, seq) in records.iter_mut().zip(seqs) {
+            r.seq = seq;
+        }
+        Ok(())
+    }
+
+    /// Write the derived data still pending (tree nodes, decision-index rows), so that readers see every
+    /// committed decision; a no-op when nothing is pending. After a failed flush nothing is written any more
+    /// (the reads that call this still see what was written before; a restart derives the rest).
+    pub(crate) fn write_pending(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() || self.flush_failed.get().is_some() {
+            return Ok(());
+        }
+        self.catch_up_from_log()
+    }
+
+    /// Bring the derived data up to the log's end: from what is pending, or from the log itself (after a crash,
+    /// or for what another process appended).
+    pub(crate) fn catch_up_from_log(&mut self) -> Result<(), StoreError> {
+        flush_failure(&self.flush_failed)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        sqlite_derived::catch_up(&tx, &self.pending, log_size(&tx)?)?;
+        tx.commit()?;
+        self.pending = Pending::default();
         Ok(())
     }
 
@@ -104,10 +135,17 @@ impl Appender {
     pub(crate) fn append_security_event(&mut self, event: &crate::SecurityEvent) -> Result<i64, StoreError> {
         flush_failure(&self.flush_failed)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (entries, frontier) = append_events(&tx, &[PendingEvent::Security(event)], self.frontier.take())?;
+        let (batch, frontier) = append_with_derived(
+            &tx,
+            &[PendingEvent::Security(event)],
+            self.frontier.take(),
+            &self.pending,
+        )?;
         tx.commit()?;
         self.frontier = Some(frontier);
-        entries
+        self.pending = Pending::default();
+        batch
+            .entries
             .first()
             .map(|e| e.seq)
             .ok_or_else(|| StoreError::Corrupt("an appended event got no sequence number".into()))
@@ -117,6 +155,7 @@ impl Appender {
     pub(crate) fn prune(&mut self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError> {
         flush_failure(&self.flush_failed)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        sqlite_derived::catch_up(&tx, &self.pending, log_size(&tx)?)?;
         let (through_seq, already): (i64, i64) = tx.query_row(
             "SELECT COALESCE((SELECT MIN(seq) - 1 FROM audit_log WHERE recorded_at_us >= ?1), \
                              (SELECT COALESCE(MAX(seq), 0) FROM audit_log)), \
@@ -137,13 +176,15 @@ impl Appender {
             older_than_us,
             recorded_at_us: now_us,
         };
-        let (entries, frontier) = append_events(&tx, std::slice::from_ref(&record), self.frontier.take())?;
+        let (batch, frontier) =
+            append_with_derived(&tx, std::slice::from_ref(&record), self.frontier.take(), &self.pending)?;
         tx.commit()?;
         self.frontier = Some(frontier);
+        self.pending = Pending::default();
         Ok(Some(PruneOutcome {
             through_seq,
             events_pruned: pruned as i64,
-            record_seq: entries[0].seq,
+            record_seq: batch.entries[0].seq,
         }))
     }
 
@@ -167,21 +208,43 @@ impl Appender {
     }
 }
 
-/// Append `events` at the end of the log inside the open transaction `conn`, which holds the write lock: leaves,
-/// completed tree nodes and decision-index rows. `cached` is the tree's right edge as this connection last
-/// committed it, used if the log still ends there (reading the end is one indexed lookup). Returns the new
-/// entries and the right edge after them.
-fn append_events(
-    conn: &Connection,
-    events: &[PendingEvent<'_>],
+/// Append `events` inside the open transaction `tx` with their derived data, after bringing the derived data
+/// of earlier events up to date.
+fn append_with_derived<'a>(
+    tx: &Connection,
+    events: &[PendingEvent<'a>],
     cached: Option<Frontier>,
-) -> Result<(Vec<NewEntry>, Frontier), StoreError> {
-    let size: i64 = conn
+    pending: &Pending,
+) -> Result<(PreparedBatch<'a>, Frontier), StoreError> {
+    sqlite_derived::catch_up(tx, pending, log_size(tx)?)?;
+    let (batch, frontier) = append_events(tx, events, cached, pending)?;
+    sqlite_derived::write_batch(tx, &batch)?;
+    Ok((batch, frontier))
+}
+
+/// The number of events in the log (its last sequence number).
+fn log_size(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM audit_log")?
-        .query_row([], |row| row.get(0))?;
+        .query_row([], |row| row.get(0))?)
+}
+
+/// Append `events` (their leaves) at the end of the log inside the open transaction `conn`, which holds the
+/// write lock. `cached` is the tree's right edge as this connection last committed it, used if the log still
+/// ends there (reading the end is one indexed lookup); otherwise the edge is read from the stored nodes, after
+/// bringing them up to the log's end (from `pending` or the log). Returns the batch, whose tree nodes and
+/// decision-index rows the caller writes now or later, and the right edge after it.
+fn append_events<'a>(
+    conn: &Connection,
+    events: &[PendingEvent<'a>],
+    cached: Option<Frontier>,
+    pending: &Pending,
+) -> Result<(PreparedBatch<'a>, Frontier), StoreError> {
+    let size = log_size(conn)?;
     let mut frontier = match cached {
         Some(f) if f.size() == size as u64 => f,
         _ => {
+            sqlite_derived::catch_up(conn, pending, size)?;
             let ids = Frontier::ids(size as u64);
             let stored = stored_nodes(conn, &ids)?;
             frontier_from(size, &ids, &stored)?
@@ -198,34 +261,11 @@ fn append_events(
             e.event
         ])?;
     }
-    let mut insert_node = conn.prepare_cached(INSERT_NODE)?;
-    for (id, hash) in &batch.nodes {
-        insert_node.execute(params![id.level, node_index(id.index)?, hash.as_slice()])?;
-    }
-    let mut insert_decision = conn.prepare_cached(INSERT_DECISION)?;
-    for (r, seq) in &batch.decisions {
-        insert_decision.execute(params![
-            seq,
-            r.decision_id,
-            r.recorded_at_us,
-            r.principal_type,
-            r.principal_id,
-            r.action,
-            r.resource_type,
-            r.resource_id,
-            r.outcome,
-            r.effective_outcome,
-            r.shadow,
-            r.constitutional_hash,
-            r.constitution_version,
-            r.evaluated_in_us,
-        ])?;
-    }
-    Ok((batch.entries, frontier))
+    Ok((batch, frontier))
 }
 
 /// The stored nodes among `ids` (level 0 from the leaf hashes); at most 64 point lookups.
-fn stored_nodes(conn: &Connection, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
+pub(crate) fn stored_nodes(conn: &Connection, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
     let mut leaf = conn.prepare_cached("SELECT leaf_hash FROM audit_log WHERE seq = ?1")?;
     let mut node = conn.prepare_cached("SELECT hash FROM audit_nodes WHERE level = ?1 AND idx = ?2")?;
     let mut rows = Vec::with_capacity(ids.len());
@@ -241,8 +281,4 @@ fn stored_nodes(conn: &Connection, ids: &[NodeId]) -> Result<NodeMap, StoreError
         }
     }
     node_map(rows)
-}
-
-fn node_index(index: u64) -> Result<i64, StoreError> {
-    i64::try_from(index).map_err(|_| StoreError::Corrupt(format!("tree node index {index} out of range")))
 }

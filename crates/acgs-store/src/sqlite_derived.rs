@@ -1,0 +1,534 @@
+//! The SQLite backend's derived data: the decision-index rows and the Merkle tree nodes above the leaves. Both
+//! follow from the `audit_log` rows alone, so the group-commit writer keeps them in memory and writes them in a
+//! later commit (at most every [`DERIVED_WRITE_INTERVAL`]) instead of inside every commit; whatever is missing
+//! after a crash, or was appended by another process, is derived again from the log itself.
+//!
+//! Why: a commit of one or two decisions touched about 16 pages, 10 of them index and tree-node pages, each
+//! written to the write-ahead log in full and flushed. Written once per interval, those pages are shared by
+//! every decision of the interval.
+//!
+//! `audit_derived.through_seq` says how far the derived data reaches: every event up to it has its
+//! decision-index row and the tree nodes it completed. Readers in this process write what is pending before
+//! they read ([`crate::SqliteStore`]); opening the store derives the rest from the log.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use acgs_audit::{Frontier, Hash, NodeId};
+use rusqlite::{Connection, params};
+use serde::Deserialize;
+
+use crate::event::PreparedBatch;
+use crate::{DecisionRecord, StoreError, frontier_from};
+
+/// How long decision-index rows and tree nodes may wait in memory before a commit writes them.
+pub(crate) const DERIVED_WRITE_INTERVAL: Duration = Duration::from_millis(5);
+
+/// How many events may wait (bounds the memory held and the work one commit takes on).
+const MAX_PENDING_EVENTS: i64 = 4096;
+
+/// Events read per query when deriving from the log.
+const DERIVE_CHUNK: i64 = 1024;
+
+const INSERT_NODE: &str = "INSERT INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)";
+const INSERT_DECISION: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, \
+     principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
+     constitution_version, evaluated_in_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
+/// The queryable fields of one decision: a row of the `decisions` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct IndexRow {
+    #[serde(skip)]
+    seq: i64,
+    decision_id: String,
+    #[serde(skip)]
+    recorded_at_us: i64,
+    #[serde(skip)]
+    principal_type: String,
+    #[serde(skip)]
+    principal_id: String,
+    action: String,
+    #[serde(skip)]
+    resource_type: String,
+    #[serde(skip)]
+    resource_id: String,
+    outcome: String,
+    effective_outcome: String,
+    shadow: bool,
+    #[serde(skip)]
+    constitutional_hash: String,
+    constitution_version: String,
+    evaluated_in_us: i64,
+}
+
+impl IndexRow {
+    fn from_record(r: &DecisionRecord, seq: i64) -> Self {
+        Self {
+            seq,
+            decision_id: r.decision_id.clone(),
+            recorded_at_us: r.recorded_at_us,
+            principal_type: r.principal_type.clone(),
+            principal_id: r.principal_id.clone(),
+            action: r.action.clone(),
+            resource_type: r.resource_type.clone(),
+            resource_id: r.resource_id.clone(),
+            outcome: r.outcome.clone(),
+            effective_outcome: r.effective_outcome.clone(),
+            shadow: r.shadow,
+            constitutional_hash: r.constitutional_hash.clone(),
+            constitution_version: r.constitution_version.clone(),
+            evaluated_in_us: r.evaluated_in_us,
+        }
+    }
+
+    /// The row of the decision event `event` (its canonical JSON, see `event.rs`) stored at `seq`.
+    fn from_event(seq: i64, event: &str) -> Result<Self, StoreError> {
+        #[derive(Deserialize)]
+        struct Named {
+            id: String,
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        #[derive(Deserialize)]
+        struct Decision {
+            #[serde(flatten)]
+            row: IndexRow,
+            principal: Named,
+            resource: Named,
+        }
+        #[derive(Deserialize)]
+        struct Event {
+            constitutional_hash: String,
+            recorded_at_us: i64,
+            decision: Decision,
+        }
+        let e: Event = serde_json::from_str(event)
+            .map_err(|err| StoreError::Corrupt(format!("the decision event at seq {seq} cannot be read: {err}")))?;
+        Ok(Self {
+            seq,
+            recorded_at_us: e.recorded_at_us,
+            principal_type: e.decision.principal.kind,
+            principal_id: e.decision.principal.id,
+            resource_type: e.decision.resource.kind,
+            resource_id: e.decision.resource.id,
+            constitutional_hash: e.constitutional_hash,
+            ..e.decision.row
+        })
+    }
+}
+
+/// Derived data of committed events not yet written: it covers events `first_seq..=through_seq`.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    first_seq: i64,
+    through_seq: i64,
+    nodes: Vec<(NodeId, Hash)>,
+    decisions: Vec<IndexRow>,
+    /// The pending rows' decision ids, to refuse a duplicate before it is committed.
+    decision_ids: HashSet<String>,
+    /// When the oldest pending event was committed.
+    since: Option<Instant>,
+}
+
+impl Pending {
+    /// Inside the write transaction on `conn`, before committing `records`: refuse them if the decision index
+    /// could not take their rows later (a decision id already used, an unknown outcome), as its constraints
+    /// would have refused the commit had the rows been written with it.
+    pub(crate) fn check(&self, conn: &Connection, records: &[DecisionRecord]) -> Result<(), StoreError> {
+        let mut exists = conn.prepare_cached("SELECT 1 FROM decisions WHERE decision_id = ?1")?;
+        let mut batch_ids = HashSet::with_capacity(records.len());
+        for r in records {
+            for (what, outcome) in [("outcome", &r.outcome), ("effective outcome", &r.effective_outcome)] {
+                if !matches!(outcome.as_str(), "allow" | "deny" | "escalate") {
+                    return Err(StoreError::InvalidRecord(format!(
+                        "decision `{}` has {what} `{outcome}` (expected allow, deny or escalate)",
+                        r.decision_id
+                    )));
+                }
+            }
+            if !batch_ids.insert(r.decision_id.as_str())
+                || self.decision_ids.contains(&r.decision_id)
+                || exists.exists(params![r.decision_id])?
+            {
+                return Err(StoreError::Conflict(format!(
+                    "decision id `{}` is already in the log",
+                    r.decision_id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Add the derived data of `batch`, just committed after everything pending.
+    pub(crate) fn add(&mut self, batch: &PreparedBatch<'_>) {
+        let (Some(first), Some(last)) = (batch.entries.first(), batch.entries.last()) else {
+            return;
+        };
+        if self.since.is_none() {
+            self.first_seq = first.seq;
+            self.since = Some(Instant::now());
+        } else if first.seq != self.through_seq + 1 {
+            // Another writer appended in between: what is held no longer covers a range, so the next write
+            // derives from the log instead (and comes due at once).
+            self.first_seq = i64::MIN;
+        }
+        self.through_seq = last.seq;
+        self.nodes.extend_from_slice(&batch.nodes);
+        self.decisions
+            .extend(batch.decisions.iter().map(|(r, seq)| IndexRow::from_record(r, *seq)));
+        self.decision_ids
+            .extend(batch.decisions.iter().map(|(r, _)| r.decision_id.clone()));
+    }
+
+    /// Whether nothing is pending.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.since.is_none()
+    }
+
+    /// Whether the next commit should write what is pending.
+    pub(crate) fn is_due(&self) -> bool {
+        self.since.is_some_and(|since| {
+            since.elapsed() >= DERIVED_WRITE_INTERVAL
+                || self.through_seq.saturating_sub(self.first_seq) >= MAX_PENDING_EVENTS
+        })
+    }
+}
+
+/// How far the derived data reaches.
+fn derived_through(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT through_seq FROM audit_derived")?
+        .query_row([], |row| row.get(0))?)
+}
+
+fn set_derived_through(conn: &Connection, seq: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE audit_derived SET through_seq = ?1")?
+        .execute(params![seq])?;
+    Ok(())
+}
+
+/// Inside a write transaction on `conn`, whose log ends at `log_size`: bring the derived data up to that end,
+/// from `pending` when it covers exactly what is missing, otherwise from the log. Once the transaction commits,
+/// `pending` has been written (or was not needed) and the caller forgets it.
+pub(crate) fn catch_up(conn: &Connection, pending: &Pending, log_size: i64) -> Result<(), StoreError> {
+    let through = derived_through(conn)?;
+    if through >= log_size {
+        return Ok(());
+    }
+    if !pending.is_empty() && pending.first_seq == through + 1 && pending.through_seq == log_size {
+        write(conn, &pending.nodes, &pending.decisions, log_size)
+    } else {
+        derive_from_log(conn, through, log_size)
+    }
+}
+
+/// Write tree nodes and decision-index rows, and record that the derived data now reaches `through_seq`.
+pub(crate) fn write(
+    conn: &Connection,
+    nodes: &[(NodeId, Hash)],
+    decisions: &[IndexRow],
+    through_seq: i64,
+) -> Result<(), StoreError> {
+    let mut insert_node = conn.prepare_cached(INSERT_NODE)?;
+    for (id, hash) in nodes {
+        insert_node.execute(params![id.level, node_index(id.index)?, hash.as_slice()])?;
+    }
+    let mut insert_decision = conn.prepare_cached(INSERT_DECISION)?;
+    for r in decisions {
+        insert_decision.execute(params![
+            r.seq,
+            r.decision_id,
+            r.recorded_at_us,
+            r.principal_type,
+            r.principal_id,
+            r.action,
+            r.resource_type,
+            r.resource_id,
+            r.outcome,
+            r.effective_outcome,
+            r.shadow,
+            r.constitutional_hash,
+            r.constitution_version,
+            r.evaluated_in_us,
+        ])?;
+    }
+    set_derived_through(conn, through_seq)
+}
+
+/// The derived data of a batch as written in the same transaction as its events.
+pub(crate) fn write_batch(conn: &Connection, batch: &PreparedBatch<'_>) -> Result<(), StoreError> {
+    let Some(last) = batch.entries.last() else {
+        return Ok(());
+    };
+    let decisions: Vec<IndexRow> = batch
+        .decisions
+        .iter()
+        .map(|(r, seq)| IndexRow::from_record(r, *seq))
+        .collect();
+    write(conn, &batch.nodes, &decisions, last.seq)
+}
+
+/// Derive the data of events `through + 1 ..= log_size` from their stored leaf hashes and events.
+fn derive_from_log(conn: &Connection, through: i64, log_size: i64) -> Result<(), StoreError> {
+    let ids = Frontier::ids(through as u64);
+    let stored = crate::sqlite_appender::stored_nodes(conn, &ids)?;
+    let mut frontier = frontier_from(through, &ids, &stored)?;
+    let mut read = conn.prepare_cached(
+        "SELECT seq, kind, leaf_hash, event FROM audit_log WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let mut next = through;
+    while next < log_size {
+        let mut nodes = Vec::new();
+        let mut decisions = Vec::new();
+        let chunk_start = next;
+        let mut rows = read.query(params![next, log_size, DERIVE_CHUNK])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            if seq != next + 1 {
+                return Err(StoreError::Corrupt(format!(
+                    "the audit log has no event at seq {}",
+                    next + 1
+                )));
+            }
+            let leaf = crate::hash_from(&row.get::<_, Vec<u8>>(2)?, "a leaf hash")?;
+            frontier.push(leaf, |id, hash| {
+                if id.level > 0 {
+                    nodes.push((id, *hash));
+                }
+            });
+            let kind: String = row.get(1)?;
+            let event: Option<String> = row.get(3)?;
+            // A pruned event (no body) has no index row any more.
+            if let (crate::DECISION_EVENT_KIND, Some(event)) = (kind.as_str(), event) {
+                decisions.push(IndexRow::from_event(seq, &event)?);
+            }
+            next = seq;
+        }
+        drop(rows);
+        if next == chunk_start {
+            return Err(StoreError::Corrupt(format!(
+                "the audit log has no event at seq {}",
+                next + 1
+            )));
+        }
+        write(conn, &nodes, &decisions, next)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn node_index(index: u64) -> Result<i64, StoreError> {
+    i64::try_from(index).map_err(|_| StoreError::Corrupt(format!("tree node index {index} out of range")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::{DecisionStore, SqliteStore, StoreOptions};
+
+    fn record(n: usize) -> DecisionRecord {
+        DecisionRecord {
+            decision_id: format!("dec-{n}"),
+            recorded_at_us: 1_700_000_000_000_000 + n as i64,
+            principal_type: "Agent".into(),
+            principal_id: format!("agent-{}", n % 3),
+            action: "read_data".into(),
+            resource_type: "Tool".into(),
+            resource_id: "search \"quoted\" ü".into(),
+            outcome: ["allow", "deny", "escalate"][n % 3].into(),
+            effective_outcome: if n.is_multiple_of(5) {
+                "allow"
+            } else {
+                ["allow", "deny", "escalate"][n % 3]
+            }
+            .into(),
+            shadow: n.is_multiple_of(5),
+            constitutional_hash: "ab".repeat(32),
+            constitution_version: "1.0.0".into(),
+            evaluated_in_us: n as i64,
+            body: format!(r#"{{"n":{n}}}"#),
+            ..Default::default()
+        }
+    }
+
+    async fn open(dir: &Path) -> SqliteStore {
+        let url = format!("sqlite://{}/acgs.db", dir.display());
+        SqliteStore::open(&url, &StoreOptions::default()).await.unwrap()
+    }
+
+    /// `(through_seq, decision-index rows, tree nodes)` as stored, read on a connection of its own (the store's
+    /// reads would write what is pending first).
+    fn stored(dir: &Path) -> (i64, i64, i64) {
+        let conn = Connection::open(dir.join("acgs.db")).unwrap();
+        conn.query_row(
+            "SELECT (SELECT through_seq FROM audit_derived), (SELECT COUNT(*) FROM decisions), \
+             (SELECT COUNT(*) FROM audit_nodes)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .unwrap()
+    }
+
+    /// The root of the first `size` leaves computed from the stored leaf hashes alone.
+    async fn root_from_leaves(store: &SqliteStore, size: i64) -> Hash {
+        let mut frontier = Frontier::default();
+        for entry in store.audit_entries(1, size as u32).await.unwrap() {
+            frontier.push(entry.leaf_hash, |_, _| {});
+        }
+        frontier.root()
+    }
+
+    async fn append_one(store: &SqliteStore, n: usize) -> DecisionRecord {
+        let mut writer = store.blocking_appender().unwrap();
+        let mut batch = [record(n)];
+        tokio::task::spawn_blocking(move || {
+            writer.append(&mut batch).unwrap();
+            batch
+        })
+        .await
+        .unwrap()[0]
+            .clone()
+    }
+
+    /// A decision's index row and tree nodes wait in memory after its commit; a read writes them first, so it
+    /// sees the decision.
+    #[tokio::test]
+    async fn reads_see_decisions_whose_derived_data_is_still_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let first = append_one(&store, 1).await;
+        let second = append_one(&store, 2).await;
+        assert_eq!(
+            stored(dir.path()).1,
+            0,
+            "the first commit leaves its index row in memory"
+        );
+
+        assert_eq!(store.get("dec-2").await.unwrap(), Some(second.clone()));
+        assert_eq!(
+            stored(dir.path()),
+            (2, 2, 1),
+            "the read wrote both rows and the tree node"
+        );
+        assert_eq!(store.list(&Default::default()).await.unwrap(), vec![second, first]);
+        assert_eq!(store.count().await.unwrap(), 2);
+    }
+
+    /// Once the oldest pending row has waited the interval, the next commit writes everything pending with it.
+    #[tokio::test]
+    async fn a_commit_after_the_interval_writes_what_is_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        append_one(&store, 1).await;
+        append_one(&store, 2).await;
+        tokio::time::sleep(DERIVED_WRITE_INTERVAL + Duration::from_millis(2)).await;
+        append_one(&store, 3).await;
+        let (through, rows, _) = stored(dir.path());
+        assert!(
+            through >= 2,
+            "the third commit wrote the rows of the first two (through {through})"
+        );
+        assert_eq!(rows, through);
+    }
+
+    /// A crash loses only derived data still in memory; opening the store derives it from the log: the same
+    /// index rows (every field read back from the event) and the same tree.
+    #[tokio::test]
+    async fn derived_data_lost_in_a_crash_is_derived_from_the_log_on_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let mut appended = Vec::new();
+        for n in 0..40 {
+            appended.push(append_one(&store, n).await);
+        }
+        let event = crate::SecurityEvent {
+            event: "login.failed".into(),
+            actor: Some("admin".into()),
+            subject: None,
+            source: None,
+            detail: None,
+            recorded_at_us: 5,
+        };
+        store.append_security_event(&event).await.unwrap();
+        for n in 40..45 {
+            appended.push(append_one(&store, n).await);
+        }
+        // The crash: the store goes away without writing what it holds.
+        drop(store);
+        let (through, _, _) = stored(dir.path());
+        assert!(
+            through < 46,
+            "the last commits' derived data was only in memory (through {through})"
+        );
+
+        let store = open(dir.path()).await;
+        assert_eq!(stored(dir.path()).0, 46, "opening derived everything");
+        for r in &appended {
+            assert_eq!(store.get(&r.decision_id).await.unwrap().as_ref(), Some(r));
+        }
+        assert_eq!(store.count().await.unwrap(), 45);
+        for size in [1, 7, 32, 45, 46] {
+            assert_eq!(
+                crate::tree_root(&store, size).await.unwrap(),
+                root_from_leaves(&store, size as i64).await,
+                "root of the first {size} leaves"
+            );
+        }
+    }
+
+    /// Two writers on one file (e.g. the server and `acgs audit prune`): each derives what the other appended,
+    /// and nothing is indexed twice or left out.
+    #[tokio::test]
+    async fn writers_on_the_same_file_derive_what_the_other_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = open(dir.path()).await;
+        append_one(&server, 1).await;
+        append_one(&server, 2).await;
+        // Opening derives the server's pending rows from the log; the server then finds them written.
+        let other = open(dir.path()).await;
+        assert_eq!(stored(dir.path()).0, 2);
+        append_one(&server, 3).await;
+        append_one(&other, 4).await;
+        append_one(&server, 5).await;
+        let event = crate::SecurityEvent {
+            event: "key.created".into(),
+            actor: None,
+            subject: None,
+            source: None,
+            detail: None,
+            recorded_at_us: 6,
+        };
+        other.append_security_event(&event).await.unwrap();
+        append_one(&server, 7).await;
+        assert_eq!(server.count().await.unwrap(), 6);
+        assert_eq!(other.count().await.unwrap(), 6);
+        assert_eq!(stored(dir.path()).0, 7);
+        let ids: Vec<String> = other
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{}:{}", r.seq, r.decision_id))
+            .collect();
+        assert_eq!(ids, ["7:dec-7", "5:dec-5", "4:dec-4", "3:dec-3", "2:dec-2", "1:dec-1"]);
+        assert_eq!(
+            crate::tree_root(&server, 7).await.unwrap(),
+            root_from_leaves(&server, 7).await
+        );
+    }
+
+    /// A decision id already in the log is refused at commit time, also while its index row is in memory.
+    #[tokio::test]
+    async fn a_decision_id_still_pending_is_refused_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        append_one(&store, 1).await;
+        let mut writer = store.blocking_appender().unwrap();
+        let refused = tokio::task::spawn_blocking(move || writer.append(&mut [record(1)]))
+            .await
+            .unwrap();
+        assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+        assert_eq!(store.last_seq().await.unwrap(), 1);
+    }
+}
