@@ -518,6 +518,56 @@ mod tests {
         );
     }
 
+    /// A prune by another writer (`acgs audit prune` beside the server) while the server holds pending rows:
+    /// the pruned decisions leave the index, the rest stay, and the tree still matches its leaves.
+    #[tokio::test]
+    async fn a_prune_beside_a_writer_with_pending_rows_leaves_a_consistent_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = open(dir.path()).await;
+        let pruner = open(dir.path()).await;
+        for n in 1..=6 {
+            append_one(&server, n).await;
+        }
+        // Records 1..=3 were recorded before 1_700_000_000_000_004.
+        let pruned = pruner
+            .prune(1_700_000_000_000_004, 1_800_000_000_000_000)
+            .await
+            .unwrap()
+            .expect("something to prune");
+        assert_eq!((pruned.through_seq, pruned.record_seq), (3, 7));
+        append_one(&server, 8).await;
+        append_one(&server, 9).await;
+        let listed: Vec<i64> = server
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(listed, [9, 8, 6, 5, 4]);
+        assert!(server.get("dec-2").await.unwrap().is_none());
+        assert_eq!(stored(dir.path()).0, 9);
+        assert_eq!(
+            crate::tree_root(&server, 9).await.unwrap(),
+            root_from_leaves(&server, 9).await
+        );
+
+        // The server's own prune, with rows of the decisions it prunes still pending.
+        append_one(&server, 10).await;
+        append_one(&server, 11).await;
+        let pruned = server
+            .prune(1_800_000_000_000_001, 1_900_000_000_000_000)
+            .await
+            .unwrap()
+            .expect("something to prune");
+        assert_eq!(pruned.through_seq, 11);
+        assert!(server.list(&Default::default()).await.unwrap().is_empty());
+        assert_eq!(
+            crate::tree_root(&server, 12).await.unwrap(),
+            root_from_leaves(&server, 12).await
+        );
+    }
+
     /// A decision id already in the log is refused at commit time, also while its index row is in memory.
     #[tokio::test]
     async fn a_decision_id_still_pending_is_refused_again() {
