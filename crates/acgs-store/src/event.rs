@@ -217,6 +217,58 @@ fn security_event(e: &crate::SecurityEvent, seq: i64) -> String {
     acgs_audit::canonical_json(&value)
 }
 
+/// The decision record a decision event stored at `seq` holds: the inverse of [`decision_event`] (the body comes
+/// back as canonical JSON text, as [`decision_body`] gives it).
+pub(crate) fn decision_record(seq: i64, event: &str) -> Result<DecisionRecord, String> {
+    #[derive(Deserialize)]
+    struct Named {
+        id: String,
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    #[derive(Deserialize)]
+    struct Decision {
+        action: String,
+        body: serde_json::Value,
+        constitution_version: String,
+        decision_id: String,
+        effective_outcome: String,
+        evaluated_in_us: i64,
+        outcome: String,
+        principal: Named,
+        resource: Named,
+        shadow: bool,
+    }
+    #[derive(Deserialize)]
+    struct Event {
+        constitutional_hash: String,
+        decision: Decision,
+        recorded_at_us: i64,
+    }
+    let Event {
+        constitutional_hash,
+        decision: d,
+        recorded_at_us,
+    } = serde_json::from_str(event).map_err(|e| format!("the decision event at seq {seq} cannot be read: {e}"))?;
+    Ok(DecisionRecord {
+        seq,
+        decision_id: d.decision_id,
+        recorded_at_us,
+        principal_type: d.principal.kind,
+        principal_id: d.principal.id,
+        action: d.action,
+        resource_type: d.resource.kind,
+        resource_id: d.resource.id,
+        outcome: d.outcome,
+        effective_outcome: d.effective_outcome,
+        shadow: d.shadow,
+        constitutional_hash,
+        constitution_version: d.constitution_version,
+        evaluated_in_us: d.evaluated_in_us,
+        body: acgs_audit::canonical_json(&d.body),
+    })
+}
+
 /// The body of a decision event, as canonical JSON text (empty when the event is not a decision event).
 pub(crate) fn decision_body(event: &str) -> String {
     serde_json::from_str::<serde_json::Value>(event)
@@ -264,6 +316,15 @@ mod tests {
         assert_eq!(value["constitutional_hash"], "ab".repeat(32));
         assert_eq!(entry.leaf_hash, leaf_hash(entry.event.as_bytes()));
         assert_eq!(decision_body(&entry.event), record.body);
+        assert_eq!(
+            decision_record(42, &entry.event).unwrap(),
+            DecisionRecord {
+                seq: 42,
+                ..record.clone()
+            },
+            "the event reads back as the record it was made from"
+        );
+        assert!(decision_record(42, &entry.event.replace("\"outcome\"", "\"result\"")).is_err());
 
         let pruned = PendingEvent::Pruned {
             through_seq: 9,

@@ -92,19 +92,20 @@ impl Appender {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         self.pending.check(&tx, records)?;
         // What is pending is forgotten only once a commit wrote it; a failed transaction leaves it as it was.
+        let size = log_size(&tx)?;
         let wrote_pending = self.pending.is_due();
         if wrote_pending {
-            sqlite_derived::catch_up(&tx, &self.pending, log_size(&tx)?)?;
+            sqlite_derived::catch_up(&tx, &self.pending, size)?;
         }
-        let (batch, frontier) = append_events(&tx, &events, self.frontier.take(), &self.pending)?;
+        let (batch, frontier) = append_events(&tx, &events, size, self.frontier.take(), &self.pending)?;
         tx.commit()?;
         self.frontier = Some(frontier);
         if wrote_pending {
             self.pending = Pending::default();
         }
         self.pending.add(&batch);
-        let seqs: Vec<i64> = batch.entries.iter().map(|e| e.seq).collect();
-        for (r, seq) in records.iter_mut().zip(seqs) {
+        // The batch's sequence numbers follow the log's end without a gap.
+        for (seq, r) in (size + 1..).zip(records.iter_mut()) {
             r.seq = seq;
         }
         Ok(())
@@ -216,8 +217,9 @@ fn append_with_derived<'a>(
     cached: Option<Frontier>,
     pending: &Pending,
 ) -> Result<(PreparedBatch<'a>, Frontier), StoreError> {
-    sqlite_derived::catch_up(tx, pending, log_size(tx)?)?;
-    let (batch, frontier) = append_events(tx, events, cached, pending)?;
+    let size = log_size(tx)?;
+    sqlite_derived::catch_up(tx, pending, size)?;
+    let (batch, frontier) = append_events(tx, events, size, cached, pending)?;
     sqlite_derived::write_batch(tx, &batch)?;
     Ok((batch, frontier))
 }
@@ -229,18 +231,18 @@ fn log_size(conn: &Connection) -> Result<i64, StoreError> {
         .query_row([], |row| row.get(0))?)
 }
 
-/// Append `events` (their leaves) at the end of the log inside the open transaction `conn`, which holds the
-/// write lock. `cached` is the tree's right edge as this connection last committed it, used if the log still
-/// ends there (reading the end is one indexed lookup); otherwise the edge is read from the stored nodes, after
-/// bringing them up to the log's end (from `pending` or the log). Returns the batch, whose tree nodes and
-/// decision-index rows the caller writes now or later, and the right edge after it.
+/// Append `events` (their leaves) at the end of the log, which holds `size` events, inside the open transaction
+/// `conn`, which holds the write lock. `cached` is the tree's right edge as this connection last committed it,
+/// used if the log still ends there; otherwise the edge is read from the stored nodes, after bringing them up to
+/// the log's end (from `pending` or the log). Returns the batch, whose tree nodes and decision-index rows the
+/// caller writes now or later, and the right edge after it.
 fn append_events<'a>(
     conn: &Connection,
     events: &[PendingEvent<'a>],
+    size: i64,
     cached: Option<Frontier>,
     pending: &Pending,
 ) -> Result<(PreparedBatch<'a>, Frontier), StoreError> {
-    let size = log_size(conn)?;
     let mut frontier = match cached {
         Some(f) if f.size() == size as u64 => f,
         _ => {

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use acgs_audit::{Frontier, Hash, NodeId};
 use rusqlite::{Connection, params};
-use serde::Deserialize;
 
 use crate::event::PreparedBatch;
 use crate::{DecisionRecord, StoreError, frontier_from};
@@ -36,85 +35,24 @@ const INSERT_DECISION: &str = "INSERT INTO decisions (seq, decision_id, recorded
      principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
      constitution_version, evaluated_in_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
-/// The queryable fields of one decision: a row of the `decisions` table.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-struct IndexRow {
-    #[serde(skip)]
-    seq: i64,
-    decision_id: String,
-    #[serde(skip)]
-    recorded_at_us: i64,
-    #[serde(skip)]
-    principal_type: String,
-    #[serde(skip)]
-    principal_id: String,
-    action: String,
-    #[serde(skip)]
-    resource_type: String,
-    #[serde(skip)]
-    resource_id: String,
-    outcome: String,
-    effective_outcome: String,
-    shadow: bool,
-    #[serde(skip)]
-    constitutional_hash: String,
-    constitution_version: String,
-    evaluated_in_us: i64,
-}
-
-impl IndexRow {
-    fn from_record(r: &DecisionRecord, seq: i64) -> Self {
-        Self {
-            seq,
-            decision_id: r.decision_id.clone(),
-            recorded_at_us: r.recorded_at_us,
-            principal_type: r.principal_type.clone(),
-            principal_id: r.principal_id.clone(),
-            action: r.action.clone(),
-            resource_type: r.resource_type.clone(),
-            resource_id: r.resource_id.clone(),
-            outcome: r.outcome.clone(),
-            effective_outcome: r.effective_outcome.clone(),
-            shadow: r.shadow,
-            constitutional_hash: r.constitutional_hash.clone(),
-            constitution_version: r.constitution_version.clone(),
-            evaluated_in_us: r.evaluated_in_us,
-        }
-    }
-
-    /// The row of the decision event `event` (its canonical JSON, see `event.rs`) stored at `seq`.
-    fn from_event(seq: i64, event: &str) -> Result<Self, StoreError> {
-        #[derive(Deserialize)]
-        struct Named {
-            id: String,
-            #[serde(rename = "type")]
-            kind: String,
-        }
-        #[derive(Deserialize)]
-        struct Decision {
-            #[serde(flatten)]
-            row: IndexRow,
-            principal: Named,
-            resource: Named,
-        }
-        #[derive(Deserialize)]
-        struct Event {
-            constitutional_hash: String,
-            recorded_at_us: i64,
-            decision: Decision,
-        }
-        let e: Event = serde_json::from_str(event)
-            .map_err(|err| StoreError::Corrupt(format!("the decision event at seq {seq} cannot be read: {err}")))?;
-        Ok(Self {
-            seq,
-            recorded_at_us: e.recorded_at_us,
-            principal_type: e.decision.principal.kind,
-            principal_id: e.decision.principal.id,
-            resource_type: e.decision.resource.kind,
-            resource_id: e.decision.resource.id,
-            constitutional_hash: e.constitutional_hash,
-            ..e.decision.row
-        })
+/// The fields of `r` the decision index holds, at `seq` (the body stays in the event).
+fn index_fields(r: &DecisionRecord, seq: i64) -> DecisionRecord {
+    DecisionRecord {
+        seq,
+        decision_id: r.decision_id.clone(),
+        recorded_at_us: r.recorded_at_us,
+        principal_type: r.principal_type.clone(),
+        principal_id: r.principal_id.clone(),
+        action: r.action.clone(),
+        resource_type: r.resource_type.clone(),
+        resource_id: r.resource_id.clone(),
+        outcome: r.outcome.clone(),
+        effective_outcome: r.effective_outcome.clone(),
+        shadow: r.shadow,
+        constitutional_hash: r.constitutional_hash.clone(),
+        constitution_version: r.constitution_version.clone(),
+        evaluated_in_us: r.evaluated_in_us,
+        body: String::new(),
     }
 }
 
@@ -124,7 +62,8 @@ pub(crate) struct Pending {
     first_seq: i64,
     through_seq: i64,
     nodes: Vec<(NodeId, Hash)>,
-    decisions: Vec<IndexRow>,
+    /// Decision-index rows (records without their bodies).
+    decisions: Vec<DecisionRecord>,
     /// The pending rows' decision ids, to refuse a duplicate before it is committed.
     decision_ids: HashSet<String>,
     /// When the oldest pending event was committed.
@@ -176,7 +115,7 @@ impl Pending {
         self.through_seq = last.seq;
         self.nodes.extend_from_slice(&batch.nodes);
         self.decisions
-            .extend(batch.decisions.iter().map(|(r, seq)| IndexRow::from_record(r, *seq)));
+            .extend(batch.decisions.iter().map(|(r, seq)| index_fields(r, *seq)));
         self.decision_ids
             .extend(batch.decisions.iter().map(|(r, _)| r.decision_id.clone()));
     }
@@ -227,7 +166,7 @@ pub(crate) fn catch_up(conn: &Connection, pending: &Pending, log_size: i64) -> R
 fn write(
     conn: &Connection,
     nodes: &[(NodeId, Hash)],
-    decisions: &[IndexRow],
+    decisions: &[DecisionRecord],
     through_seq: i64,
 ) -> Result<(), StoreError> {
     let mut insert_node = conn.prepare_cached(INSERT_NODE)?;
@@ -261,11 +200,7 @@ pub(crate) fn write_batch(conn: &Connection, batch: &PreparedBatch<'_>) -> Resul
     let Some(last) = batch.entries.last() else {
         return Ok(());
     };
-    let decisions: Vec<IndexRow> = batch
-        .decisions
-        .iter()
-        .map(|(r, seq)| IndexRow::from_record(r, *seq))
-        .collect();
+    let decisions: Vec<DecisionRecord> = batch.decisions.iter().map(|(r, seq)| index_fields(r, *seq)).collect();
     write(conn, &batch.nodes, &decisions, last.seq)
 }
 
@@ -301,7 +236,7 @@ fn derive_from_log(conn: &Connection, through: i64, log_size: i64) -> Result<(),
             let event: Option<String> = row.get(3)?;
             // A pruned event (no body) has no index row any more.
             if let (crate::DECISION_EVENT_KIND, Some(event)) = (kind.as_str(), event) {
-                decisions.push(IndexRow::from_event(seq, &event)?);
+                decisions.push(crate::event::decision_record(seq, &event).map_err(StoreError::Corrupt)?);
             }
             next = seq;
         }
@@ -380,6 +315,17 @@ mod tests {
         frontier.root()
     }
 
+    fn security_event(event: &str) -> crate::SecurityEvent {
+        crate::SecurityEvent {
+            event: event.into(),
+            actor: None,
+            subject: None,
+            source: None,
+            detail: None,
+            recorded_at_us: 5,
+        }
+    }
+
     async fn append_one(store: &SqliteStore, n: usize) -> DecisionRecord {
         let mut writer = store.blocking_appender().unwrap();
         let mut batch = [record(n)];
@@ -443,15 +389,10 @@ mod tests {
         for n in 0..40 {
             appended.push(append_one(&store, n).await);
         }
-        let event = crate::SecurityEvent {
-            event: "login.failed".into(),
-            actor: Some("admin".into()),
-            subject: None,
-            source: None,
-            detail: None,
-            recorded_at_us: 5,
-        };
-        store.append_security_event(&event).await.unwrap();
+        store
+            .append_security_event(&security_event("login.failed"))
+            .await
+            .unwrap();
         for n in 40..45 {
             appended.push(append_one(&store, n).await);
         }
@@ -492,15 +433,10 @@ mod tests {
         append_one(&server, 3).await;
         append_one(&other, 4).await;
         append_one(&server, 5).await;
-        let event = crate::SecurityEvent {
-            event: "key.created".into(),
-            actor: None,
-            subject: None,
-            source: None,
-            detail: None,
-            recorded_at_us: 6,
-        };
-        other.append_security_event(&event).await.unwrap();
+        other
+            .append_security_event(&security_event("key.created"))
+            .await
+            .unwrap();
         append_one(&server, 7).await;
         assert_eq!(server.count().await.unwrap(), 6);
         assert_eq!(other.count().await.unwrap(), 6);
