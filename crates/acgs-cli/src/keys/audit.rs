@@ -105,21 +105,7 @@ pub fn audit(dir: &KeyDirectory, now: DateTime<Utc>) -> Result<AuditReport, Keys
     let shown = dir.path().display();
 
     let meta = std::fs::metadata(dir.path()).map_err(KeysError::io(dir.path()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if meta.uid() != me {
-        problem(
-            Check::Owner,
-            None,
-            format!("`{shown}` belongs to uid {}, not to this user (uid {me})", meta.uid()),
-        );
-    }
-    if mode & 0o077 != 0 {
-        problem(
-            Check::DirectoryPermissions,
-            None,
-            format!("`{shown}` has mode {mode:o}: group or others can reach the keys; run `chmod 700 {shown}`"),
-        );
-    }
+    directory_access(&meta, None, &shown.to_string(), "the keys", me, &mut problem);
 
     let manifest_path = dir.manifest_path();
     let manifest = match std::fs::symlink_metadata(&manifest_path) {
@@ -161,23 +147,14 @@ pub fn audit(dir: &KeyDirectory, now: DateTime<Utc>) -> Result<AuditReport, Keys
                 ),
             );
         } else {
-            let mode = meta.permissions().mode() & 0o777;
-            if meta.uid() != me {
-                problem(
-                    Check::Owner,
-                    Some(RETIRED_DIR),
-                    format!("`{shown}` belongs to uid {}, not to this user (uid {me})", meta.uid()),
-                );
-            }
-            if mode & 0o077 != 0 {
-                problem(
-                    Check::DirectoryPermissions,
-                    Some(RETIRED_DIR),
-                    format!(
-                        "`{shown}` has mode {mode:o}: group or others can reach the retired keys; run `chmod 700 {shown}`"
-                    ),
-                );
-            }
+            directory_access(
+                &meta,
+                Some(RETIRED_DIR),
+                &shown.to_string(),
+                "the retired keys",
+                me,
+                &mut problem,
+            );
         }
     }
 
@@ -223,6 +200,43 @@ pub fn audit(dir: &KeyDirectory, now: DateTime<Utc>) -> Result<AuditReport, Keys
     })
 }
 
+/// The finding when `shown` (`name` in the directory; `None`: the directory itself) belongs to another user.
+fn owner(
+    meta: &std::fs::Metadata,
+    name: Option<&str>,
+    shown: &str,
+    me: u32,
+    problem: &mut impl FnMut(Check, Option<&str>, String),
+) {
+    if meta.uid() != me {
+        problem(
+            Check::Owner,
+            name,
+            format!("`{shown}` belongs to uid {}, not to this user (uid {me})", meta.uid()),
+        );
+    }
+}
+
+/// Owner and permission findings for a directory holding `what`.
+fn directory_access(
+    meta: &std::fs::Metadata,
+    name: Option<&str>,
+    shown: &str,
+    what: &str,
+    me: u32,
+    problem: &mut impl FnMut(Check, Option<&str>, String),
+) {
+    owner(meta, name, shown, me, problem);
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        problem(
+            Check::DirectoryPermissions,
+            name,
+            format!("`{shown}` has mode {mode:o}: group or others can reach {what}; run `chmod 700 {shown}`"),
+        );
+    }
+}
+
 /// Owner and permission findings for one file.
 fn file_access(
     meta: &std::fs::Metadata,
@@ -231,14 +245,8 @@ fn file_access(
     me: u32,
     problem: &mut impl FnMut(Check, Option<&str>, String),
 ) {
+    owner(meta, Some(name), shown, me, problem);
     let mode = meta.permissions().mode() & 0o777;
-    if meta.uid() != me {
-        problem(
-            Check::Owner,
-            Some(name),
-            format!("`{shown}` belongs to uid {}, not to this user (uid {me})", meta.uid()),
-        );
-    }
     if mode & 0o077 != 0 {
         problem(
             Check::FilePermissions,
