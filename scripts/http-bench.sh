@@ -8,6 +8,7 @@
 # Usage: scripts/http-bench.sh [RATE [DURATION_S [DATA_DIR]]] [-- extra `acgs up` flags]
 #   RATE 5000, DURATION_S 10, DATA_DIR a fresh directory under /var/tmp (on the disk; use /dev/shm/... for tmpfs)
 # Example: scripts/http-bench.sh 5000 10 /var/tmp/acgs-bench -- --sqlite-sync normal
+# Set ACGS_BIN=/path/to/acgs to run that binary instead of building this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/acgs-target}"
@@ -32,8 +33,13 @@ rm -rf "$data"
 warmup=2
 port=18099
 
-cargo build --release -q -p acgs-cli
-acgs="$CARGO_TARGET_DIR/release/acgs"
+# ACGS_BIN runs a binary built elsewhere (to compare two builds in interleaved runs) instead of building.
+if [ -n "${ACGS_BIN:-}" ]; then
+  acgs="$ACGS_BIN"
+else
+  cargo build --release -q -p acgs-cli
+  acgs="$CARGO_TARGET_DIR/release/acgs"
+fi
 "$acgs" up --data-dir "$data" --listen "127.0.0.1:$port" --public-metrics "$@" >"$data.server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data" "$data.server.log"' EXIT

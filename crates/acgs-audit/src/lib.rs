@@ -24,7 +24,7 @@ mod rfc6962;
 mod tree;
 mod verify;
 
-pub use canonical::{canonical_json, write_canonical_json, write_json_string};
+pub use canonical::{CanonicalJsonError, canonical_json, to_canonical_json, write_canonical_json, write_json_string};
 pub use checkpoint::{Checkpoint, CheckpointError, key_hash, verifier_key};
 pub use key::{KeyError, LogKey, VerifierKey};
 pub use proof::{ProofError, consistency_proof, inclusion_proof, verify_consistency, verify_inclusion};

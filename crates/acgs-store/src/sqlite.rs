@@ -411,4 +411,84 @@ mod tests {
         );
         assert!(store.get("dec-1").await.unwrap().is_some());
     }
+
+    /// A decision-index row at seq 1000 with decision id ?1 and outcome ?2, written directly.
+    const INSERT_OUTCOME: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, \
+         principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
+         constitution_version, evaluated_in_us) VALUES (1000, ?1, 1, 'Agent', 'a', 'read_data', 'Tool', 't', ?2, \
+         'allow', 0, 'h', 'v', 1)";
+
+    /// A database written before migration 0004 (the decision index's outcome checks as `IN` lists) opens with
+    /// its decisions, readable by id, principal and outcome, and the rebuilt table still refuses an outcome
+    /// that is not one of the three.
+    #[tokio::test]
+    async fn a_database_from_before_the_decision_check_rebuild_keeps_its_decisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let old_migrations = dir.path().join("migrations");
+        std::fs::create_dir(&old_migrations).unwrap();
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.as_str() < "0004" {
+                std::fs::copy(&path, old_migrations.join(name)).unwrap();
+            }
+        }
+        let url = format!("sqlite://{}/acgs.db", dir.path().display());
+        {
+            let pool = SqlitePoolOptions::new()
+                .connect_with(SqliteConnectOptions::from_str(&url).unwrap().create_if_missing(true))
+                .await
+                .unwrap();
+            sqlx::migrate::Migrator::new(old_migrations.as_path())
+                .await
+                .unwrap()
+                .run(&pool)
+                .await
+                .unwrap();
+            let old_check: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'decisions'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert!(old_check.contains("outcome IN ("), "{old_check}");
+            sqlx::query(&INSERT_OUTCOME.replace("?1", "'old-1'").replace("?2", "'escalate'"))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&url, &StoreOptions::default()).await.unwrap();
+        let mut records: Vec<DecisionRecord> = ["allow", "deny", "escalate"]
+            .iter()
+            .enumerate()
+            .map(|(i, outcome)| DecisionRecord {
+                decision_id: format!("dec-{i}"),
+                outcome: (*outcome).into(),
+                ..record()
+            })
+            .collect();
+        store.append(&mut records).await.unwrap();
+        drop(store);
+
+        // Re-open: the rows written through the new table are all there and queryable by each index.
+        let store = SqliteStore::open(&url, &StoreOptions::default()).await.unwrap();
+        assert_eq!(store.get("dec-1").await.unwrap().unwrap().outcome, "deny");
+        let by_outcome = store
+            .list(&crate::DecisionQuery {
+                outcome: Some("escalate".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut escalated: Vec<&str> = by_outcome.iter().map(|r| r.decision_id.as_str()).collect();
+        escalated.sort_unstable();
+        assert_eq!(escalated, ["dec-2", "old-1"]);
+        assert_eq!(store.get("old-1").await.unwrap().unwrap().seq, 1000);
+        let refused = sqlx::query(&INSERT_OUTCOME.replace("?1", "'x'").replace("?2", "'maybe'"))
+            .execute(&store.pool)
+            .await;
+        assert!(
+            refused.is_err(),
+            "an outcome outside allow/deny/escalate must be refused"
+        );
+    }
 }

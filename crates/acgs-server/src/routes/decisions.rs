@@ -142,8 +142,7 @@ async fn decide_and_log(
         explanation: &decision.explanation,
     };
     // Canonical JSON: the body becomes part of the decision's audit leaf, which must not depend on key order.
-    let body = serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let body = acgs_audit::canonical_json(&body);
+    let body = acgs_audit::to_canonical_json(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
     let record = DecisionRecord {
         seq: 0,
         decision_id: decision_id.clone(),
