@@ -503,7 +503,7 @@ impl<'a> Compiler<'a> {
                 .filter_map(|(p, _, _)| {
                     let info = policies.get(p.id())?;
                     Some(CompiledPolicy {
-                        condition: AsRef::<cedar_policy_core::ast::Policy>::as_ref(p).condition(),
+                        condition: condition_without_action(AsRef::<cedar_policy_core::ast::Policy>::as_ref(p)),
                         reason: Reason {
                             policy_id: info.id.clone(),
                             principle_id: info.principle_id.clone(),
@@ -776,4 +776,29 @@ fn is_detections_type(ty: &Value, common: Option<&serde_json::Map<String, Value>
         && is_bool("secrets")
         && is_string_set("secret_kinds")
         && is_bool("prompt_injection")
+}
+
+/// The condition Cedar evaluates for `policy` (its scope and its `when`/`unless` clauses), without the action
+/// constraint: the policy is compiled only into the actions that constraint admits (`applies` above, from the
+/// same action hierarchy the evaluator would consult), where it is always true and cannot fail. Leaving it out
+/// spares the evaluator an `==` or an `in` over the action hierarchy per policy and decision; the conformance
+/// tests compare outcomes, deciding policies and failing policies with Cedar's own authorizer.
+fn condition_without_action(policy: &cedar_policy_core::ast::Policy) -> cedar_policy_core::ast::Expr {
+    use cedar_policy_core::ast::{Expr, PrincipalConstraint, ResourceConstraint};
+    let body = policy
+        .non_scope_constraints()
+        .cloned()
+        .unwrap_or_else(|| Expr::val(true));
+    let resource = policy.resource_constraint();
+    let body = if resource == ResourceConstraint::any() {
+        body
+    } else {
+        Expr::and(resource.as_expr(), body)
+    };
+    let principal = policy.principal_constraint();
+    if principal == PrincipalConstraint::any() {
+        body
+    } else {
+        Expr::and(principal.as_expr(), body)
+    }
 }
