@@ -1,6 +1,7 @@
 //! Canonical JSON: object keys sorted by their UTF-8 bytes, no insignificant whitespace, strings with
 //! serde_json's minimal RFC 8259 escaping, numbers as serde_json prints them. The same value always gives the
-//! same bytes, whatever order its keys were built in, so it can be hashed.
+//! same bytes, whatever order its keys were built in, so it can be hashed. [`canonical_json`] writes a
+//! `serde_json::Value`; [`to_canonical_json`] writes any `Serialize` value without building one.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -87,7 +88,7 @@ pub fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-/// Why a value has no canonical JSON: a map key that is not a string, number or boolean, a number out of
+/// Why a value has no canonical JSON: a map key that is not a string, an integer or a boolean, an integer out of
 /// JSON's range, or an error the value's own `Serialize` raised.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write canonical JSON: {0}")]
@@ -101,7 +102,7 @@ impl serde::ser::Error for CanonicalJsonError {
 
 /// `value` in canonical JSON, written straight from its `Serialize` implementation: the same bytes as
 /// [`canonical_json`] of `serde_json::to_value(value)`, without building the intermediate tree (the decision
-/// path writes one per decision).
+/// path writes one per decision). Floating-point map keys, which serde_json's tree accepts, are refused.
 pub fn to_canonical_json<T: ?Sized + serde::Serialize>(value: &T) -> Result<String, CanonicalJsonError> {
     let mut out = String::with_capacity(512);
     value.serialize(CanonicalWriter { out: &mut out })?;
