@@ -167,6 +167,15 @@ impl<'a> CanonicalWriter<'a> {
     }
 }
 
+/// Serializer methods writing an integer as Rust (and serde_json) print it.
+macro_rules! integers_as_printed {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<(), CanonicalJsonError> {
+            self.display(v)
+        }
+    )*};
+}
+
 impl<'a> serde::Serializer for CanonicalWriter<'a> {
     type Ok = ();
     type Error = CanonicalJsonError;
@@ -182,35 +191,21 @@ impl<'a> serde::Serializer for CanonicalWriter<'a> {
         self.out.push_str(if v { "true" } else { "false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), CanonicalJsonError> {
-        self.display(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), CanonicalJsonError> {
-        self.display(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), CanonicalJsonError> {
-        self.display(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), CanonicalJsonError> {
-        self.display(v)
-    }
+    integers_as_printed!(
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64
+    );
     fn serialize_i128(self, v: i128) -> Result<(), CanonicalJsonError> {
         match (i64::try_from(v), u64::try_from(v)) {
             (Ok(_), _) | (_, Ok(_)) => self.display(v),
             _ => Err(CanonicalJsonError(format!("{v} is out of JSON's integer range"))),
         }
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), CanonicalJsonError> {
-        self.display(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), CanonicalJsonError> {
-        self.display(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), CanonicalJsonError> {
-        self.display(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), CanonicalJsonError> {
-        self.display(v)
     }
     fn serialize_u128(self, v: u128) -> Result<(), CanonicalJsonError> {
         match u64::try_from(v) {
@@ -338,49 +333,28 @@ impl ArrayWriter<'_> {
     }
 }
 
-impl serde::ser::SerializeSeq for ArrayWriter<'_> {
-    type Ok = ();
-    type Error = CanonicalJsonError;
-    fn serialize_element<T: ?Sized + serde::Serialize>(&mut self, value: &T) -> Result<(), CanonicalJsonError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), CanonicalJsonError> {
-        self.close()
-    }
+/// serde's four array-like serializer traits, all writing elements through [`ArrayWriter::element`].
+macro_rules! array_writer {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl serde::ser::$trait for ArrayWriter<'_> {
+            type Ok = ();
+            type Error = CanonicalJsonError;
+            fn $method<T: ?Sized + serde::Serialize>(&mut self, value: &T) -> Result<(), CanonicalJsonError> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), CanonicalJsonError> {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl serde::ser::SerializeTuple for ArrayWriter<'_> {
-    type Ok = ();
-    type Error = CanonicalJsonError;
-    fn serialize_element<T: ?Sized + serde::Serialize>(&mut self, value: &T) -> Result<(), CanonicalJsonError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), CanonicalJsonError> {
-        self.close()
-    }
-}
-
-impl serde::ser::SerializeTupleStruct for ArrayWriter<'_> {
-    type Ok = ();
-    type Error = CanonicalJsonError;
-    fn serialize_field<T: ?Sized + serde::Serialize>(&mut self, value: &T) -> Result<(), CanonicalJsonError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), CanonicalJsonError> {
-        self.close()
-    }
-}
-
-impl serde::ser::SerializeTupleVariant for ArrayWriter<'_> {
-    type Ok = ();
-    type Error = CanonicalJsonError;
-    fn serialize_field<T: ?Sized + serde::Serialize>(&mut self, value: &T) -> Result<(), CanonicalJsonError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), CanonicalJsonError> {
-        self.close()
-    }
-}
+array_writer!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ObjectWriter<'_> {
     fn entry<T: ?Sized + serde::Serialize>(
@@ -462,35 +436,27 @@ impl serde::ser::SerializeMap for ObjectWriter<'_> {
     }
 }
 
-impl serde::ser::SerializeStruct for ObjectWriter<'_> {
-    type Ok = ();
-    type Error = CanonicalJsonError;
-    fn serialize_field<T: ?Sized + serde::Serialize>(
-        &mut self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), CanonicalJsonError> {
-        self.entry(Cow::Borrowed(name), value)
-    }
-    fn end(self) -> Result<(), CanonicalJsonError> {
-        self.close()
-    }
+/// serde's two struct serializer traits: each field is an entry keyed by its name.
+macro_rules! struct_writer {
+    ($($trait:ident),*) => {$(
+        impl serde::ser::$trait for ObjectWriter<'_> {
+            type Ok = ();
+            type Error = CanonicalJsonError;
+            fn serialize_field<T: ?Sized + serde::Serialize>(
+                &mut self,
+                name: &'static str,
+                value: &T,
+            ) -> Result<(), CanonicalJsonError> {
+                self.entry(Cow::Borrowed(name), value)
+            }
+            fn end(self) -> Result<(), CanonicalJsonError> {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl serde::ser::SerializeStructVariant for ObjectWriter<'_> {
-    type Ok = ();
-    type Error = CanonicalJsonError;
-    fn serialize_field<T: ?Sized + serde::Serialize>(
-        &mut self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), CanonicalJsonError> {
-        self.entry(Cow::Borrowed(name), value)
-    }
-    fn end(self) -> Result<(), CanonicalJsonError> {
-        self.close()
-    }
-}
+struct_writer!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
