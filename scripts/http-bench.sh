@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/acgs-target}"
+source scripts/bench-server.sh
 
 rate=5000
 duration=10
@@ -33,20 +34,11 @@ rm -rf "$data"
 warmup=2
 port=18099
 
-# ACGS_BIN runs a binary built elsewhere (to compare two builds in interleaved runs) instead of building.
-if [ -n "${ACGS_BIN:-}" ]; then
-  acgs="$ACGS_BIN"
-else
-  cargo build --release -q -p acgs-cli
-  acgs="$CARGO_TARGET_DIR/release/acgs"
-fi
+acgs_binary
 "$acgs" up --data-dir "$data" --listen "127.0.0.1:$port" --public-metrics "$@" >"$data.server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data" "$data.server.log"' EXIT
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
-for _ in $(seq 1 50); do grep -q "agent API key:" "$data.server.log" && break; sleep 0.1; done
-key=$(awk '/agent API key:/ {print $4}' "$data.server.log")
-[ -n "$key" ] || { echo "the server printed no agent API key:" >&2; cat "$data.server.log" >&2; exit 1; }
+key=$(agent_key "$port" "$data.server.log")
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 "$acgs" bench --url "http://127.0.0.1:$port" --api-key "$key" --rate "$rate" --duration "$duration" --warmup "$warmup" &

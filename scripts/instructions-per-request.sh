@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Instructions the server executes per decision, counted by callgrind: unlike CPU time on a shared VM, the same
-# binary and load give the same count within ~1 %, so it shows what a change to the decision path saves.
+# binary and load give the same total within ~1 % (the writer's share, which depends on batching, within ~4 %; the
+# checkpointer's, which runs on a clock, within ~20 %), so it shows what a change to the decision path saves.
 # Starts `acgs up` under valgrind on a fresh data directory in /dev/shm, warms it up, then counts while
 # `acgs bench` sends 2,000 decisions (200/s for 10 s), and prints the instructions per decision in all and
 # in the main parts: HTTP connections (parsing, middleware, handler, response), the decision engine, the
@@ -11,13 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/acgs-target}"
+source scripts/bench-server.sh
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
-if [ -n "${ACGS_BIN:-}" ]; then
-  acgs="$ACGS_BIN"
-else
-  cargo build --release -q -p acgs-cli
-  acgs="$CARGO_TARGET_DIR/release/acgs"
-fi
+acgs_binary
 out="${1:-$(mktemp /tmp/acgs-callgrind.XXXXXX)}"
 data=$(mktemp -d /dev/shm/acgs-callgrind.XXXXXX)
 port=18097
@@ -25,10 +22,7 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
   "$acgs" up --data-dir "$data/d" --listen "127.0.0.1:$port" --public-metrics >"$data/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.2; done
-for _ in $(seq 1 50); do grep -q "agent API key:" "$data/server.log" && break; sleep 0.1; done
-key=$(awk '/agent API key:/ {print $4}' "$data/server.log")
-[ -n "$key" ] || { echo "the server printed no agent API key:" >&2; cat "$data/server.log" >&2; exit 1; }
+key=$(agent_key "$port" "$data/server.log")
 decisions() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^acgs_decisions_total/ {n += $2} END {print n + 0}'; }
 
 "$acgs" bench --url "http://127.0.0.1:$port" --api-key "$key" --rate 100 --duration 3 --warmup 1 >/dev/null 2>&1
