@@ -6,7 +6,7 @@
 # `acgs bench` sends 2,000 decisions (200/s for 10 s), and prints the instructions per decision in all and
 # in the main parts: HTTP connections (parsing, middleware, handler, response), the decision engine, the
 # group-commit writer and the WAL checkpointer. Valgrind reports no SHA extensions, so SHA-256 runs in
-# software here (~30x the instructions it takes on a CPU with them; the writer's leaf hashes show it).
+# software here, with many more instructions than on a CPU with them (the writer's leaf hashes show it).
 #
 # Usage: scripts/instructions-per-request.sh [OUT_FILE]   (needs valgrind; ACGS_BIN as in http-bench.sh)
 set -euo pipefail

@@ -307,12 +307,17 @@ mod tests {
     }
 
     /// The root of the first `size` leaves computed from the stored leaf hashes alone.
-    async fn root_from_leaves(store: &SqliteStore, size: i64) -> Hash {
+    /// The stored tree's root over the first `size` leaves is the root computed from the leaf hashes alone.
+    async fn assert_tree_matches_leaves(store: &SqliteStore, size: u64) {
         let mut frontier = Frontier::default();
         for entry in store.audit_entries(1, size as u32).await.unwrap() {
             frontier.push(entry.leaf_hash, |_, _| {});
         }
-        frontier.root()
+        assert_eq!(
+            crate::tree_root(store, size).await.unwrap(),
+            frontier.root(),
+            "root of the first {size} leaves"
+        );
     }
 
     fn security_event(event: &str) -> crate::SecurityEvent {
@@ -411,11 +416,7 @@ mod tests {
         }
         assert_eq!(store.count().await.unwrap(), 45);
         for size in [1, 7, 32, 45, 46] {
-            assert_eq!(
-                crate::tree_root(&store, size).await.unwrap(),
-                root_from_leaves(&store, size as i64).await,
-                "root of the first {size} leaves"
-            );
+            assert_tree_matches_leaves(&store, size).await;
         }
     }
 
@@ -449,10 +450,7 @@ mod tests {
             .map(|r| format!("{}:{}", r.seq, r.decision_id))
             .collect();
         assert_eq!(ids, ["7:dec-7", "5:dec-5", "4:dec-4", "3:dec-3", "2:dec-2", "1:dec-1"]);
-        assert_eq!(
-            crate::tree_root(&server, 7).await.unwrap(),
-            root_from_leaves(&server, 7).await
-        );
+        assert_tree_matches_leaves(&server, 7).await;
     }
 
     /// A prune by another writer (`acgs audit prune` beside the server) while the server holds pending rows:
@@ -484,10 +482,7 @@ mod tests {
         assert_eq!(listed, [9, 8, 6, 5, 4]);
         assert!(server.get("dec-2").await.unwrap().is_none());
         assert_eq!(stored(dir.path()).0, 9);
-        assert_eq!(
-            crate::tree_root(&server, 9).await.unwrap(),
-            root_from_leaves(&server, 9).await
-        );
+        assert_tree_matches_leaves(&server, 9).await;
 
         // The server's own prune, with rows of the decisions it prunes still pending.
         append_one(&server, 10).await;
@@ -499,10 +494,7 @@ mod tests {
             .expect("something to prune");
         assert_eq!(pruned.through_seq, 11);
         assert!(server.list(&Default::default()).await.unwrap().is_empty());
-        assert_eq!(
-            crate::tree_root(&server, 12).await.unwrap(),
-            root_from_leaves(&server, 12).await
-        );
+        assert_tree_matches_leaves(&server, 12).await;
     }
 
     /// A decision id already in the log is refused at commit time, also while its index row is in memory.
