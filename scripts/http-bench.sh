@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end HTTP benchmark on this machine: builds the release binary, starts `acgs up` on a fresh data
 # directory, drives it with `acgs bench` (open loop, fixed rate), and prints the latency report plus the CPU time
-# the server and the load generator used per request and the group commit's batch size (from /metrics).
+# the server and the load generator used per request, the time their threads spent runnable but waiting for a
+# CPU (from /proc/PID/task/*/schedstat), and the group commit's batch size (from /metrics).
 # The load is sent as the agent the first start creates (its API key, from the server's output), so every
 # request is authenticated and authorized as in production; /metrics is made public for the script.
 #
@@ -40,25 +41,30 @@ server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data" "$data.server.log"' EXIT
 key=$(agent_key "$port" "$data.server.log")
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU time used and time spent runnable but waiting for a CPU, summed over a process's threads (nanoseconds).
+cpu_and_wait() { cat /proc/"$1"/task/*/schedstat | awk '{run += $1; wait += $2} END {printf "%d %d", run, wait}'; }
 "$acgs" bench --url "http://127.0.0.1:$port" --api-key "$key" --rate "$rate" --duration "$duration" --warmup "$warmup" &
 client=$!
 # CPU over the middle of the measured window (after the warm-up, before the end).
 sleep $((warmup + 1))
-s0=$(ticks $server); c0=$(ticks $client)
+s0=$(cpu_and_wait $server); c0=$(cpu_and_wait $client)
 window=$((duration - 2))
 sleep "$window"
-s1=$(ticks $server); c1=$(ticks $client)
+s1=$(cpu_and_wait $server); c1=$(cpu_and_wait $client)
 wait $client || true
-hz=$(getconf CLK_TCK)
 metrics=$(curl -s "http://127.0.0.1:$port/metrics")
 batch_sum=$(echo "$metrics" | awk '/^acgs_audit_batch_size_sum/ {print $2}')
 batch_count=$(echo "$metrics" | awk '/^acgs_audit_batch_size_count/ {print $2}')
-python3 - "$rate" "$window" "$hz" "$s0" "$s1" "$c0" "$c1" "$batch_sum" "$batch_count" <<'PY'
+python3 - "$rate" "$window" $s0 $s1 $c0 $c1 "$batch_sum" "$batch_count" <<'PY'
 import sys
-rate, window, hz, s0, s1, c0, c1, bsum, bcount = (float(x) for x in sys.argv[1:])
+rate, window, s0_run, s0_wait, s1_run, s1_wait, c0_run, c0_wait, c1_run, c1_wait, bsum, bcount = (
+    float(x) for x in sys.argv[1:])
 requests = rate * window
-print(f"server CPU {(s1 - s0) / hz * 1e6 / requests:.0f} µs per request, "
-      f"load generator {(c1 - c0) / hz * 1e6 / requests:.0f} µs per request, "
+def per_request(ns):
+    return ns / 1e3 / requests
+print(f"server CPU {per_request(s1_run - s0_run):.0f} µs per request "
+      f"(its threads waited {per_request(s1_wait - s0_wait):.0f} µs for a CPU), "
+      f"load generator {per_request(c1_run - c0_run):.0f} µs "
+      f"(waited {per_request(c1_wait - c0_wait):.0f} µs), "
       f"group commit {bsum / max(bcount, 1):.2f} decisions per commit")
 PY

@@ -248,7 +248,7 @@ impl DecisionStore for PostgresStore {
             .execute(&mut *tx)
             .await?;
         let (through_seq, already): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE((SELECT MIN(seq) - 1 FROM audit_log WHERE recorded_at_us >= $1), \
+            "SELECT COALESCE((SELECT seq - 1 FROM audit_log WHERE recorded_at_us >= $1 ORDER BY seq LIMIT 1), \
                              (SELECT COALESCE(MAX(seq), 0) FROM audit_log)), \
                     (SELECT COUNT(*) FROM audit_log WHERE event IS NULL)",
         )

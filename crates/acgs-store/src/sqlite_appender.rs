@@ -158,7 +158,7 @@ impl Appender {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         sqlite_derived::catch_up(&tx, &self.pending, log_size(&tx)?)?;
         let (through_seq, already): (i64, i64) = tx.query_row(
-            "SELECT COALESCE((SELECT MIN(seq) - 1 FROM audit_log WHERE recorded_at_us >= ?1), \
+            "SELECT COALESCE((SELECT seq - 1 FROM audit_log WHERE recorded_at_us >= ?1 ORDER BY seq LIMIT 1), \
                              (SELECT COALESCE(MAX(seq), 0) FROM audit_log)), \
                     (SELECT COUNT(*) FROM audit_log WHERE event IS NULL)",
             params![older_than_us],

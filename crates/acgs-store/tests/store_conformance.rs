@@ -9,7 +9,7 @@ mod common;
 
 use std::sync::Arc;
 
-use acgs_store::{DecisionLog, DecisionQuery, DecisionStore, LogConfig, StoreOptions};
+use acgs_store::{DecisionLog, DecisionQuery, DecisionRecord, DecisionStore, LogConfig, StoreOptions};
 use common::{acgs_test_postgres_url, postgres_store, record, sqlite_store};
 
 async fn append_assigns_gap_free_sequence(store: Arc<dyn DecisionStore>) {
@@ -198,6 +198,37 @@ async fn two_writers_interleave_without_gaps(url: String) {
     assert_eq!(report.entries, 14);
 }
 
+/// A prune removes the longest prefix of the log recorded before its cut-off, in log order: an entry recorded
+/// earlier than the cut-off but after one that is not (decisions are timed when decided, logged when committed,
+/// so times can be slightly out of order) stays, as does everything after it.
+async fn prune_removes_the_prefix_recorded_before_the_cut_off(store: Arc<dyn DecisionStore>) {
+    let base = 1_700_000_000_000_000;
+    let mut records: Vec<_> = [1, 2, 5, 3, 6]
+        .into_iter()
+        .enumerate()
+        .map(|(n, at)| DecisionRecord {
+            recorded_at_us: base + at,
+            ..record(n, "allow")
+        })
+        .collect();
+    store.append(&mut records).await.unwrap();
+
+    let outcome = store.prune(base + 4, base + 100).await.unwrap().expect("something to prune");
+    assert_eq!((outcome.through_seq, outcome.events_pruned, outcome.record_seq), (2, 2, 6));
+    assert!(store.get("dec-000001").await.unwrap().is_none());
+    assert!(
+        store.get("dec-000003").await.unwrap().is_some(),
+        "an entry after the first one at or past the cut-off is kept, whatever its time"
+    );
+    assert!(store.prune(base + 4, base + 101).await.unwrap().is_none(), "nothing more before the cut-off");
+    let all = store.prune(base + 7, base + 102).await.unwrap().expect("the rest");
+    assert_eq!(
+        (all.through_seq, all.events_pruned),
+        (5, 3),
+        "the other decisions; the first prune's record, recorded after the cut-off, stays"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -250,6 +281,7 @@ conformance!(
     group_commit_log_commits_concurrent_appends,
     log_reports_write_failures_to_every_caller,
     large_batches_are_contiguous,
+    prune_removes_the_prefix_recorded_before_the_cut_off,
 );
 
 #[tokio::test]
