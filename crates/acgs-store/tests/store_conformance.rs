@@ -213,14 +213,24 @@ async fn prune_removes_the_prefix_recorded_before_the_cut_off(store: Arc<dyn Dec
         .collect();
     store.append(&mut records).await.unwrap();
 
-    let outcome = store.prune(base + 4, base + 100).await.unwrap().expect("something to prune");
-    assert_eq!((outcome.through_seq, outcome.events_pruned, outcome.record_seq), (2, 2, 6));
+    let outcome = store
+        .prune(base + 4, base + 100)
+        .await
+        .unwrap()
+        .expect("something to prune");
+    assert_eq!(
+        (outcome.through_seq, outcome.events_pruned, outcome.record_seq),
+        (2, 2, 6)
+    );
     assert!(store.get("dec-000001").await.unwrap().is_none());
     assert!(
         store.get("dec-000003").await.unwrap().is_some(),
         "an entry after the first one at or past the cut-off is kept, whatever its time"
     );
-    assert!(store.prune(base + 4, base + 101).await.unwrap().is_none(), "nothing more before the cut-off");
+    assert!(
+        store.prune(base + 4, base + 101).await.unwrap().is_none(),
+        "nothing more before the cut-off"
+    );
     let all = store.prune(base + 7, base + 102).await.unwrap().expect("the rest");
     assert_eq!(
         (all.through_seq, all.events_pruned),
