@@ -94,6 +94,11 @@ pub struct BenchArgs {
     /// tens of thousands of requests per second and disturbs the server least).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Most HTTP connections per client thread (0: no limit). With a limit, a request that finds every
+    /// connection busy waits for one, and the wait counts in its latency (from its intended send time); without
+    /// one, it opens a new connection, so a stall of the server makes the client open many at once.
+    #[arg(long, default_value_t = 0)]
+    pub connections: usize,
 }
 
 /// Lowest latency the histogram tracks, in microseconds.
@@ -195,6 +200,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         target,
         bodies,
         max_in_flight: args.max_in_flight,
+        connections: args.connections,
         timeout,
         seed: args.seed,
         threads: args.threads,
@@ -346,6 +352,8 @@ struct RunConfig {
     target: Target,
     bodies: Arc<[Bytes]>,
     max_in_flight: usize,
+    /// Most connections per client thread; 0: no limit.
+    connections: usize,
     timeout: Duration,
     seed: u64,
     /// Client threads; thread `k` sends the arrivals `i` with `i % threads == k`.
@@ -493,6 +501,12 @@ impl PreciseTimer {
 struct Client {
     config: Arc<RunConfig>,
     idle: RefCell<Vec<SendRequest<Full<Bytes>>>>,
+    /// Connections open (idle or in use).
+    open: Cell<usize>,
+    /// Connections opened since the start.
+    opened: Cell<u64>,
+    /// A connection became idle or was closed (for requests waiting under `--connections`).
+    connection_freed: Notify,
     in_flight: Cell<usize>,
     all_done: Notify,
     collected: RefCell<Collected>,
@@ -501,19 +515,41 @@ struct Client {
 }
 
 impl Client {
-    /// An idle connection, or a new one.
-    async fn connection(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+    /// An idle connection, or a new one if the limit allows, or else the next one that becomes idle.
+    async fn connection(&self) -> Result<Lease<'_>, String> {
         loop {
-            let Some(mut sender) = self.idle.borrow_mut().pop() else {
-                break;
-            };
-            if sender.is_closed() {
-                continue;
+            loop {
+                let Some(mut sender) = self.idle.borrow_mut().pop() else {
+                    break;
+                };
+                if sender.is_closed() {
+                    self.closed();
+                    continue;
+                }
+                if sender.ready().await.is_ok() {
+                    return Ok(Lease::new(self, sender));
+                }
+                self.closed();
             }
-            if sender.ready().await.is_ok() {
-                return Ok(sender);
+            let limit = self.config.connections;
+            if limit == 0 || self.open.get() < limit {
+                break;
+            }
+            self.connection_freed.notified().await;
+        }
+        self.open.set(self.open.get() + 1);
+        self.opened.set(self.opened.get() + 1);
+        match self.connect().await {
+            Ok(sender) => Ok(Lease::new(self, sender)),
+            Err(message) => {
+                self.closed();
+                Err(message)
             }
         }
+    }
+
+    /// A new HTTP/1.1 connection to the target.
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
         let stream = TcpStream::connect(self.config.target.address)
             .await
             .map_err(|e| format!("connecting to {}: {e}", self.config.target.address))?;
@@ -530,10 +566,16 @@ impl Client {
         Ok(sender)
     }
 
+    /// A connection was dropped: one fewer open, and a waiting request may open another.
+    fn closed(&self) {
+        self.open.set(self.open.get() - 1);
+        self.connection_freed.notify_one();
+    }
+
     /// Send one decision request and read the whole response.
     async fn exchange(&self, body: Bytes) -> Completion {
-        let mut sender = match self.connection().await {
-            Ok(sender) => sender,
+        let mut lease = match self.connection().await {
+            Ok(lease) => lease,
             Err(message) => {
                 return Completion::Transport {
                     timeout: false,
@@ -552,6 +594,15 @@ impl Client {
         if let Some(authorization) = &target.authorization {
             request.headers_mut().insert(AUTHORIZATION, authorization.clone());
         }
+        let sender = match lease.sender() {
+            Ok(sender) => sender,
+            Err(message) => {
+                return Completion::Transport {
+                    timeout: false,
+                    message,
+                };
+            }
+        };
         let response = match sender.send_request(request).await {
             Ok(response) => response,
             Err(e) => {
@@ -564,7 +615,7 @@ impl Client {
         let status = response.status().as_u16();
         match response.into_body().collect().await {
             Ok(body) => {
-                self.idle.borrow_mut().push(sender);
+                lease.give_back();
                 classify(status, &body.to_bytes())
             }
             Err(e) => Completion::Transport {
@@ -613,6 +664,45 @@ impl Client {
     }
 }
 
+/// A connection in use by one request: given back to the idle ones after a complete response, otherwise (an
+/// error, a timeout dropping the request) closed, which frees its place under `--connections`.
+struct Lease<'c> {
+    client: &'c Client,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl<'c> Lease<'c> {
+    fn new(client: &'c Client, sender: SendRequest<Full<Bytes>>) -> Self {
+        Self {
+            client,
+            sender: Some(sender),
+        }
+    }
+
+    /// The connection (held until [`Lease::give_back`], which consumes the lease).
+    fn sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, String> {
+        self.sender
+            .as_mut()
+            .ok_or_else(|| "the connection was already given back".to_owned())
+    }
+
+    /// Put the connection back among the idle ones.
+    fn give_back(mut self) {
+        if let Some(sender) = self.sender.take() {
+            self.client.idle.borrow_mut().push(sender);
+            self.client.connection_freed.notify_one();
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if self.sender.take().is_some() {
+            self.client.closed();
+        }
+    }
+}
+
 fn error_chain(what: &str, e: &(dyn std::error::Error + 'static)) -> String {
     let mut message = format!("{what}: {e}");
     let mut source = e.source();
@@ -633,6 +723,9 @@ async fn drive(config: Arc<RunConfig>, start: Instant, share: usize) -> anyhow::
     let client = Rc::new(Client {
         config: Arc::clone(&config),
         idle: RefCell::new(Vec::new()),
+        open: Cell::new(0),
+        opened: Cell::new(0),
+        connection_freed: Notify::new(),
         in_flight: Cell::new(0),
         all_done: Notify::new(),
         collected: RefCell::new(Collected::new(histogram)),
@@ -682,6 +775,7 @@ async fn drive(config: Arc<RunConfig>, start: Instant, share: usize) -> anyhow::
         Collected::new(Histogram::new(HISTOGRAM_SIGFIG).context("histogram")?),
     );
     collected.apply(stats);
+    collected.connections_opened = client.opened.get();
     Ok(collected)
 }
 
@@ -755,6 +849,8 @@ struct Collected {
     ok_in_window: u64,
     not_sent: u64,
     max_lag: Duration,
+    /// HTTP connections the client opened, warm-up included.
+    connections_opened: u64,
     first_error: Option<String>,
     /// Measured requests as (due time from the window's start, latency, HTTP status or 0), if kept.
     samples: Vec<(Duration, Duration, u16)>,
@@ -768,6 +864,7 @@ impl Collected {
             ok_in_window: 0,
             not_sent: 0,
             max_lag: Duration::ZERO,
+            connections_opened: 0,
             first_error: None,
             samples: Vec::new(),
         }
@@ -793,6 +890,7 @@ impl Collected {
         self.ok_in_window += other.ok_in_window;
         self.not_sent += other.not_sent;
         self.max_lag = self.max_lag.max(other.max_lag);
+        self.connections_opened += other.connections_opened;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -1006,6 +1104,8 @@ struct Report {
     outcomes: OutcomeCounts,
     latency_us: Option<LatencySummary>,
     max_send_lag_us: u64,
+    /// HTTP connections the client opened, warm-up included.
+    connections_opened: u64,
     warmup: WarmupSummary,
     first_error: Option<String>,
     passed: bool,
@@ -1044,6 +1144,7 @@ impl Report {
             outcomes: measured.outcomes,
             latency_us: LatencySummary::from_histogram(&collected.histogram),
             max_send_lag_us: u64::try_from(collected.max_lag.as_micros()).unwrap_or(u64::MAX),
+            connections_opened: collected.connections_opened,
             warmup: WarmupSummary {
                 sent: warm.sent,
                 ok: warm.ok,
@@ -1182,6 +1283,7 @@ impl Report {
             }
         }
         writeln!(out, "  max send lag         {}", format_latency(self.max_send_lag_us))?;
+        writeln!(out, "  connections opened   {}", self.connections_opened)?;
         if let Some(e) = &self.first_error {
             writeln!(out, "  first error          {e}")?;
         }
@@ -1341,6 +1443,7 @@ mod tests {
             ok_in_window,
             not_sent: 0,
             max_lag: Duration::from_micros(800),
+            connections_opened: 0,
             first_error: None,
             samples: Vec::new(),
         })

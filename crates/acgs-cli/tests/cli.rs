@@ -354,6 +354,33 @@ fn bench_drives_a_real_server_and_reports_every_request() {
         .unwrap();
     let newest: serde_json::Value = serde_json::from_slice(&count.stdout).unwrap();
     assert_eq!(newest[0]["seq"], 603);
+    assert!(report["connections_opened"].as_u64().unwrap() >= 1, "{report}");
+
+    // With one connection allowed, every request goes over it in turn.
+    let o = acgs(&[
+        "bench",
+        "--url",
+        &server.url,
+        "--api-key",
+        server.agent_key.as_deref().unwrap(),
+        "--rate",
+        "200",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--connections",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (report["sent"].as_u64(), report["ok"].as_u64()),
+        (Some(200), Some(200)),
+        "{report}"
+    );
+    assert_eq!(report["connections_opened"], 1, "{report}");
 }
 
 #[test]
