@@ -9,7 +9,8 @@
 # Usage: scripts/http-bench.sh [RATE [DURATION_S [DATA_DIR]]] [-- extra `acgs up` flags]
 #   RATE 5000, DURATION_S 10, DATA_DIR a fresh directory under /var/tmp (on the disk; use /dev/shm/... for tmpfs)
 # Example: scripts/http-bench.sh 5000 10 /var/tmp/acgs-bench -- --sqlite-sync normal
-# Set ACGS_BIN=/path/to/acgs to run that binary instead of building this checkout's.
+# Set ACGS_BIN=/path/to/acgs to run that binary instead of building this checkout's, and ACGS_BENCH_FLAGS to pass
+# flags to `acgs bench` (e.g. ACGS_BENCH_FLAGS="--connections 32").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/acgs-target}"
@@ -43,7 +44,9 @@ key=$(agent_key "$port" "$data.server.log")
 
 # CPU time used and time spent runnable but waiting for a CPU, summed over a process's threads (nanoseconds).
 cpu_and_wait() { cat /proc/"$1"/task/*/schedstat | awk '{run += $1; wait += $2} END {printf "%d %d", run, wait}'; }
-"$acgs" bench --url "http://127.0.0.1:$port" --api-key "$key" --rate "$rate" --duration "$duration" --warmup "$warmup" &
+# shellcheck disable=SC2086 # ACGS_BENCH_FLAGS is a list of flags
+"$acgs" bench --url "http://127.0.0.1:$port" --api-key "$key" --rate "$rate" --duration "$duration" \
+  --warmup "$warmup" ${ACGS_BENCH_FLAGS:-} &
 client=$!
 # CPU over the middle of the measured window (after the warm-up, before the end).
 sleep $((warmup + 1))
