@@ -516,7 +516,7 @@ struct Client {
 
 impl Client {
     /// An idle connection, or a new one if the limit allows, or else the next one that becomes idle.
-    async fn connection(&self) -> Result<Lease<'_>, String> {
+    async fn connection(&self) -> Result<(SendRequest<Full<Bytes>>, InUse<'_>), String> {
         loop {
             loop {
                 let Some(mut sender) = self.idle.borrow_mut().pop() else {
@@ -527,7 +527,7 @@ impl Client {
                     continue;
                 }
                 if sender.ready().await.is_ok() {
-                    return Ok(Lease::new(self, sender));
+                    return Ok((sender, InUse::new(self)));
                 }
                 self.closed();
             }
@@ -540,7 +540,7 @@ impl Client {
         self.open.set(self.open.get() + 1);
         self.opened.set(self.opened.get() + 1);
         match self.connect().await {
-            Ok(sender) => Ok(Lease::new(self, sender)),
+            Ok(sender) => Ok((sender, InUse::new(self))),
             Err(message) => {
                 self.closed();
                 Err(message)
@@ -574,8 +574,8 @@ impl Client {
 
     /// Send one decision request and read the whole response.
     async fn exchange(&self, body: Bytes) -> Completion {
-        let mut lease = match self.connection().await {
-            Ok(lease) => lease,
+        let (mut sender, in_use) = match self.connection().await {
+            Ok(connection) => connection,
             Err(message) => {
                 return Completion::Transport {
                     timeout: false,
@@ -594,15 +594,6 @@ impl Client {
         if let Some(authorization) = &target.authorization {
             request.headers_mut().insert(AUTHORIZATION, authorization.clone());
         }
-        let sender = match lease.sender() {
-            Ok(sender) => sender,
-            Err(message) => {
-                return Completion::Transport {
-                    timeout: false,
-                    message,
-                };
-            }
-        };
         let response = match sender.send_request(request).await {
             Ok(response) => response,
             Err(e) => {
@@ -615,7 +606,7 @@ impl Client {
         let status = response.status().as_u16();
         match response.into_body().collect().await {
             Ok(body) => {
-                lease.give_back();
+                in_use.give_back(sender);
                 classify(status, &body.to_bytes())
             }
             Err(e) => Completion::Transport {
@@ -664,40 +655,33 @@ impl Client {
     }
 }
 
-/// A connection in use by one request: given back to the idle ones after a complete response, otherwise (an
-/// error, a timeout dropping the request) closed, which frees its place under `--connections`.
-struct Lease<'c> {
+/// Counts a connection in use by one request as open. Given back after a complete response, the connection
+/// joins the idle ones; dropped instead (an error, a timeout dropping the request), it is closed, which frees
+/// its place under `--connections`.
+struct InUse<'c> {
     client: &'c Client,
-    sender: Option<SendRequest<Full<Bytes>>>,
+    given_back: bool,
 }
 
-impl<'c> Lease<'c> {
-    fn new(client: &'c Client, sender: SendRequest<Full<Bytes>>) -> Self {
+impl<'c> InUse<'c> {
+    fn new(client: &'c Client) -> Self {
         Self {
             client,
-            sender: Some(sender),
+            given_back: false,
         }
-    }
-
-    /// The connection (held until [`Lease::give_back`], which consumes the lease).
-    fn sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, String> {
-        self.sender
-            .as_mut()
-            .ok_or_else(|| "the connection was already given back".to_owned())
     }
 
     /// Put the connection back among the idle ones.
-    fn give_back(mut self) {
-        if let Some(sender) = self.sender.take() {
-            self.client.idle.borrow_mut().push(sender);
-            self.client.connection_freed.notify_one();
-        }
+    fn give_back(mut self, sender: SendRequest<Full<Bytes>>) {
+        self.client.idle.borrow_mut().push(sender);
+        self.client.connection_freed.notify_one();
+        self.given_back = true;
     }
 }
 
-impl Drop for Lease<'_> {
+impl Drop for InUse<'_> {
     fn drop(&mut self) {
-        if self.sender.take().is_some() {
+        if !self.given_back {
             self.client.closed();
         }
     }

@@ -299,24 +299,32 @@ fn bench_drives_a_real_server_and_reports_every_request() {
     ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("refused the API key"), "{}", stderr(&o));
-    let o = acgs(&[
-        "bench",
-        "--url",
-        &server.url,
-        "--api-key",
-        server.agent_key.as_deref().unwrap(),
-        "--rate",
-        "200",
+    // A passing run at 200 req/s with the agent's key, its JSON report.
+    let bench = |flags: &[&str]| -> serde_json::Value {
+        let key = server.agent_key.as_deref().unwrap();
+        let mut args = vec![
+            "bench",
+            "--url",
+            &server.url,
+            "--api-key",
+            key,
+            "--rate",
+            "200",
+            "--json",
+        ];
+        args.extend_from_slice(flags);
+        let o = acgs(&args);
+        assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let report = bench(&[
         "--duration",
         "2",
         "--warmup",
         "1",
-        "--json",
         "--latency-log",
         log.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["passed"], true, "{report}");
     assert_eq!(report["sent"], 400);
     assert_eq!(report["ok"], 400);
@@ -357,24 +365,7 @@ fn bench_drives_a_real_server_and_reports_every_request() {
     assert!(report["connections_opened"].as_u64().unwrap() >= 1, "{report}");
 
     // With one connection allowed, every request goes over it in turn.
-    let o = acgs(&[
-        "bench",
-        "--url",
-        &server.url,
-        "--api-key",
-        server.agent_key.as_deref().unwrap(),
-        "--rate",
-        "200",
-        "--duration",
-        "1",
-        "--warmup",
-        "0",
-        "--connections",
-        "1",
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let report = bench(&["--duration", "1", "--warmup", "0", "--connections", "1"]);
     assert_eq!(
         (report["sent"].as_u64(), report["ok"].as_u64()),
         (Some(200), Some(200)),
