@@ -27,16 +27,18 @@ use acgs_audit::{NodeId, NodeMap};
 use crate::record::DecisionRow;
 use crate::sqlite_appender::{Appender, FlushFailure, flush_failure};
 use crate::sqlite_checkpointer;
+use crate::sqlite_derived::node_position;
 use crate::{
     AuditEntry, BlockingAppend, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, SELECT_DECISIONS,
     StoreError, StoreOptions, StoredCheckpoint, node_map, push_list_query,
 };
 
-/// Stored tree nodes named by a JSON array of `[level, idx]` (level 0 from the leaf hashes).
+/// Stored tree nodes named by a JSON array of `[level, idx, position]` (level 0 from the leaf hashes; `position`
+/// is the node's key in `audit_nodes`, see `sqlite_derived::node_position`).
 const SELECT_NODES: &str = "SELECT 0 AS level, a.seq - 1 AS idx, a.leaf_hash AS hash \
      FROM json_each(?1) j JOIN audit_log a ON a.seq = (j.value ->> 1) + 1 WHERE j.value ->> 0 = 0 \
-     UNION ALL SELECT n.level, n.idx, n.hash \
-     FROM json_each(?1) j JOIN audit_nodes n ON n.level = j.value ->> 0 AND n.idx = j.value ->> 1";
+     UNION ALL SELECT j.value ->> 0, j.value ->> 1, n.hash \
+     FROM json_each(?1) j JOIN audit_nodes n ON n.position = j.value ->> 2 WHERE j.value ->> 0 > 0";
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Encode(e.to_string()))
@@ -44,7 +46,11 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 
 /// The stored nodes among `ids`.
 async fn select_nodes(conn: &mut SqliteConnection, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
-    let wanted = to_json(&ids.iter().map(|id| (id.level, id.index)).collect::<Vec<_>>())?;
+    let wanted = ids
+        .iter()
+        .map(|&id| Ok((id.level, id.index, if id.level == 0 { 0 } else { node_position(id)? })))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let wanted = to_json(&wanted)?;
     let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(SELECT_NODES).bind(wanted).fetch_all(conn).await?;
     node_map(rows)
 }

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::event::{PendingEvent, PreparedBatch, prepare_batch};
 use crate::sqlite::SqliteSync;
-use crate::sqlite_derived::{self, Pending, node_index};
+use crate::sqlite_derived::{self, Pending, node_index, node_position};
 use crate::{DecisionRecord, PruneOutcome, StoreError, StoredCheckpoint, frontier_from, node_map};
 
 /// How long a write waits for another process's write lock (e.g. `acgs audit prune`) before failing.
@@ -269,14 +269,15 @@ fn append_events<'a>(
 /// The stored nodes among `ids` (level 0 from the leaf hashes); at most 64 point lookups.
 pub(crate) fn stored_nodes(conn: &Connection, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
     let mut leaf = conn.prepare_cached("SELECT leaf_hash FROM audit_log WHERE seq = ?1")?;
-    let mut node = conn.prepare_cached("SELECT hash FROM audit_nodes WHERE level = ?1 AND idx = ?2")?;
+    let mut node = conn.prepare_cached("SELECT hash FROM audit_nodes WHERE position = ?1")?;
     let mut rows = Vec::with_capacity(ids.len());
     for id in ids {
         let index = node_index(id.index)?;
         let hash: Option<Vec<u8>> = if id.level == 0 {
             leaf.query_row(params![index + 1], |row| row.get(0)).optional()?
         } else {
-            node.query_row(params![id.level, index], |row| row.get(0)).optional()?
+            node.query_row(params![node_position(*id)?], |row| row.get(0))
+                .optional()?
         };
         if let Some(hash) = hash {
             rows.push((i64::from(id.level), index, hash));

@@ -30,7 +30,7 @@ const MAX_PENDING_EVENTS: i64 = 4096;
 /// Events read per query when deriving from the log.
 const DERIVE_CHUNK: i64 = 1024;
 
-const INSERT_NODE: &str = "INSERT INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)";
+const INSERT_NODE: &str = "INSERT INTO audit_nodes (position, hash) VALUES (?1, ?2)";
 const INSERT_DECISION: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, \
      principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
      constitution_version, evaluated_in_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
@@ -171,7 +171,7 @@ fn write(
 ) -> Result<(), StoreError> {
     let mut insert_node = conn.prepare_cached(INSERT_NODE)?;
     for (id, hash) in nodes {
-        insert_node.execute(params![id.level, node_index(id.index)?, hash.as_slice()])?;
+        insert_node.execute(params![node_position(*id)?, hash.as_slice()])?;
     }
     let mut insert_decision = conn.prepare_cached(INSERT_DECISION)?;
     for r in decisions {
@@ -256,6 +256,25 @@ pub(crate) fn node_index(index: u64) -> Result<i64, StoreError> {
     i64::try_from(index).map_err(|_| StoreError::Corrupt(format!("tree node index {index} out of range")))
 }
 
+/// The key of node `id` (level >= 1) in `audit_nodes`: `((index + 1) << level) * 64 + level`. An append-only
+/// tree completes node (level, index) with leaf `(index + 1) * 2^level - 1`, after the nodes below it on that
+/// leaf's path, so positions grow with every append and new nodes are written at the table's right edge
+/// (migration 0006 says why).
+pub(crate) fn node_position(id: NodeId) -> Result<i64, StoreError> {
+    let level = u32::from(id.level);
+    id.index
+        .checked_add(1)
+        // The shifted value, then six bits for the level, must fit in an i64.
+        .filter(|completed_by| (1..64).contains(&level) && completed_by.leading_zeros() >= level + 7)
+        .and_then(|completed_by| i64::try_from((completed_by << level) << 6 | u64::from(level)).ok())
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "tree node (level {}, index {}) is beyond the largest tree stored",
+                id.level, id.index
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -306,7 +325,6 @@ mod tests {
         .unwrap()
     }
 
-    /// The root of the first `size` leaves computed from the stored leaf hashes alone.
     /// The stored tree's root over the first `size` leaves is the root computed from the leaf hashes alone.
     async fn assert_tree_matches_leaves(store: &SqliteStore, size: u64) {
         let mut frontier = Frontier::default();
@@ -318,6 +336,73 @@ mod tests {
             frontier.root(),
             "root of the first {size} leaves"
         );
+    }
+
+    /// An append-only tree completes its nodes in the order of their positions, so new nodes always go to the
+    /// right edge of `audit_nodes`; a node whose position would not fit an i64 is refused, not wrapped.
+    #[test]
+    fn node_positions_grow_in_the_order_appends_complete_the_nodes() {
+        let mut frontier = Frontier::default();
+        let mut last = 0;
+        for leaf in 0..5000u64 {
+            frontier.push(acgs_audit::leaf_hash(&leaf.to_be_bytes()), |id, _| {
+                if id.level > 0 {
+                    let position = node_position(id).unwrap();
+                    assert!(position > last, "node {id:?} at {position}, after {last}");
+                    last = position;
+                }
+            });
+        }
+        let node = |level, index| node_position(NodeId { level, index });
+        assert_eq!(node(2, 2).unwrap(), ((2 + 1) << 2) * 64 + 2);
+        assert!(node(1, (1 << 56) - 2).is_ok());
+        assert!(node(1, (1 << 56) - 1).is_err());
+        assert!(node(40, 1 << 17).is_err());
+        assert!(node(0, 0).is_err(), "leaves are not stored in audit_nodes");
+    }
+
+    /// A database whose tree nodes are keyed by (level, idx), as before migration 0006, opens with every node
+    /// under its new key: the stored tree's roots are still those of its leaves, and appends extend it.
+    #[tokio::test]
+    async fn tree_nodes_keyed_by_level_and_index_are_rekeyed_when_the_database_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        for batch in [0..5, 5..12, 12..21] {
+            let mut records: Vec<_> = batch.map(record).collect();
+            store.append(&mut records).await.unwrap();
+        }
+        assert_tree_matches_leaves(&store, 21).await;
+        drop(store);
+        assert_eq!(
+            stored(dir.path()).2,
+            21 - 3,
+            "21 leaves complete 21 - popcount(21) nodes"
+        );
+
+        // The layout of migration 0001, with the migration that rekeys it not yet applied.
+        Connection::open(dir.path().join("acgs.db"))
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE nodes_0001 (level INTEGER NOT NULL CHECK (level BETWEEN 1 AND 63), \
+                     idx INTEGER NOT NULL, hash BLOB NOT NULL CHECK (length(hash) = 32), \
+                     PRIMARY KEY (level, idx)) STRICT, WITHOUT ROWID; \
+                 INSERT INTO nodes_0001 \
+                     SELECT position & 63, ((position >> 6) >> (position & 63)) - 1, hash FROM audit_nodes; \
+                 DROP TABLE audit_nodes; \
+                 ALTER TABLE nodes_0001 RENAME TO audit_nodes; \
+                 DELETE FROM _sqlx_migrations WHERE version = 6;",
+            )
+            .unwrap();
+
+        let store = open(dir.path()).await;
+        for size in [1, 2, 7, 8, 16, 21] {
+            assert_tree_matches_leaves(&store, size).await;
+        }
+        let mut records: Vec<_> = (21..40).map(record).collect();
+        store.append(&mut records).await.unwrap();
+        assert_tree_matches_leaves(&store, 40).await;
+        drop(store);
+        assert_eq!(stored(dir.path()).2, 40 - 2);
     }
 
     fn security_event(event: &str) -> crate::SecurityEvent {

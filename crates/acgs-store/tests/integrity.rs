@@ -58,6 +58,15 @@ impl Db {
             Raw::Postgres(_) => format!("'\\x{}'::bytea", hex::encode(bytes)),
         }
     }
+
+    /// Condition selecting tree node (level, idx) in `audit_nodes`: SQLite keys nodes by the order an
+    /// append-only tree completes them (`((idx + 1) << level) * 64 + level`), PostgreSQL by (level, idx).
+    fn tree_node(&self, level: u64, idx: u64) -> String {
+        match self.raw {
+            Raw::Sqlite(_) => format!("position = {}", ((idx + 1) << level) * 64 + level),
+            Raw::Postgres(_) => format!("level = {level} AND idx = {idx}"),
+        }
+    }
 }
 
 fn sql_text(s: &str) -> String {
@@ -254,8 +263,9 @@ async fn truncated_log_is_detected(db: Db) {
 async fn corrupted_tree_node_is_detected(db: Db) {
     let (_, key) = seeded(&db).await;
     db.tamper(&format!(
-        "UPDATE audit_nodes SET hash = {} WHERE level = 2 AND idx = 2",
-        db.blob(&[7; 32])
+        "UPDATE audit_nodes SET hash = {} WHERE {}",
+        db.blob(&[7; 32]),
+        db.tree_node(2, 2)
     ))
     .await;
     assert!(matches!(
