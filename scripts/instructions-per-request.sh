@@ -25,15 +25,19 @@ trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
 key=$(agent_key "$port" "$data/server.log")
 decisions() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^acgs_decisions_total/ {n += $2} END {print n + 0}'; }
 
-"$acgs" bench --url "http://127.0.0.1:$port" --api-key "$key" --rate 100 --duration 3 --warmup 1 >/dev/null 2>&1
+"$acgs" bench --url "http://127.0.0.1:$port" --api-key "$key" --rate 100 --duration 3 --warmup 1 >/dev/null 2>&1 || true
 before=$(decisions)
 callgrind_control -i on "$server" >/dev/null 2>&1
-"$acgs" bench --url "http://127.0.0.1:$port" --api-key "$key" --rate 200 --duration 10 --warmup 0 >/dev/null 2>&1
+# The count is per decision the server made (from /metrics), so a run that falls short of 200/s (the server
+# under valgrind on a slow host) still counts correctly; only a run with no decisions at all is an error.
+"$acgs" bench --url "http://127.0.0.1:$port" --api-key "$key" --rate 200 --duration 10 --warmup 0 >/dev/null 2>&1 ||
+  echo "note: the load generator fell short of 200 decisions/s under valgrind; counting what was decided" >&2
 callgrind_control -i off "$server" >/dev/null 2>&1
 after=$(decisions)
 kill -INT "$server"
 wait "$server" 2>/dev/null || true
 trap 'rm -rf "$data"' EXIT
+[ "$after" -gt "$before" ] || { echo "the server made no decisions while counted" >&2; exit 1; }
 
 callgrind_annotate --inclusive=yes --auto=no "$out" 2>/dev/null | python3 -c '
 import re, sys
