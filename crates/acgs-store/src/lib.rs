@@ -94,6 +94,9 @@ pub trait BlockingAppend: Send {
     fn append(&mut self, records: &mut [DecisionRecord]) -> Result<(), StoreError>;
     /// Housekeeping after a batch was committed and its callers answered (SQLite: rewinding the write-ahead log).
     fn after_commit(&mut self) {}
+    /// No decisions are queued after a commit: time for work that can wait (SQLite: writing the derived data
+    /// it holds in memory).
+    fn idle(&mut self) {}
     /// Before the writer stops (SQLite: writing the derived data it still holds).
     fn finish(&mut self) {}
 }

@@ -180,6 +180,9 @@ fn run_blocking_writer(mut append: Box<dyn crate::BlockingAppend>, mut rx: mpsc:
             let result = append.append(&mut gathered.records);
             report(result, started, gathered.records, gathered.waiters);
             append.after_commit();
+            if rx.is_empty() {
+                append.idle();
+            }
         }
         if let Some(ack) = gathered.shutdown {
             append.finish();

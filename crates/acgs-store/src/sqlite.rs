@@ -206,6 +206,14 @@ impl BlockingAppend for LogWriter {
         lock(&self.appender).append_decisions(records)
     }
 
+    /// Write the derived data once it has waited long enough, in a transaction of its own, so that no decision
+    /// commit has to carry it.
+    fn idle(&mut self) {
+        if let Err(e) = lock(&self.appender).write_pending_if_due() {
+            tracing::warn!(error = %e, "writing the pending tree nodes and decision-index rows failed");
+        }
+    }
+
     /// Write the derived data still pending before the writer stops (a restart would derive it otherwise).
     fn finish(&mut self) {
         if let Err(e) = lock(&self.appender).write_pending() {

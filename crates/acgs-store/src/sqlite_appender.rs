@@ -93,7 +93,7 @@ impl Appender {
         self.pending.check(&tx, records)?;
         // What is pending is forgotten only once a commit wrote it; a failed transaction leaves it as it was.
         let size = log_size(&tx)?;
-        let wrote_pending = self.pending.is_due();
+        let wrote_pending = self.pending.is_overdue();
         if wrote_pending {
             sqlite_derived::catch_up(&tx, &self.pending, size)?;
         }
@@ -119,6 +119,18 @@ impl Appender {
             return Ok(());
         }
         self.catch_up_from_log()
+    }
+
+    /// Write the derived data if it has waited long enough ([`sqlite_derived::DERIVED_WRITE_INTERVAL`]); the
+    /// group-commit writer calls this when it has no decisions queued.
+    pub(crate) fn write_pending_if_due(&mut self) -> Result<(), StoreError> {
+        if !self.pending.is_due() || self.flush_failed.get().is_some() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        self.catch_up_from_log()?;
+        metrics::histogram!("acgs_sqlite_derived_write_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
     }
 
     /// Bring the derived data up to the log's end: from what is pending, or from the log itself (after a crash,
