@@ -124,11 +124,11 @@ impl Appender {
     /// Write the derived data if it has waited long enough ([`sqlite_derived::DERIVED_WRITE_INTERVAL`]); the
     /// group-commit writer calls this when it has no decisions queued.
     pub(crate) fn write_pending_if_due(&mut self) -> Result<(), StoreError> {
-        if !self.pending.is_due() || self.flush_failed.get().is_some() {
+        if !self.pending.is_due() {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        self.catch_up_from_log()?;
+        self.write_pending()?;
         metrics::histogram!("acgs_sqlite_derived_write_seconds").record(started.elapsed().as_secs_f64());
         Ok(())
     }
