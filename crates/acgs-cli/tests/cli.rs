@@ -299,16 +299,18 @@ fn bench_drives_a_real_server_and_reports_every_request() {
     ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("refused the API key"), "{}", stderr(&o));
-    // A passing run at 200 req/s with the agent's key, its JSON report.
-    let bench = |flags: &[&str]| -> serde_json::Value {
+    // A run with the agent's key: its JSON report, and whether it passed its checks (the exit status).
+    let bench = |flags: &[&str]| -> (bool, serde_json::Value) {
         let key = server.agent_key.as_deref().unwrap();
         let mut args = vec!["bench", "--url", &server.url, "--api-key", key, "--json"];
         args.extend_from_slice(flags);
         let o = acgs(&args);
-        assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
-        serde_json::from_slice(&o.stdout).unwrap()
+        let report =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+        (o.status.success(), report)
     };
-    let report = bench(&[
+    // A passing run at 200 req/s.
+    let (passed, report) = bench(&[
         "--rate",
         "200",
         "--duration",
@@ -318,6 +320,7 @@ fn bench_drives_a_real_server_and_reports_every_request() {
         "--latency-log",
         log.to_str().unwrap(),
     ]);
+    assert!(passed, "{report}");
     assert_eq!(report["passed"], true, "{report}");
     assert_eq!(report["sent"], 400);
     assert_eq!(report["ok"], 400);
@@ -357,10 +360,10 @@ fn bench_drives_a_real_server_and_reports_every_request() {
     assert_eq!(newest[0]["seq"], 603);
     assert!(report["connections_opened"].as_u64().unwrap() >= 1, "{report}");
 
-    // With one connection allowed, every request goes over it in turn. The rate leaves each request 40 ms, so
-    // that one connection keeps up with it even with this debug build on a busy machine (at 200/s a CI run
-    // managed 143/s over one connection, and the run failed its rate check).
-    let report = bench(&["--rate", "25", "--duration", "2", "--warmup", "0", "--connections", "1"]);
+    // With one connection allowed, every request goes over it in turn and is answered. Whether the run keeps
+    // its rate over that one connection depends on the machine (a debug build on a busy host managed 143 of
+    // 200/s, and once 23 of 25/s after a 0.5 s pause), so only what the cap decides is checked.
+    let (_, report) = bench(&["--rate", "25", "--duration", "2", "--warmup", "0", "--connections", "1"]);
     assert_eq!(
         (report["sent"].as_u64(), report["ok"].as_u64()),
         (Some(50), Some(50)),
