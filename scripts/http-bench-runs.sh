@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Repeat scripts/http-bench.sh and summarise the runs: on a shared VM one run says little about the tail.
-# Prints each run's p50/p90/p99/p99.9, server CPU per request and how long its threads waited for a CPU, then
-# p99's minimum, median and maximum.
+# Prints each run's p50/p90/p99/p99.9, server CPU per request, how long its threads waited for a CPU and how many
+# group commits took over 1 ms, then p99's minimum, median and maximum.
 #
 # Usage: scripts/http-bench-runs.sh RUNS [http-bench.sh arguments...]
 # Example: scripts/http-bench-runs.sh 5 5000 10
@@ -13,9 +13,10 @@ shift
 p99s=()
 for i in $(seq 1 "$runs"); do
   out=$(scripts/http-bench.sh "$@" 2>&1) || { echo "$out" >&2; exit 1; }
-  line=$(echo "$out" | grep -E "^ +p(50|90|99|99\.9) |server CPU" | awk '
+  line=$(echo "$out" | grep -E "^ +p(50|90|99|99\.9) |server CPU|^commits " | awk '
     /^ +p/ { printf "%s %s ms  ", $1, $4 }
-    /server CPU/ { printf "server CPU %s µs/request (waited %s µs for a CPU)", $3, $10 }')
+    /server CPU/ { printf "server CPU %s µs/request (waited %s µs for a CPU)", $3, $10 }
+    /^commits / { printf ", commits over 1 ms %s of %s", $3, $2 }' | tr -d ',' | sed 's/ commits over/; commits over/')
   echo "run $i ($(date +%H:%M:%S)): $line"
   p99s+=("$(echo "$out" | awk '$1 == "p99" {print $4}')")
 done

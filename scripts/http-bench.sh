@@ -56,18 +56,29 @@ sleep "$window"
 s1=$(cpu_and_wait $server); c1=$(cpu_and_wait $client)
 wait $client || true
 metrics=$(curl -s "http://127.0.0.1:$port/metrics")
-batch_sum=$(echo "$metrics" | awk '/^acgs_audit_batch_size_sum/ {print $2}')
-batch_count=$(echo "$metrics" | awk '/^acgs_audit_batch_size_count/ {print $2}')
-python3 - "$rate" "$window" $s0 $s1 $c0 $c1 "$batch_sum" "$batch_count" <<'PY'
-import sys
-rate, window, s0_run, s0_wait, s1_run, s1_wait, c0_run, c0_wait, c1_run, c1_wait, bsum, bcount = (
-    float(x) for x in sys.argv[1:])
+METRICS="$metrics" python3 - "$rate" "$window" $s0 $s1 $c0 $c1 <<'PY'
+import os, re, sys
+rate, window, s0_run, s0_wait, s1_run, s1_wait, c0_run, c0_wait, c1_run, c1_wait = (float(x) for x in sys.argv[1:])
+metrics = {}
+for line in os.environ["METRICS"].splitlines():
+    m = re.match(r'^(\w+)(\{[^}]*\})? (\S+)$', line.strip())
+    if m:
+        metrics[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+def metric(name, labels=""):
+    return metrics.get(name + (labels and "{" + labels + "}"), 0.0)
 requests = rate * window
 def per_request(ns):
     return ns / 1e3 / requests
+batch = metric("acgs_audit_batch_size_sum") / max(metric("acgs_audit_batch_size_count"), 1)
+commits = metric("acgs_audit_write_seconds_count")
+slow = commits - metric("acgs_audit_write_seconds_bucket", 'le="0.001"')
+passes = metric("acgs_sqlite_wal_checkpoint_seconds_count")
+pass_ms = metric("acgs_sqlite_wal_checkpoint_seconds_sum") / max(passes, 1) * 1e3
 print(f"server CPU {per_request(s1_run - s0_run):.0f} µs per request "
       f"(its threads waited {per_request(s1_wait - s0_wait):.0f} µs for a CPU), "
       f"load generator {per_request(c1_run - c0_run):.0f} µs "
       f"(waited {per_request(c1_wait - c0_wait):.0f} µs), "
-      f"group commit {bsum / max(bcount, 1):.2f} decisions per commit")
+      f"group commit {batch:.2f} decisions per commit")
+print(f"commits {commits:.0f}, {slow:.0f} of them over 1 ms; WAL checkpoint passes {passes:.0f}, "
+      f"{pass_ms:.1f} ms each on average")
 PY

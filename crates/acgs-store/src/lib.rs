@@ -27,6 +27,7 @@ mod sqlite;
 mod sqlite_appender;
 mod sqlite_checkpointer;
 mod sqlite_derived;
+mod sqlite_writeback;
 
 use std::sync::Arc;
 

@@ -8,8 +8,11 @@
 //! 2. checkpoints (PASSIVE: it never blocks the writer) up to the guard's snapshot, on a connection that
 //!    leaves flushing to this module (`synchronous=OFF` for the checkpoint only; with `sqlite_sync = normal`
 //!    it flushes the log first, as SQLite's own checkpoint does, since commits then do not);
-//! 3. flushes the database file (`fdatasync`), and only then
-//! 4. ends the guard's read transaction.
+//! 3. starts writing the copied pages back to the disk a few runs of blocks at a time, pausing between steps
+//!    for at most a pass interval in all (`sqlite_writeback.rs`), so that they do not reach the disk as one
+//!    burst that the commits' flushes of the log would queue behind;
+//! 4. flushes the database file (`fdatasync`), and only then
+//! 5. ends the guard's read transaction.
 //!
 //! So the log is never reused while pages copied from it are not yet on disk: a copied page is either flushed
 //! or still in the log, which is SQLite's own rule for checkpoints. What changes is the size of each step: a
@@ -48,6 +51,7 @@ use rusqlite::config::DbConfig;
 
 use crate::sqlite::SqliteSync;
 use crate::sqlite_appender::FlushFailure;
+use crate::sqlite_writeback::{self, CopiedPages};
 
 /// Time between two passes while commits arrive.
 pub(crate) const PASS_INTERVAL: Duration = Duration::from_millis(10);
@@ -146,6 +150,8 @@ struct Checkpointer {
     data_version: Option<i64>,
     /// The last pass copied everything in the log.
     caught_up: bool,
+    /// Which of the log's pages earlier passes wrote back.
+    copied: CopiedPages,
 }
 
 impl Checkpointer {
@@ -174,6 +180,7 @@ impl Checkpointer {
             db_file,
             data_version: None,
             caught_up: false,
+            copied: CopiedPages::new(path),
         })
     }
 
@@ -209,6 +216,14 @@ impl Checkpointer {
             Ok((row.get(1)?, row.get(2)?))
         })?;
         if backfilled > 0 {
+            // Start writing the copied pages back a few at a time, so that the flush finds most of them on
+            // their way to the disk instead of sending them all at once (`sqlite_writeback.rs`).
+            match self.copied.since_last(backfilled) {
+                Ok(runs) => {
+                    sqlite_writeback::start_paced(&self.db_file, &runs, PASS_INTERVAL);
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot read which pages the checkpoint copied"),
+            }
             self.db_file.sync_data().map_err(PassError::Flush)?;
         }
         Ok((frames, backfilled))
