@@ -53,6 +53,8 @@ pub(crate) struct CopiedPages {
     salt: Option<[u8; 8]>,
     /// Frames of that log whose pages were already written back.
     frames: u64,
+    /// Frames read from the log, kept between calls.
+    buf: Vec<u8>,
 }
 
 impl CopiedPages {
@@ -65,6 +67,7 @@ impl CopiedPages {
             wal: None,
             salt: None,
             frames: 0,
+            buf: Vec::new(),
         }
     }
 
@@ -95,7 +98,9 @@ impl CopiedPages {
 
         let frame_size = FRAME_HEADER + page_size;
         let mut blocks = Vec::new();
-        let mut buf = vec![0u8; usize::try_from(FRAMES_PER_READ * frame_size).unwrap_or(usize::MAX)];
+        self.buf
+            .resize(usize::try_from(FRAMES_PER_READ * frame_size).unwrap_or(usize::MAX), 0);
+        let buf = &mut self.buf;
         let mut frame = from;
         'frames: while frame < to {
             let n = FRAMES_PER_READ.min(to - frame);
