@@ -10,7 +10,8 @@
 //!    it flushes the log first, as SQLite's own checkpoint does, since commits then do not);
 //! 3. starts writing the copied pages back to the disk a few runs of blocks at a time, pausing between steps
 //!    for at most a pass interval in all (`sqlite_writeback.rs`), so that they do not reach the disk as one
-//!    burst that the commits' flushes of the log would queue behind;
+//!    burst that the commits' flushes of the log would queue behind (under load a pass so takes up to ~10 ms,
+//!    and the next starts [`PASS_INTERVAL`] after it ends);
 //! 4. flushes the database file (`fdatasync`), and only then
 //! 5. ends the guard's read transaction.
 //!
