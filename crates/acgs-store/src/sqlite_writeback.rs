@@ -47,8 +47,6 @@ pub(crate) struct Run {
 #[derive(Debug)]
 pub(crate) struct CopiedPages {
     wal_path: PathBuf,
-    /// The log file, opened on first use.
-    wal: Option<File>,
     /// The salts of the log's header when `frames` was counted; they change when the log starts over.
     salt: Option<[u8; 8]>,
     /// Frames of that log whose pages were already written back.
@@ -64,7 +62,6 @@ impl CopiedPages {
         wal.push("-wal");
         Self {
             wal_path: PathBuf::from(wal),
-            wal: None,
             salt: None,
             frames: 0,
             buf: Vec::new(),
@@ -75,10 +72,8 @@ impl CopiedPages {
     /// `backfilled` (or from the log's start, if it started over since) up to `backfilled`, the frames a
     /// checkpoint has now copied. In file order.
     pub(crate) fn since_last(&mut self, backfilled: i64) -> std::io::Result<Vec<Run>> {
-        let wal = match &self.wal {
-            Some(wal) => wal,
-            None => self.wal.insert(File::open(&self.wal_path)?),
-        };
+        // Opened each time: SQLite deletes the log when its last connection closes, and the next creates another.
+        let wal = File::open(&self.wal_path)?;
         let mut header = [0u8; WAL_HEADER as usize];
         wal.read_exact_at(&mut header, 0)?;
         let page_size = match be_u32(&header[8..12]) {
