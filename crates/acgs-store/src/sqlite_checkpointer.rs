@@ -219,11 +219,13 @@ impl Checkpointer {
         if backfilled > 0 {
             // Start writing the copied pages back a few at a time, so that the flush finds most of them on
             // their way to the disk instead of sending them all at once (`sqlite_writeback.rs`).
-            match self.copied.since_last(backfilled) {
-                Ok(runs) => {
-                    sqlite_writeback::start_paced(&self.db_file, &runs, PASS_INTERVAL);
-                }
-                Err(e) => tracing::debug!(error = %e, "cannot read which pages the checkpoint copied"),
+            // Any failure here only loses the pacing: the flush below writes whatever is left.
+            let paced = self
+                .copied
+                .since_last(backfilled)
+                .and_then(|runs| sqlite_writeback::start_paced(&self.db_file, &runs, PASS_INTERVAL));
+            if let Err(e) = paced {
+                tracing::debug!(error = %e, "cannot start the write-back of the checkpointed pages");
             }
             self.db_file.sync_data().map_err(PassError::Flush)?;
         }
