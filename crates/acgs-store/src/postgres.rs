@@ -1,5 +1,7 @@
 //! The PostgreSQL backend, for deployments with several stateless replicas sharing one database.
 
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder};
@@ -16,20 +18,22 @@ use crate::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Insert a batch of decision-index rows given as one array per column.
-const INSERT_DECISIONS: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, \
-     principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
-     constitution_version, evaluated_in_us) \
-     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], \
-     $8::text[], $9::text[], $10::text[], $11::boolean[], $12::text[], $13::text[], $14::bigint[])";
-
-/// Insert audit entries given as one array per column.
-const INSERT_ENTRIES: &str = "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) \
-     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::text[])";
-
-/// Insert tree nodes given as one array per column.
-const INSERT_NODES: &str =
-    "INSERT INTO audit_nodes (level, idx, hash) SELECT * FROM UNNEST($1::smallint[], $2::bigint[], $3::bytea[])";
+/// Insert a batch, its entries, tree nodes and decision-index rows each given as one array per column, in one
+/// statement, if the log still ends at sequence number `$1`; returns whether it did. Every part of the statement
+/// sees the same snapshot, taken after the sequencer lock was granted (by an earlier statement).
+const INSERT_BATCH: &str = "WITH guard AS (SELECT COALESCE(MAX(seq), 0) = $1 AS ok FROM audit_log), \
+     entries AS (INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) \
+       SELECT u.* FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::bytea[], $6::text[]) AS u, guard \
+       WHERE guard.ok), \
+     nodes AS (INSERT INTO audit_nodes (level, idx, hash) \
+       SELECT u.* FROM UNNEST($7::smallint[], $8::bigint[], $9::bytea[]) AS u, guard WHERE guard.ok), \
+     decisions AS (INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, principal_id, action, \
+       resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, constitution_version, \
+       evaluated_in_us) \
+       SELECT u.* FROM UNNEST($10::bigint[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::text[], \
+       $16::text[], $17::text[], $18::text[], $19::text[], $20::boolean[], $21::text[], $22::text[], $23::bigint[]) \
+       AS u, guard WHERE guard.ok) \
+     SELECT ok FROM guard";
 
 /// Stored tree nodes named by parallel arrays of levels and indexes (level 0 from the leaf hashes).
 const SELECT_NODES: &str = "SELECT 0::bigint AS level, a.seq - 1 AS idx, a.leaf_hash AS hash \
@@ -49,66 +53,90 @@ async fn select_nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<NodeMap
     node_map(rows)
 }
 
-/// Append `events` inside the open transaction `conn`, which holds the sequencer lock.
-async fn append_events(conn: &mut PgConnection, events: &[PendingEvent<'_>]) -> Result<Vec<NewEntry>, StoreError> {
+/// Append `events` inside the open transaction `conn`, which holds the sequencer lock. `cached` is the tree's
+/// right edge as this process last committed it: if the log still ends there, the batch goes in with one
+/// statement; otherwise the edge is read from the stored nodes first. Returns the new entries and the right edge
+/// after them.
+async fn append_events(
+    conn: &mut PgConnection,
+    events: &[PendingEvent<'_>],
+    cached: Option<Frontier>,
+) -> Result<(Vec<NewEntry>, Frontier), StoreError> {
+    if let Some(mut frontier) = cached {
+        let size = frontier.size() as i64;
+        let batch = prepare_batch(&mut frontier, events);
+        if insert_batch(&mut *conn, size, &batch).await? {
+            return Ok((batch.entries, frontier));
+        }
+    }
     let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
         .fetch_one(&mut *conn)
         .await?;
     let ids = Frontier::ids(size as u64);
     let stored = select_nodes(&mut *conn, &ids).await?;
     let mut frontier = frontier_from(size, &ids, &stored)?;
+    let batch = prepare_batch(&mut frontier, events);
+    if !insert_batch(&mut *conn, size, &batch).await? {
+        return Err(StoreError::Corrupt(
+            "the audit log grew while this writer held the sequencer lock".into(),
+        ));
+    }
+    Ok((batch.entries, frontier))
+}
+
+/// Insert `batch` if the log holds `size` events; returns whether it did.
+async fn insert_batch(conn: &mut PgConnection, size: i64, batch: &PreparedBatch<'_>) -> Result<bool, StoreError> {
     let PreparedBatch {
         entries,
         nodes,
         decisions,
-    } = prepare_batch(&mut frontier, events);
-    sqlx::query(INSERT_ENTRIES)
+    } = batch;
+    let column = |f: fn(&DecisionRecord) -> &str| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<&str>>();
+    let int = |f: fn(&DecisionRecord) -> i64| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<i64>>();
+    Ok(sqlx::query_scalar(INSERT_BATCH)
+        .bind(size)
         .bind(entries.iter().map(|e| e.seq).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.kind).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.recorded_at_us).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.leaf_hash.to_vec()).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.event.as_str()).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-    if !nodes.is_empty() {
-        sqlx::query(INSERT_NODES)
-            .bind(nodes.iter().map(|(id, _)| i16::from(id.level)).collect::<Vec<_>>())
-            .bind(nodes.iter().map(|(id, _)| id.index as i64).collect::<Vec<_>>())
-            .bind(nodes.iter().map(|(_, h)| h.to_vec()).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !decisions.is_empty() {
-        let column = |f: fn(&DecisionRecord) -> &str| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<&str>>();
-        let int = |f: fn(&DecisionRecord) -> i64| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<i64>>();
-        sqlx::query(INSERT_DECISIONS)
-            .bind(decisions.iter().map(|(_, seq)| *seq).collect::<Vec<i64>>())
-            .bind(column(|r| &r.decision_id))
-            .bind(int(|r| r.recorded_at_us))
-            .bind(column(|r| &r.principal_type))
-            .bind(column(|r| &r.principal_id))
-            .bind(column(|r| &r.action))
-            .bind(column(|r| &r.resource_type))
-            .bind(column(|r| &r.resource_id))
-            .bind(column(|r| &r.outcome))
-            .bind(column(|r| &r.effective_outcome))
-            .bind(decisions.iter().map(|(r, _)| r.shadow).collect::<Vec<bool>>())
-            .bind(column(|r| &r.constitutional_hash))
-            .bind(column(|r| &r.constitution_version))
-            .bind(int(|r| r.evaluated_in_us))
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(entries)
+        .bind(nodes.iter().map(|(id, _)| i16::from(id.level)).collect::<Vec<_>>())
+        .bind(nodes.iter().map(|(id, _)| id.index as i64).collect::<Vec<_>>())
+        .bind(nodes.iter().map(|(_, h)| h.to_vec()).collect::<Vec<_>>())
+        .bind(decisions.iter().map(|(_, seq)| *seq).collect::<Vec<i64>>())
+        .bind(column(|r| &r.decision_id))
+        .bind(int(|r| r.recorded_at_us))
+        .bind(column(|r| &r.principal_type))
+        .bind(column(|r| &r.principal_id))
+        .bind(column(|r| &r.action))
+        .bind(column(|r| &r.resource_type))
+        .bind(column(|r| &r.resource_id))
+        .bind(column(|r| &r.outcome))
+        .bind(column(|r| &r.effective_outcome))
+        .bind(decisions.iter().map(|(r, _)| r.shadow).collect::<Vec<bool>>())
+        .bind(column(|r| &r.constitutional_hash))
+        .bind(column(|r| &r.constitution_version))
+        .bind(int(|r| r.evaluated_in_us))
+        .fetch_one(conn)
+        .await?)
 }
 
 /// Advisory lock key serialising sequence assignment across replicas ("ACGS-SEQ" in ASCII).
 const SEQUENCER_LOCK: i64 = 0x4143_4753_2d53_4551;
 
+/// The statement that opens an appending transaction: `BEGIN` and the sequencer lock, in one round trip (two
+/// statements of one simple query; the lock is granted before any later statement takes its snapshot).
+fn begin_sequencing() -> String {
+    format!("BEGIN; SELECT pg_advisory_xact_lock({SEQUENCER_LOCK})")
+}
+
 /// Decision store in PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
+    /// The tree's right edge after this process's last committed append, taken by the next append (which
+    /// checks, under the sequencer lock, that the log still ends there) and put back by its commit.
+    frontier: Arc<Mutex<Option<Frontier>>>,
 }
 
 impl PostgresStore {
@@ -121,18 +149,29 @@ impl PostgresStore {
         };
         let pool = PgPoolOptions::new().max_connections(max).connect(url).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            frontier: Arc::default(),
+        })
+    }
+
+    /// The right edge the last commit left, if no other append has taken it.
+    fn take_frontier(&self) -> Option<Frontier> {
+        self.frontier.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Keep the right edge a commit left, for the next append.
+    fn keep_frontier(&self, frontier: Frontier) {
+        *self.frontier.lock().unwrap_or_else(|e| e.into_inner()) = Some(frontier);
     }
 
     /// Append one security event to the audit log, in its own transaction under the sequencer lock.
     pub(crate) async fn append_security_event(&self, event: &crate::SecurityEvent) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(SEQUENCER_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let entries = append_events(&mut tx, &[PendingEvent::Security(event)]).await?;
+        let mut tx = self.pool.begin_with(begin_sequencing()).await?;
+        let (entries, frontier) =
+            append_events(&mut tx, &[PendingEvent::Security(event)], self.take_frontier()).await?;
         tx.commit().await?;
+        self.keep_frontier(frontier);
         entries
             .first()
             .map(|e| e.seq)
@@ -146,15 +185,12 @@ impl DecisionStore for PostgresStore {
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
         // One sequencer at a time, across every replica: gap-free sequence numbers and one tree.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(SEQUENCER_LOCK)
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.pool.begin_with(begin_sequencing()).await?;
         let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
-        let entries = append_events(&mut tx, &events).await?;
+        let (entries, frontier) = append_events(&mut tx, &events, self.take_frontier()).await?;
         tx.commit().await?;
+        self.keep_frontier(frontier);
         for (r, e) in records.iter_mut().zip(entries) {
             r.seq = e.seq;
         }
@@ -242,11 +278,7 @@ impl DecisionStore for PostgresStore {
     }
 
     async fn prune(&self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(SEQUENCER_LOCK)
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.pool.begin_with(begin_sequencing()).await?;
         let (through_seq, already): (i64, i64) = sqlx::query_as(
             "SELECT COALESCE((SELECT seq - 1 FROM audit_log WHERE recorded_at_us >= $1 ORDER BY seq LIMIT 1), \
                              (SELECT COALESCE(MAX(seq), 0) FROM audit_log)), \
@@ -272,8 +304,9 @@ impl DecisionStore for PostgresStore {
             older_than_us,
             recorded_at_us: now_us,
         };
-        let entries = append_events(&mut tx, std::slice::from_ref(&record)).await?;
+        let (entries, frontier) = append_events(&mut tx, std::slice::from_ref(&record), self.take_frontier()).await?;
         tx.commit().await?;
+        self.keep_frontier(frontier);
         Ok(Some(PruneOutcome {
             through_seq,
             events_pruned: pruned as i64,

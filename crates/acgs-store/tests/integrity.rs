@@ -14,6 +14,7 @@ use common::{acgs_test_postgres_url, record};
 /// A store plus a raw connection to tamper with it.
 struct Db {
     store: Arc<dyn DecisionStore>,
+    url: String,
     raw: Raw,
     _dir: Option<tempfile::TempDir>,
 }
@@ -31,6 +32,7 @@ impl Db {
         let raw = Raw::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap());
         Self {
             store,
+            url,
             raw,
             _dir: Some(dir),
         }
@@ -40,7 +42,12 @@ impl Db {
         let url = acgs_test_postgres_url();
         let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
         let raw = Raw::Postgres(sqlx::PgPool::connect(&url).await.unwrap());
-        Self { store, raw, _dir: None }
+        Self {
+            store,
+            url,
+            raw,
+            _dir: None,
+        }
     }
 
     /// Run SQL directly, as someone with database access would.
@@ -148,6 +155,51 @@ async fn stored_tree_is_the_rfc6962_tree_of_its_events(db: Db) {
     assert_eq!(checkpointer.checkpoint_now().await.unwrap().tree_size, 20);
     let report = acgs_store::verify_store(&*db.store, &key).await.unwrap();
     assert_eq!((report.entries, report.checkpoints, report.pruned), (20, 3, 0));
+}
+
+/// Two writers on one database (two replicas, or the server and `acgs audit prune`), each remembering the
+/// tree's right edge from its own last commit, take turns appending: every append must notice the other's
+/// and extend the one tree, not its own stale copy.
+async fn writers_taking_turns_extend_one_tree(db: Db) {
+    let other: Arc<dyn DecisionStore> = acgs_store::open(&db.url, &StoreOptions::default()).await.unwrap();
+    let key = LogKey::generate(Some("acgs.test/audit")).unwrap();
+    let verifier = VerifierKey::parse(&key.verifier_key()).unwrap();
+    let checkpointer = Checkpointer::new(db.store.clone(), key);
+    let mut n = 0;
+    for (writer, batch) in [
+        (&db.store, 3),
+        (&other, 2),
+        (&db.store, 1),
+        (&db.store, 4),
+        (&other, 5),
+        (&db.store, 2),
+    ] {
+        let mut records: Vec<_> = (n..n + batch).map(|i| record(i, "deny")).collect();
+        n += batch;
+        writer.append(&mut records).await.unwrap();
+        // SQLite's writer keeps a batch's tree nodes in memory for a few milliseconds; a read through it writes
+        // them, so that the other store's checkpointer finds them.
+        assert_eq!(writer.count().await.unwrap(), n as i64);
+        checkpointer.checkpoint_now().await.unwrap();
+    }
+    let entries = db.store.audit_entries(1, 1000).await.unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=n as i64).collect::<Vec<_>>()
+    );
+    let leaves: Vec<_> = entries.iter().map(|e| e.leaf_hash).collect();
+    for size in 1..=n as u64 {
+        let root = acgs_audit::root(&leaves[..size as usize]);
+        for store in [&db.store, &other] {
+            assert_eq!(
+                acgs_store::tree_root(&**store, size).await.unwrap(),
+                root,
+                "size {size}"
+            );
+        }
+    }
+    let report = acgs_store::verify_store(&*other, &verifier).await.unwrap();
+    assert_eq!((report.entries, report.checkpoints), (n as u64, 6));
 }
 
 async fn pruning_keeps_checkpoints_and_proofs_verifiable(db: Db) {
@@ -328,6 +380,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     stored_tree_is_the_rfc6962_tree_of_its_events,
+    writers_taking_turns_extend_one_tree,
     pruning_keeps_checkpoints_and_proofs_verifiable,
     modified_event_is_named,
     deleted_entry_is_named,
