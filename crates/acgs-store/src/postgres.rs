@@ -18,22 +18,11 @@ use crate::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Insert a batch, its entries, tree nodes and decision-index rows each given as one array per column, in one
-/// statement, if the log still ends at sequence number `$1`; returns whether it did. Every part of the statement
-/// sees the same snapshot, taken after the sequencer lock was granted (by an earlier statement).
-const INSERT_BATCH: &str = "WITH guard AS (SELECT COALESCE(MAX(seq), 0) = $1 AS ok FROM audit_log), \
-     entries AS (INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) \
-       SELECT u.* FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::bytea[], $6::text[]) AS u, guard \
-       WHERE guard.ok), \
-     nodes AS (INSERT INTO audit_nodes (level, idx, hash) \
-       SELECT u.* FROM UNNEST($7::smallint[], $8::bigint[], $9::bytea[]) AS u, guard WHERE guard.ok), \
-     decisions AS (INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, principal_id, action, \
-       resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, constitution_version, \
-       evaluated_in_us) \
-       SELECT u.* FROM UNNEST($10::bigint[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::text[], \
-       $16::text[], $17::text[], $18::text[], $19::text[], $20::boolean[], $21::text[], $22::text[], $23::bigint[]) \
-       AS u, guard WHERE guard.ok) \
-     SELECT ok FROM guard";
+/// Append a batch (entries, tree nodes, decision-index rows, one array per column) under the sequencer lock if
+/// the log still ends at the expected size; returns whether it did (migration 0004). Outside a transaction this is
+/// one round trip that commits; inside one that already holds the lock, it takes the lock again at no cost.
+const APPEND_BATCH: &str = "SELECT acgs_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)";
 
 /// Stored tree nodes named by parallel arrays of levels and indexes (level 0 from the leaf hashes).
 const SELECT_NODES: &str = "SELECT 0::bigint AS level, a.seq - 1 AS idx, a.leaf_hash AS hash \
@@ -54,9 +43,8 @@ async fn select_nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<NodeMap
 }
 
 /// Append `events` inside the open transaction `conn`, which holds the sequencer lock. `cached` is the tree's
-/// right edge as this process last committed it: if the log still ends there, the batch goes in with one
-/// statement; otherwise the edge is read from the stored nodes first. Returns the new entries and the right edge
-/// after them.
+/// right edge as this process last committed it, used if the log still ends there; otherwise the edge is read
+/// from the stored nodes. Returns the new entries and the right edge after them.
 async fn append_events(
     conn: &mut PgConnection,
     events: &[PendingEvent<'_>],
@@ -65,7 +53,7 @@ async fn append_events(
     if let Some(mut frontier) = cached {
         let size = frontier.size() as i64;
         let batch = prepare_batch(&mut frontier, events);
-        if insert_batch(&mut *conn, size, &batch).await? {
+        if append_batch(&mut *conn, size, &batch).await? {
             return Ok((batch.entries, frontier));
         }
     }
@@ -76,7 +64,7 @@ async fn append_events(
     let stored = select_nodes(&mut *conn, &ids).await?;
     let mut frontier = frontier_from(size, &ids, &stored)?;
     let batch = prepare_batch(&mut frontier, events);
-    if !insert_batch(&mut *conn, size, &batch).await? {
+    if !append_batch(&mut *conn, size, &batch).await? {
         return Err(StoreError::Corrupt(
             "the audit log grew while this writer held the sequencer lock".into(),
         ));
@@ -84,8 +72,11 @@ async fn append_events(
     Ok((batch.entries, frontier))
 }
 
-/// Insert `batch` if the log holds `size` events; returns whether it did.
-async fn insert_batch(conn: &mut PgConnection, size: i64, batch: &PreparedBatch<'_>) -> Result<bool, StoreError> {
+/// Append `batch` with [`APPEND_BATCH`] if the log holds `size` events; returns whether it did.
+async fn append_batch<'c, E>(conn: E, size: i64, batch: &PreparedBatch<'_>) -> Result<bool, StoreError>
+where
+    E: sqlx::PgExecutor<'c>,
+{
     let PreparedBatch {
         entries,
         nodes,
@@ -93,7 +84,8 @@ async fn insert_batch(conn: &mut PgConnection, size: i64, batch: &PreparedBatch<
     } = batch;
     let column = |f: fn(&DecisionRecord) -> &str| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<&str>>();
     let int = |f: fn(&DecisionRecord) -> i64| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<i64>>();
-    Ok(sqlx::query_scalar(INSERT_BATCH)
+    Ok(sqlx::query_scalar(APPEND_BATCH)
+        .bind(SEQUENCER_LOCK)
         .bind(size)
         .bind(entries.iter().map(|e| e.seq).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.kind).collect::<Vec<_>>())
@@ -186,10 +178,28 @@ impl DecisionStore for PostgresStore {
             return Ok(());
         }
         // One sequencer at a time, across every replica: gap-free sequence numbers and one tree.
-        let mut tx = self.pool.begin_with(begin_sequencing()).await?;
         let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
-        let (entries, frontier) = append_events(&mut tx, &events, self.take_frontier()).await?;
-        tx.commit().await?;
+        // From where this replica's last commit left the log's end: one round trip, which commits.
+        let appended = match self.take_frontier() {
+            Some(mut frontier) => {
+                let size = frontier.size() as i64;
+                let batch = prepare_batch(&mut frontier, &events);
+                append_batch(&self.pool, size, &batch)
+                    .await?
+                    .then_some((batch.entries, frontier))
+            }
+            None => None,
+        };
+        // Otherwise (another replica appended since, or this is the first append) read the tree's right edge.
+        let (entries, frontier) = match appended {
+            Some(appended) => appended,
+            None => {
+                let mut tx = self.pool.begin_with(begin_sequencing()).await?;
+                let appended = append_events(&mut tx, &events, None).await?;
+                tx.commit().await?;
+                appended
+            }
+        };
         self.keep_frontier(frontier);
         for (r, e) in records.iter_mut().zip(entries) {
             r.seq = e.seq;

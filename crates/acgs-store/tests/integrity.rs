@@ -158,8 +158,8 @@ async fn stored_tree_is_the_rfc6962_tree_of_its_events(db: Db) {
 }
 
 /// Two writers on one database (two replicas, or the server and `acgs audit prune`), each remembering the
-/// tree's right edge from its own last commit, take turns appending: every append must notice the other's
-/// and extend the one tree, not its own stale copy.
+/// tree's right edge from its own last commit, take turns appending, then append at once: every append must
+/// notice the other's and extend the one tree, not its own stale copy.
 async fn writers_taking_turns_extend_one_tree(db: Db) {
     let other: Arc<dyn DecisionStore> = acgs_store::open(&db.url, &StoreOptions::default()).await.unwrap();
     let key = LogKey::generate(Some("acgs.test/audit")).unwrap();
@@ -182,6 +182,25 @@ async fn writers_taking_turns_extend_one_tree(db: Db) {
         assert_eq!(writer.count().await.unwrap(), n as i64);
         checkpointer.checkpoint_now().await.unwrap();
     }
+    // Then both at once, from several tasks each: the sequencer serialises them.
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let writer = if t % 2 == 0 { db.store.clone() } else { other.clone() };
+            let first = n + t * 3;
+            tokio::spawn(async move {
+                let mut records: Vec<_> = (first..first + 3).map(|i| record(i, "allow")).collect();
+                writer.append(&mut records).await.unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    n += 48;
+    for store in [&db.store, &other] {
+        assert_eq!(store.count().await.unwrap(), n as i64);
+    }
+    checkpointer.checkpoint_now().await.unwrap();
     let entries = db.store.audit_entries(1, 1000).await.unwrap();
     assert_eq!(
         entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -199,7 +218,7 @@ async fn writers_taking_turns_extend_one_tree(db: Db) {
         }
     }
     let report = acgs_store::verify_store(&*other, &verifier).await.unwrap();
-    assert_eq!((report.entries, report.checkpoints), (n as u64, 6));
+    assert_eq!((report.entries, report.checkpoints), (n as u64, 7));
 }
 
 async fn pruning_keeps_checkpoints_and_proofs_verifiable(db: Db) {
