@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole ACGS test suite. The storage, HTTP and crash tests run against real SQLite files and a real
 # PostgreSQL server; this script makes sure PostgreSQL answers on 127.0.0.1:5432 with a database `test`
-# (starting the local cluster, or installing it from Debian's packages on a machine without one). Then the
-# Quantumagi Solana program is built for SBF and tested in LiteSVM (scripts/test-sbf.sh).
+# (starting the local cluster, or installing it from Debian's packages on a machine without one), and drops the
+# schemas that earlier runs' PostgreSQL tests left there. Then the Quantumagi Solana program is built for SBF and
+# tested in LiteSVM (scripts/test-sbf.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,8 +45,25 @@ ensure_postgres() {
   }
 }
 
+# Each PostgreSQL test works in a schema of its own, named acgs_<suite>_test_<pid>_… after its test process.
+# Drop those whose process is gone (earlier runs, and this one's once it ends); a run in progress keeps its own.
+drop_finished_test_schemas() {
+  local sql
+  sql=$(psql "$ACGS_TEST_POSTGRES_URL" -qtAc \
+    "SELECT nspname FROM pg_namespace WHERE nspname ~ '^acgs_[a-z]+_test_[0-9]+(_[0-9]+)+$'" |
+    while read -r schema; do
+      pid=$(echo "$schema" | sed -E 's/^acgs_[a-z]+_test_([0-9]+)_.*/\1/')
+      [ -e "/proc/$pid" ] || echo "DROP SCHEMA IF EXISTS $schema CASCADE;"
+    done)
+  # From standard input each statement is a transaction of its own (one for all would run out of locks).
+  [ -z "$sql" ] || printf 'SET client_min_messages = warning;\n%s\n' "$sql" |
+    psql "$ACGS_TEST_POSTGRES_URL" -qtA -v ON_ERROR_STOP=1 >/dev/null
+}
+
 ensure_postgres
+drop_finished_test_schemas
 echo "== cargo test (PostgreSQL: $ACGS_TEST_POSTGRES_URL)"
 cargo test --workspace --locked "$@"
+drop_finished_test_schemas
 # The Solana program: built for SBF and tested in a real SVM (installs its toolchain on first use).
 bash scripts/test-sbf.sh
