@@ -3,7 +3,8 @@
 # directory, drives it with `acgs bench` (open loop, fixed rate), and prints the latency report plus the CPU time
 # the server and the load generator used per request, the time their threads spent runnable but waiting for a
 # CPU (from /proc/PID/task/*/schedstat), the group commit's batch size, how many commits took over 1 and 5 ms and how
-# long the WAL checkpoint passes took (from /metrics; counted over the whole run, warm-up included).
+# long the WAL checkpoint passes took (from /metrics; counted over the whole run, warm-up included). It flushes the
+# page cache's dirty data (`sync`) before starting the server, so that a build's write-back is not measured.
 # The load is sent as the agent the first start creates (its API key, from the server's output), so every
 # request is authenticated and authorized as in production; /metrics is made public for the script.
 #
@@ -38,6 +39,10 @@ warmup=2
 port=18099
 
 acgs_binary
+# Write back now what earlier commands left dirty in the page cache (a build's output, the last run's files), not
+# during the measured window: the kernel writes dirty pages back 30 s after they were written, and a few hundred
+# MB written back beside the commits' flushes delays them by up to ~150 ms (docs/performance.md).
+sync
 "$acgs" up --data-dir "$data" --listen "127.0.0.1:$port" --public-metrics "$@" >"$data.server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data" "$data.server.log"' EXIT
