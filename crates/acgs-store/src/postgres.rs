@@ -50,41 +50,42 @@ async fn append_events(
     events: &[PendingEvent<'_>],
     cached: Option<Frontier>,
 ) -> Result<(Vec<NewEntry>, Frontier), StoreError> {
-    if let Some(mut frontier) = cached {
-        let size = frontier.size() as i64;
-        let batch = prepare_batch(&mut frontier, events);
-        if append_batch(&mut *conn, size, &batch).await? {
-            return Ok((batch.entries, frontier));
-        }
+    if let Some(frontier) = cached
+        && let Some(appended) = append_after(&mut *conn, events, frontier).await?
+    {
+        return Ok(appended);
     }
     let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
         .fetch_one(&mut *conn)
         .await?;
     let ids = Frontier::ids(size as u64);
     let stored = select_nodes(&mut *conn, &ids).await?;
-    let mut frontier = frontier_from(size, &ids, &stored)?;
-    let batch = prepare_batch(&mut frontier, events);
-    if !append_batch(&mut *conn, size, &batch).await? {
-        return Err(StoreError::Corrupt(
-            "the audit log grew while this writer held the sequencer lock".into(),
-        ));
-    }
-    Ok((batch.entries, frontier))
+    let frontier = frontier_from(size, &ids, &stored)?;
+    append_after(&mut *conn, events, frontier)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("the audit log grew while this writer held the sequencer lock".into()))
 }
 
-/// Append `batch` with [`APPEND_BATCH`] if the log holds `size` events; returns whether it did.
-async fn append_batch<'c, E>(conn: E, size: i64, batch: &PreparedBatch<'_>) -> Result<bool, StoreError>
+/// Append `events` after `frontier`, the tree's right edge where the caller expects the log to end, with
+/// [`APPEND_BATCH`]. Returns the new entries and the right edge after them, or `None` (and appends nothing) if
+/// the log no longer ends there.
+async fn append_after<'c, E>(
+    conn: E,
+    events: &[PendingEvent<'_>],
+    mut frontier: Frontier,
+) -> Result<Option<(Vec<NewEntry>, Frontier)>, StoreError>
 where
     E: sqlx::PgExecutor<'c>,
 {
+    let size = frontier.size() as i64;
     let PreparedBatch {
         entries,
         nodes,
         decisions,
-    } = batch;
+    } = prepare_batch(&mut frontier, events);
     let column = |f: fn(&DecisionRecord) -> &str| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<&str>>();
     let int = |f: fn(&DecisionRecord) -> i64| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<i64>>();
-    Ok(sqlx::query_scalar(APPEND_BATCH)
+    let appended: bool = sqlx::query_scalar(APPEND_BATCH)
         .bind(SEQUENCER_LOCK)
         .bind(size)
         .bind(entries.iter().map(|e| e.seq).collect::<Vec<_>>())
@@ -110,7 +111,8 @@ where
         .bind(column(|r| &r.constitution_version))
         .bind(int(|r| r.evaluated_in_us))
         .fetch_one(conn)
-        .await?)
+        .await?;
+    Ok(appended.then_some((entries, frontier)))
 }
 
 /// Advisory lock key serialising sequence assignment across replicas ("ACGS-SEQ" in ASCII).
@@ -181,13 +183,7 @@ impl DecisionStore for PostgresStore {
         let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
         // From where this replica's last commit left the log's end: one round trip, which commits.
         let appended = match self.take_frontier() {
-            Some(mut frontier) => {
-                let size = frontier.size() as i64;
-                let batch = prepare_batch(&mut frontier, &events);
-                append_batch(&self.pool, size, &batch)
-                    .await?
-                    .then_some((batch.entries, frontier))
-            }
+            Some(frontier) => append_after(&self.pool, &events, frontier).await?,
             None => None,
         };
         // Otherwise (another replica appended since, or this is the first append) read the tree's right edge.
