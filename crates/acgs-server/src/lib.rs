@@ -9,6 +9,7 @@
 pub mod access;
 mod error;
 mod extract;
+pub mod openapi;
 pub mod routes;
 mod state;
 mod telemetry;
@@ -19,82 +20,14 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, patch, post};
 use tokio::net::TcpListener;
-use utoipa::OpenApi;
 
 pub use error::{ApiError, Problem};
+pub use openapi::ApiDoc;
 pub use state::{
     AppState, DEFAULT_CHECKPOINT_ENTRIES, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_BODY_BYTES, MAX_BATCH_REQUESTS,
     ServerSettings,
 };
 pub use telemetry::{HASH_HEADER, prometheus_handle};
-
-/// The OpenAPI description of the API, generated from the handlers and types.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "ACGS", description = "AI Constitutional Governance System: policy decisions for AI agents."),
-    paths(
-        routes::decisions::create,
-        routes::decisions::create_batch,
-        routes::decisions::list,
-        routes::decisions::show,
-        routes::audit::receipt,
-        routes::audit::key,
-        routes::audit::checkpoint,
-        routes::audit::entry,
-        routes::audit::inclusion,
-        routes::audit::consistency,
-        routes::constitution::show,
-        routes::constitution::principles,
-        routes::system::health,
-        routes::system::ready,
-        routes::system::metrics,
-        routes::system::openapi,
-        routes::auth::login,
-        routes::auth::refresh,
-        routes::auth::logout,
-        routes::auth::me,
-        routes::auth::change_password,
-        routes::auth::users,
-        routes::auth::create_user,
-        routes::auth::update_user,
-        routes::auth::unlock_user,
-        routes::auth::api_keys,
-        routes::auth::create_api_key,
-        routes::auth::revoke_api_key,
-        routes::auth::rotate_signing_key,
-        routes::auth::rotate_all,
-        routes::auth::jwks,
-    ),
-    modifiers(&BearerAuth),
-    security(("bearer" = [])),
-    tags(
-        (name = "decisions", description = "Ask for decisions and read the decision log"),
-        (name = "constitution", description = "The active constitution"),
-        (name = "audit", description = "The tamper-evident audit log: key, checkpoints, entries, proofs, receipts"),
-        (name = "system", description = "Health, readiness, metrics, API description"),
-        (name = "auth", description = "Logins, tokens, users, API keys and signing keys (see docs/security.md)"),
-    )
-)]
-pub struct ApiDoc;
-
-/// Declares the bearer scheme (API key or access token) every protected endpoint uses.
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let scheme = HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .description(Some(
-                "An API key (`acgs_…`) or an access token (JWT) from `POST /v1/auth/login`",
-            ))
-            .build();
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
-    }
-}
 
 /// The router with every route, the hash/metrics middleware, body limit and JSON 404/405/panic handling.
 pub fn app(state: AppState) -> Router {

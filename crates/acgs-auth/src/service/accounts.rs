@@ -287,7 +287,7 @@ impl AuthService {
         roles: RoleSet,
         expires_at_us: Option<i64>,
     ) -> Result<(ApiKeyView, String), AuthError> {
-        if name.trim().is_empty() || name.len() > 200 {
+        if name.trim().is_empty() || name.chars().count() > 200 {
             return Err(AuthError::Invalid("an API key's name has 1-200 characters".into()));
         }
         if roles.is_empty() {

@@ -144,6 +144,7 @@ pub async fn entry(State(state): State<AppState>, Path(seq): Path<String>) -> Re
 
 /// Parameters of an inclusion proof.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionParams {
     /// The entry's sequence number.
@@ -226,6 +227,7 @@ pub async fn inclusion(
 
 /// Parameters of a consistency proof.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyParams {
     /// Older tree size.

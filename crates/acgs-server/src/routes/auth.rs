@@ -57,7 +57,8 @@ pub struct Me {
 pub struct PasswordChange {
     /// The current password.
     pub current_password: String,
-    /// The new password (at least 12 characters).
+    /// The new password: at least 12 characters, at most 1024 bytes (UTF-8).
+    #[schema(min_length = 12)]
     pub new_password: String,
 }
 
@@ -65,12 +66,16 @@ pub struct PasswordChange {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    /// Username (letters, digits, `.`, `_`, `-`, `@`; at most 64).
+    /// Username: 1 to 64 letters, digits, `.`, `_`, `-`, `@`.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]+$")]
     pub username: String,
-    /// Roles.
+    /// Roles (at least one).
+    #[schema(value_type = Vec<Role>, min_items = 1)]
     pub roles: Vec<String>,
-    /// Password; one is generated (and returned once) if absent.
+    /// Password (at least 12 characters, at most 1024 bytes); one is generated (and returned once) if absent
+    /// or `null`.
     #[serde(default)]
+    #[schema(min_length = 12)]
     pub password: Option<String>,
 }
 
@@ -84,33 +89,52 @@ pub struct CreatedUser {
     pub password: Option<String>,
 }
 
-/// Changes to a user.
+/// Changes to a user: at least one of its members (none may be `null`). (`minProperties: 1` is set by
+/// `crate::openapi`: utoipa 5.5 writes `min_properties` as `maxProperties`.)
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
-    /// New roles.
-    #[serde(default)]
+    /// New roles (at least one).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Vec<Role>, min_items = 1, nullable = false)]
     pub roles: Option<Vec<String>>,
     /// Disable (ends the user's sessions) or enable.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub disabled: Option<bool>,
-    /// A new password (ends the user's sessions).
-    #[serde(default)]
+    /// A new password (ends the user's sessions): at least 12 characters, at most 1024 bytes.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(min_length = 12, nullable = false)]
     pub password: Option<String>,
+}
+
+/// An optional member that, when present, must not be `null` (absent is `None`, by `#[serde(default)]`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// A new API key.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
-    /// What it is for.
+    /// What it is for: 1 to 200 characters, not all white space.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
-    /// Roles (agents get `agent`).
+    /// Roles, at least one (agents get `agent`).
+    #[schema(value_type = Vec<Role>, min_items = 1)]
     pub roles: Vec<String>,
-    /// Days until it expires; never if absent.
+    /// Days until it expires (1 to 36500); never if absent or `null`.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 36500)]
     pub expires_in_days: Option<u32>,
 }
+
+/// The longest lifetime of an API key, in days (100 years; the OpenAPI document says the same).
+const MAX_API_KEY_DAYS: u32 = 36500;
 
 /// A created API key with its secret, shown this once.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -329,9 +353,15 @@ pub async fn create_api_key(
     JsonBody(body): JsonBody<NewApiKey>,
 ) -> Result<Response, ApiError> {
     let roles = parse_roles(&body.roles)?;
-    let expires_at_us = body
-        .expires_in_days
-        .map(|days| state.auth.now_us() + i64::from(days) * 24 * 3600 * 1_000_000);
+    let expires_at_us = match body.expires_in_days {
+        None => None,
+        Some(days @ 1..=MAX_API_KEY_DAYS) => Some(state.auth.now_us() + i64::from(days) * 24 * 3600 * 1_000_000),
+        Some(days) => {
+            return Err(ApiError::BadRequest(format!(
+                "`expires_in_days` is 1 to {MAX_API_KEY_DAYS}, got {days}"
+            )));
+        }
+    };
     let (api_key, key) = state
         .auth
         .create_api_key(&principal.label(), &body.name, roles, expires_at_us)

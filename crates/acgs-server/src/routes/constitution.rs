@@ -1,6 +1,6 @@
 //! `GET /v1/constitution` and `GET /v1/constitution/principles`: the active constitution and its hash.
 
-use acgs_engine::{Constitution, InvariantKind, Principle};
+use acgs_engine::{Constitution, InvariantKind, Principle, Severity};
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
@@ -102,14 +102,38 @@ impl From<&Constitution> for ConstitutionView {
     }
 }
 
-/// A principle with the policies that implement it.
+/// A principle with the policies that implement it: the principle's own fields (as in [`Principle`]) and
+/// `policies`. Spelled out rather than a flattened `Principle`, whose schema allows no further member.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PrincipleView {
-    /// The principle.
-    #[serde(flatten)]
-    pub principle: Principle,
+    /// Identifier such as `P-001`.
+    pub id: String,
+    /// Short title.
+    pub title: String,
+    /// The principle's full text.
+    pub text: String,
+    /// Free-form category such as `security` or `privacy`.
+    pub category: String,
+    /// Priority, 1 is the most important.
+    pub priority: u32,
+    /// Severity of a violation.
+    pub severity: Severity,
     /// Ids of the policies implementing it.
     pub policies: Vec<String>,
+}
+
+impl PrincipleView {
+    fn new(principle: &Principle, policies: Vec<String>) -> Self {
+        Self {
+            id: principle.id.clone(),
+            title: principle.title.clone(),
+            text: principle.text.clone(),
+            category: principle.category.clone(),
+            priority: principle.priority,
+            severity: principle.severity,
+            policies,
+        }
+    }
 }
 
 /// The active constitution: metadata, hash, principles, policies, invariants and schema.
@@ -124,13 +148,13 @@ pub async fn principles(State(state): State<AppState>) -> Json<Vec<PrincipleView
     let c = state.engine.constitution();
     Json(
         c.principles()
-            .map(|p| PrincipleView {
-                principle: p.clone(),
-                policies: c
+            .map(|p| {
+                let policies = c
                     .policies()
                     .filter(|pol| pol.principle_id == p.id)
                     .map(|pol| pol.id.clone())
-                    .collect(),
+                    .collect();
+                PrincipleView::new(p, policies)
             })
             .collect(),
     )

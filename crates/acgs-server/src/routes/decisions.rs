@@ -47,7 +47,8 @@ pub struct DecisionResponse {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// Up to 1000 requests.
+    /// 1 to 1000 requests.
+    #[schema(min_items = 1, max_items = 1000)]
     pub requests: Vec<DecisionRequest>,
 }
 
@@ -191,7 +192,6 @@ async fn decide_and_log(
 #[utoipa::path(
     post, path = "/v1/decisions", tag = "decisions", security(("bearer" = [])),
     request_body = DecisionRequest,
-    params(("X-Constitutional-Hash" = Option<String>, Header, description = "Expected constitutional hash (full or short); 409 if it differs")),
     responses(
         (status = 200, description = "Decided and durably logged", body = DecisionResponse),
         (status = 400, description = "Malformed request", body = Problem),
@@ -247,6 +247,7 @@ pub async fn create_batch(
 
 /// Query parameters of `GET /v1/decisions`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only this outcome (`allow`, `deny`, `escalate`).
