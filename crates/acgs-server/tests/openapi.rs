@@ -373,13 +373,23 @@ async fn the_server_refuses_what_the_schemas_refuse() {
         .await
         .assert_problem(StatusCode::BAD_REQUEST);
     }
+    for days in [json!(-1), json!(1.5), json!("1")] {
+        s.post(
+            "/v1/auth/api-keys",
+            json!({"name": "k", "roles": ["agent"], "expires_in_days": days}).to_string(),
+        )
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    }
+    // JSON Schema's integers include `30.0`.
     let created = s
         .post(
             "/v1/auth/api-keys",
-            json!({"name": "é".repeat(200), "roles": ["agent"], "expires_in_days": 36500}).to_string(),
+            json!({"name": "é".repeat(200), "roles": ["agent"], "expires_in_days": 36500.0}).to_string(),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_documented(&document(), "POST", "/v1/auth/api-keys", &created);
     s.post(
         "/v1/auth/api-keys",
         json!({"name": "é".repeat(201), "roles": ["agent"]}).to_string(),
@@ -389,6 +399,31 @@ async fn the_server_refuses_what_the_schemas_refuse() {
     s.post("/v1/decisions/batch", json!({"requests": []}).to_string())
         .await
         .assert_problem(StatusCode::BAD_REQUEST);
+    // Sequence numbers and tree sizes are 1 to 2^63 - 1, as documented (2^63 used to overflow).
+    for query in [
+        "seq=1&size=9223372036854775808",
+        "seq=1&size=0",
+        "seq=0",
+        "seq=9223372036854775808",
+    ] {
+        s.get(&format!("/v1/audit/proof/inclusion?{query}"))
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST);
+    }
+    s.get("/v1/audit/entries/0")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    let doc = document();
+    let inclusion = operation(&doc, "GET", "/v1/audit/proof/inclusion")["parameters"].to_string();
+    assert!(inclusion.contains(r#""minimum":1"#) && inclusion.contains(r#""maximum":9223372036854775807"#));
+    let entry = operation(&doc, "GET", "/v1/audit/entries/{seq}")["parameters"].to_string();
+    assert!(entry.contains(r#""minimum":1"#), "{entry}");
+    // `limit` takes any u32 (and clamps it), so the document does not say int32.
+    let list = operation(&doc, "GET", "/v1/decisions")["parameters"].to_string();
+    assert!(
+        list.contains(r#""maximum":4294967295"#) && !list.contains("int32"),
+        "{list}"
+    );
 }
 
 #[tokio::test]

@@ -120,7 +120,7 @@ fn valid_seq(seq: u64) -> Option<u64> {
 /// One audit entry by sequence number.
 #[utoipa::path(
     get, path = "/v1/audit/entries/{seq}", tag = "audit",
-    params(("seq" = u64, Path, description = "Audit sequence number")),
+    params(("seq" = u64, Path, minimum = 1, maximum = 9223372036854775807_u64, description = "Audit sequence number")),
     responses((status = 200, body = EntryView), (status = 400, body = Problem), (status = 404, body = Problem))
 )]
 pub async fn entry(State(state): State<AppState>, Path(seq): Path<String>) -> Result<Json<EntryView>, ApiError> {
@@ -148,9 +148,11 @@ pub async fn entry(State(state): State<AppState>, Path(seq): Path<String>) -> Re
 #[serde(deny_unknown_fields)]
 pub struct InclusionParams {
     /// The entry's sequence number.
+    #[param(minimum = 1, maximum = 9223372036854775807_u64)]
     pub seq: u64,
-    /// Tree size to prove inclusion in [default: the latest checkpoint, signing one if it does not cover
-    /// `seq`].
+    /// Tree size to prove inclusion in, at least `seq` [default: the latest checkpoint, signing one if it does
+    /// not cover `seq`].
+    #[param(minimum = 1, maximum = 9223372036854775807_u64)]
     pub size: Option<u64>,
 }
 
@@ -182,6 +184,11 @@ pub async fn inclusion(
 ) -> Result<Json<InclusionView>, ApiError> {
     let seq = valid_seq(params.seq)
         .ok_or_else(|| ApiError::BadRequest(format!("`{}` is not a sequence number (1, 2, ...)", params.seq)))?;
+    if let Some(size) = params.size
+        && valid_seq(size).is_none()
+    {
+        return Err(ApiError::BadRequest(format!("`{size}` is not a tree size (1, 2, ...)")));
+    }
     let store = state.log.store();
     if seq as i64 > store.last_seq().await? {
         return Err(ApiError::NotFound(format!("no audit entry {seq}")));
@@ -231,8 +238,10 @@ pub async fn inclusion(
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyParams {
     /// Older tree size.
+    #[param(maximum = 9223372036854775807_u64)]
     pub from: u64,
-    /// Newer tree size.
+    /// Newer tree size, at least `from`.
+    #[param(maximum = 9223372036854775807_u64)]
     pub to: u64,
 }
 

@@ -108,6 +108,28 @@ pub struct UserPatch {
     pub password: Option<String>,
 }
 
+/// An optional whole number, also spelled as a float (`30.0`): JSON Schema (and so OpenAPI 3.1) counts `30.0` as
+/// an integer, and serde's integers do not.
+fn whole_number<'de, D>(deserializer: D) -> Result<Option<u32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number from 0 to {}, got {number}", u32::MAX)))
+}
+
 /// An optional member that, when present, must not be `null` (absent is `None`, by `#[serde(default)]`).
 fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
@@ -128,7 +150,7 @@ pub struct NewApiKey {
     #[schema(value_type = Vec<Role>, min_items = 1)]
     pub roles: Vec<String>,
     /// Days until it expires (1 to 36500); never if absent or `null`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 36500)]
     pub expires_in_days: Option<u32>,
 }

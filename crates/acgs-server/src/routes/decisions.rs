@@ -260,7 +260,8 @@ pub struct ListParams {
     pub action: Option<String>,
     /// Only entries with a sequence number below this (paging).
     pub before_seq: Option<i64>,
-    /// Page size (default 50, at most 1000).
+    /// Page size [default: 50]; values outside 1 to 1000 are taken as the nearest of the two.
+    #[param(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub limit: Option<u32>,
 }
 
