@@ -11,7 +11,7 @@
 # Any 5xx, any response (status, media type, body, headers) that the document does not describe, any invalid
 # request the server accepts, and any valid one it refuses fails the script; see docs/api.md.
 #
-# Environment: ACGS_FUZZ_EXAMPLES (examples per operation and phase, default 40), ACGS_FUZZ_SEED (default
+# Environment: ACGS_FUZZ_EXAMPLES (examples per operation and phase, default 50), ACGS_FUZZ_SEED (default
 # 20261207), ACGS_FUZZ_KEEP=1 keeps the work directory (server log, reports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 SCHEMATHESIS_VERSION=4.32.5
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/acgs-target}"
 venv="$HOME/.cache/acgs-schemathesis-$SCHEMATHESIS_VERSION"
-examples="${ACGS_FUZZ_EXAMPLES:-40}"
+examples="${ACGS_FUZZ_EXAMPLES:-50}"
 seed="${ACGS_FUZZ_SEED:-20261207}"
 
 if [ ! -x "$venv/bin/schemathesis" ]; then
@@ -54,11 +54,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A port of its own (the server prints the one it got), a throwaway administrator password, and no login
-# throttling: the fuzzer's failed logins would otherwise get its own logins refused (429).
+# A port of its own (the server prints the one it got), a throwaway administrator password, and neither login
+# throttling nor lockouts: the fuzzer tries usernames it has seen in responses, "admin" included, and its failed
+# logins would otherwise get its own logins refused (429) or lock the administrator out.
 export ACGS_FUZZ_ADMIN_PASSWORD
 ACGS_FUZZ_ADMIN_PASSWORD="fuzz-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 ACGS_BOOTSTRAP_ADMIN_PASSWORD="$ACGS_FUZZ_ADMIN_PASSWORD" ACGS_LOGIN_SOURCE_THRESHOLD=1000000000 \
+  ACGS_LOCKOUT_THRESHOLD=1000000000 \
   ACGS_LOG_LEVEL=info "$acgs" up --data-dir "$work/data" --listen 127.0.0.1:0 \
   >"$work/server.out" 2>"$work/server.log" &
 server_pid=$!
