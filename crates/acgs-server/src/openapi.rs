@@ -280,10 +280,14 @@ fn complete(path: &str, method: &str, operation: &mut Operation, routes: &[(Stri
                 Some(s) if s.description != response.description => {
                     format!("{}. {}", response.description, s.description)
                 }
+                _ if response.description.is_empty() => reason(status).to_owned(),
                 _ => response.description.clone(),
             };
             *response = problem(status.parse().unwrap_or(500), &description);
         } else {
+            if response.description.is_empty() {
+                response.description = reason(status).to_owned();
+            }
             add_hash_header(response);
         }
     }
@@ -301,6 +305,16 @@ fn complete(path: &str, method: &str, operation: &mut Operation, routes: &[(Stri
     {
         parameters.push(hash_parameter());
     }
+}
+
+/// The reason phrase of a status (`OK`, `Not Found`), for responses the annotations leave undescribed.
+fn reason(status: &str) -> &'static str {
+    status
+        .parse()
+        .ok()
+        .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Response")
 }
 
 /// Whether a response's body is a problem document (the annotations say `body = Problem`).

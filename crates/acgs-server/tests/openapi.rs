@@ -227,6 +227,16 @@ fn every_error_is_a_problem_document_and_every_operation_lists_the_errors_it_can
         for (status, response) in responses {
             let response = resolve(&doc, response);
             assert!(
+                !response["description"].as_str().unwrap().is_empty(),
+                "{method} {path} {status} has no description"
+            );
+            if status.starts_with('2') && status != "204" {
+                assert!(
+                    response.get("content").is_some(),
+                    "{method} {path} {status} has no content"
+                );
+            }
+            assert!(
                 response["headers"].get("X-Constitutional-Hash").is_some(),
                 "{method} {path} {status} lacks the X-Constitutional-Hash header"
             );

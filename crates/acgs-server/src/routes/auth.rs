@@ -440,7 +440,7 @@ pub async fn rotate_all(
 }
 
 /// The public keys that verify access tokens (JSON Web Key Set).
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", security(()), responses((status = 200, description = "JWKS")))]
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", security(()), responses((status = 200, description = "JWKS", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(state.auth.jwks())
 }

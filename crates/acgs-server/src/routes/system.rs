@@ -86,7 +86,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// The OpenAPI 3.1 document of this API.
-#[utoipa::path(get, path = "/openapi.json", tag = "system", security(()), responses((status = 200, description = "OpenAPI document")))]
+#[utoipa::path(get, path = "/openapi.json", tag = "system", security(()), responses((status = 200, description = "OpenAPI document", body = Object)))]
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::ApiDoc::openapi())
 }
