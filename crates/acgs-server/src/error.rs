@@ -37,6 +37,9 @@ pub enum ApiError {
     /// The body is not JSON (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The client did not send the body in time (408); the connection is closed.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// No such resource (404).
     #[error("{0}")]
     NotFound(String),
@@ -88,6 +91,7 @@ impl ApiError {
                 "unsupported-media-type",
                 "Unsupported media type",
             ),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
@@ -162,6 +166,12 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"acgs\""),
                 );
+            }
+            // The rest of the body may still be on its way: close instead of reading it.
+            ApiError::RequestTimeout(_) | ApiError::PayloadTooLarge(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -25,6 +25,8 @@ pub struct ServerSettings {
     pub checkpoint_entries: i64,
     /// Serve `/metrics` without authentication (for a scraper on a trusted network).
     pub public_metrics: bool,
+    /// The connection cap and the deadlines for slow or idle clients.
+    pub connections: crate::connection::ConnectionLimits,
 }
 
 /// Default time between checkpoints while the log grows.
@@ -41,6 +43,7 @@ impl Default for ServerSettings {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             checkpoint_entries: DEFAULT_CHECKPOINT_ENTRIES,
             public_metrics: false,
+            connections: crate::connection::ConnectionLimits::default(),
         }
     }
 }

@@ -40,6 +40,24 @@ pub enum StoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The database's filesystem has too little free space for a write.
+    #[error("the filesystem of `{path}` has {free} bytes free; writes need at least {needed}")]
+    StorageFull {
+        /// The database's directory.
+        path: String,
+        /// Bytes free for an unprivileged writer.
+        free: u64,
+        /// Bytes required.
+        needed: u64,
+    },
+    /// The database's filesystem could not be inspected.
+    #[error("cannot read the free space of `{path}`: {source}")]
+    Filesystem {
+        /// The database's directory.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
 }
 
 /// Why appending to the decision log failed.

@@ -44,7 +44,7 @@ pub use integrity::{Checkpointer, consistency_proof, inclusion_proof, tree_root,
 pub use log::{DecisionLog, LogConfig};
 pub use postgres::PostgresStore;
 pub use record::{DEFAULT_LIST_LIMIT, DecisionQuery, DecisionRecord, MAX_LIST_LIMIT, PruneOutcome, StoredCheckpoint};
-pub use sqlite::{SqliteStore, SqliteSync};
+pub use sqlite::{PROBE_MIN_FREE_BYTES, SqliteStore, SqliteSync};
 
 /// Storage of the audit log and its decision index. Implemented by [`SqliteStore`] and [`PostgresStore`];
 /// both pass the same conformance suite (`tests/store_conformance.rs`).
@@ -78,6 +78,11 @@ pub trait DecisionStore: Send + Sync + std::fmt::Debug {
     async fn prune(&self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError>;
     /// Check that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Check that an event could be appended now, without appending one: insert a row into the audit log
+    /// (PostgreSQL: and the decision index) in a transaction that is rolled back; SQLite also requires
+    /// [`PROBE_MIN_FREE_BYTES`] free on the database's filesystem (a rolled-back insert need not reach the
+    /// disk). Used for readiness after a commit failed.
+    async fn probe_write(&self) -> Result<(), StoreError>;
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// A synchronous way to commit batches, for stores whose writes are cheapest from a thread of their own

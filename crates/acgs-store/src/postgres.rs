@@ -325,6 +325,26 @@ impl DecisionStore for PostgresStore {
         Ok(())
     }
 
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        let mut probe = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) \
+             VALUES (-1, 'readiness.probe', 0, decode(repeat('00', 32), 'hex'), NULL)",
+        )
+        .execute(&mut *probe)
+        .await?;
+        sqlx::query(
+            "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, principal_id, action, \
+             resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
+             constitution_version, evaluated_in_us) \
+             VALUES (-1, 'readiness.probe', 0, '', '', '', '', '', 'deny', 'deny', false, '', '', 0)",
+        )
+        .execute(&mut *probe)
+        .await?;
+        probe.rollback().await?;
+        Ok(())
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

@@ -103,9 +103,15 @@ pub struct SqliteStore {
     wal_long: Arc<AtomicBool>,
     /// Why flushing the database file failed, once it has (every write is then refused; `ping` fails).
     flush_failed: FlushFailure,
+    /// The directory holding the database, its write-ahead log and shared memory file.
+    directory: std::path::PathBuf,
     /// Dropped with the last clone, which stops the background WAL checkpointer.
     _stop_wal_checkpointer: Arc<std::sync::mpsc::Sender<()>>,
 }
+
+/// Free space a write probe requires on the database's filesystem: room for a few large batches in the
+/// write-ahead log and for the checkpoint to copy them into the database file.
+pub const PROBE_MIN_FREE_BYTES: u64 = 4 << 20;
 
 impl SqliteStore {
     /// Open (creating the file and its directory if needed) and migrate.
@@ -124,6 +130,10 @@ impl SqliteStore {
             // of the bytes 4 KiB pages do (applies when the database is created).
             .page_size(1024);
         let path = connect.get_filename().to_path_buf();
+        let directory = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => dir.to_path_buf(),
+            None => std::path::PathBuf::from("."),
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
                 path: dir.display().to_string(),
@@ -166,6 +176,7 @@ impl SqliteStore {
             appender: Arc::new(Mutex::new(appender)),
             wal_long,
             flush_failed,
+            directory,
             _stop_wal_checkpointer: Arc::new(stop_wal_checkpointer),
         })
     }
@@ -350,6 +361,31 @@ impl DecisionStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         flush_failure(&self.flush_failed)?;
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        flush_failure(&self.flush_failed)?;
+        let stats = rustix::fs::statvfs(&self.directory).map_err(|e| StoreError::Filesystem {
+            path: self.directory.display().to_string(),
+            source: e.into(),
+        })?;
+        let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+        if free < PROBE_MIN_FREE_BYTES {
+            return Err(StoreError::StorageFull {
+                path: self.directory.display().to_string(),
+                free,
+                needed: PROBE_MIN_FREE_BYTES,
+            });
+        }
+        let mut probe = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) \
+             VALUES (-1, 'readiness.probe', 0, zeroblob(32), NULL)",
+        )
+        .execute(&mut *probe)
+        .await?;
+        probe.rollback().await?;
         Ok(())
     }
 

@@ -147,6 +147,21 @@ async fn log_reports_write_failures_to_every_caller(store: Arc<dyn DecisionStore
     log.shutdown().await;
 }
 
+async fn a_write_probe_stores_nothing_and_clears_a_failed_commit(store: Arc<dyn DecisionStore>) {
+    let log = DecisionLog::start(store.clone(), LogConfig::default());
+    log.append(record(1, "allow")).await.unwrap();
+    assert_eq!(log.writable().await, Ok(()));
+    store.probe_write().await.unwrap();
+    // A failed commit makes the log unwritable until a probe (or a commit) succeeds; this store is healthy, so
+    // the probe run by `writable` succeeds at once.
+    assert!(log.append(record(1, "allow")).await.is_err());
+    assert_eq!(log.writable().await, Ok(()));
+    assert_eq!(store.count().await.unwrap(), 1);
+    assert_eq!(store.last_seq().await.unwrap(), 1);
+    assert_eq!(log.append(record(2, "deny")).await.unwrap(), 2);
+    log.shutdown().await;
+}
+
 async fn large_batches_are_contiguous(store: Arc<dyn DecisionStore>) {
     let mut first = vec![record(0, "allow")];
     store.append(&mut first).await.unwrap();
@@ -290,6 +305,7 @@ conformance!(
     list_filters_and_pages,
     group_commit_log_commits_concurrent_appends,
     log_reports_write_failures_to_every_caller,
+    a_write_probe_stores_nothing_and_clears_a_failed_commit,
     large_batches_are_contiguous,
     prune_removes_the_prefix_recorded_before_the_cut_off,
 );
