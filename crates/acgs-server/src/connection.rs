@@ -15,7 +15,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -262,12 +262,15 @@ impl PhaseClock {
 }
 
 /// The connection's socket, failing a read with `TimedOut` once the phase's deadline has passed (hyper then
-/// closes the connection).
+/// closes the connection), and sending a problem document in place of hyper's empty answer to a request it
+/// could not parse (`parse_errors`).
 struct DeadlineIo {
     inner: TcpStream,
     phase: Arc<PhaseClock>,
     timer: Pin<Box<Sleep>>,
     armed_for: Option<Instant>,
+    /// The response being sent instead of hyper's own error response, and how much of it is written.
+    replacement: Option<(Vec<u8>, usize)>,
 }
 
 impl DeadlineIo {
@@ -277,7 +280,35 @@ impl DeadlineIo {
             phase,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed_for: None,
+            replacement: None,
         }
+    }
+
+    /// Write what is left of the replacement response, if one is being sent.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some((bytes, written)) = &mut self.replacement else {
+            return Poll::Ready(Ok(()));
+        };
+        while *written < bytes.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Whether `first` (the start of what hyper writes) is hyper's own error response; if so the replacement is
+    /// started and what hyper writes from now on is dropped (its error response has no body, and it closes).
+    fn intercepts(&mut self, first: &[u8]) -> bool {
+        if self.replacement.is_none()
+            && let Some(replacement) = crate::parse_errors::replacement_for(first)
+        {
+            self.replacement = Some((replacement, 0));
+        }
+        self.replacement.is_some()
     }
 
     /// `Ready(error)` if the current phase's deadline has passed; otherwise the timer is set to wake this task
@@ -324,15 +355,23 @@ impl AsyncRead for DeadlineIo {
 
 impl AsyncWrite for DeadlineIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if !this.intercepts(buf) {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
+        this.poll_replacement(cx).map_ok(|()| buf.len())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        ready!(this.poll_replacement(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        ready!(this.poll_replacement(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -340,7 +379,13 @@ impl AsyncWrite for DeadlineIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+        if !this.intercepts(first) {
+            return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        }
+        let total = bufs.iter().map(|b| b.len()).sum();
+        this.poll_replacement(cx).map_ok(|()| total)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -11,6 +11,7 @@ mod body_limit;
 pub mod connection;
 mod error;
 mod extract;
+mod parse_errors;
 mod pin;
 pub mod routes;
 mod state;

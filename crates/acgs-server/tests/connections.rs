@@ -251,3 +251,43 @@ async fn connections_over_the_cap_wait_until_one_closes() {
     drop(third);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_problem_documents() {
+    let server = start(limits()).await;
+    let many_headers: String = (0..1000).map(|i| format!("X-{i}: y\r\n")).collect();
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".to_vec(),
+            "400",
+        ),
+        (
+            b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".to_vec(),
+            "400",
+        ),
+        (
+            b"GET /health HTTP/1.1\r\nHost: x\r\nBad\x01Header: y\r\n\r\n".to_vec(),
+            "400",
+        ),
+        (
+            format!("GET /health HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").into_bytes(),
+            "431",
+        ),
+    ];
+    for (request, status) in cases {
+        let mut client = TcpStream::connect(server.addr).await.unwrap();
+        client.write_all(&request).await.unwrap();
+        let answer = read_until_closed(&mut client).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+        assert!(answer.contains("content-type: application/problem+json"), "{answer}");
+        let body = answer.split_once("\r\n\r\n").unwrap().1;
+        let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(problem["status"].to_string(), status, "{answer}");
+        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    // A well-formed request on a fresh connection is answered as usual afterwards.
+    let mut client = TcpStream::connect(server.addr).await.unwrap();
+    client.write_all(health_request()).await.unwrap();
+    assert!(read_response(&mut client).await.starts_with("HTTP/1.1 200"));
+    server.stop().await;
+}
