@@ -138,9 +138,10 @@ fn now_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-/// Recompute the stored log and check it against every stored checkpoint signed by `key`: signatures, roots,
-/// and consistency proofs built from the stored tree nodes between consecutive checkpoints. Stops at the first
-/// problem (an `IntegrityError::Verify` naming its sequence number).
+/// Recompute the stored log and check it against every stored checkpoint signed by `key`: signatures, roots
+/// (the signed one and the stored copy), and consistency proofs built from the stored tree nodes between
+/// consecutive checkpoints. Stops at the first problem (an `IntegrityError::Verify` naming its sequence number or
+/// checkpoint).
 pub async fn verify_store(store: &dyn DecisionStore, key: &VerifierKey) -> Result<VerifyReport, IntegrityError> {
     let mut verifier = LogVerifier::new(key.clone());
     // Snapshot the log while the server may keep appending: checkpoints signed before the snapshot bound what
@@ -159,8 +160,7 @@ pub async fn verify_store(store: &dyn DecisionStore, key: &VerifierKey) -> Resul
         // The verifier needs each checkpoint before the entry that completes its size.
         for e in entries.iter().filter(|e| e.seq <= size) {
             while let Some(c) = checkpoints.next_up_to(store, e.seq).await? {
-                signed.push((c.tree_size as u64, c.root));
-                verifier.add_checkpoint(c.tree_size as u64, c.note);
+                add_checkpoint(&mut verifier, &mut signed, key, c)?;
             }
             verifier.entry(e.seq as u64, &e.leaf_hash, e.event.as_deref())?;
         }
@@ -168,8 +168,7 @@ pub async fn verify_store(store: &dyn DecisionStore, key: &VerifierKey) -> Resul
     }
     // Checkpoints beyond the stored entries: the log was truncated (the verifier reports it).
     while let Some(c) = checkpoints.next_up_to(store, checkpoint_limit.max(size)).await? {
-        signed.push((c.tree_size as u64, c.root));
-        verifier.add_checkpoint(c.tree_size as u64, c.note);
+        add_checkpoint(&mut verifier, &mut signed, key, c)?;
     }
     let report = verifier.finish()?;
     // The stored nodes serve proofs: check that they prove each checkpoint consistent with the previous one.
@@ -186,6 +185,28 @@ pub async fn verify_store(store: &dyn DecisionStore, key: &VerifierKey) -> Resul
         }
     }
     Ok(report)
+}
+
+/// Give a stored checkpoint to the verifier, and keep its signed root for the consistency checks. A stored root
+/// that differs from the root its note signs is reported here, naming the checkpoint; a note that does not
+/// verify is left to the verifier, which reports it in order.
+fn add_checkpoint(
+    verifier: &mut LogVerifier,
+    signed: &mut Vec<(u64, Hash)>,
+    key: &VerifierKey,
+    c: StoredCheckpoint,
+) -> Result<(), VerifyFailure> {
+    let size = c.tree_size as u64;
+    if let Ok(note) = key.verify_checkpoint(&c.note)
+        && note.size == size
+    {
+        if note.root != c.root {
+            return Err(VerifyFailure::StoredRootMismatch { size });
+        }
+        signed.push((size, note.root));
+    }
+    verifier.add_checkpoint(size, c.note);
+    Ok(())
 }
 
 /// Stored checkpoints read in pages, in ascending size.

@@ -376,6 +376,23 @@ async fn checkpoints_are_signed_in_the_background_as_the_log_grows(db: Db) {
     );
 }
 
+/// The root stored next to a checkpoint's note (which readers are shown) no longer matches the root the note
+/// signs: the failure names the checkpoint, not an entry.
+async fn altered_checkpoint_root_names_the_checkpoint(db: Db) {
+    let (_, key) = seeded(&db).await;
+    db.tamper(&format!(
+        "UPDATE audit_checkpoints SET root = {} WHERE tree_size = 12",
+        db.blob(&[7; 32])
+    ))
+    .await;
+    let failure = failure(&db, &key).await;
+    assert_eq!(failure, VerifyFailure::StoredRootMismatch { size: 12 });
+    assert_eq!(
+        failure.to_string(),
+        "checkpoint at size 12: its stored root does not match its signed root"
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -409,4 +426,5 @@ on_both_backends!(
     truncated_log_is_detected,
     corrupted_tree_node_is_detected,
     checkpoints_are_signed_in_the_background_as_the_log_grows,
+    altered_checkpoint_root_names_the_checkpoint,
 );
