@@ -76,6 +76,10 @@ pub enum ApiError {
     /// A dependency (storage) is unavailable (503); no decision is answered without being logged.
     #[error("{0}")]
     Unavailable(String),
+    /// The stored log or its decision index fails an integrity check (500): someone changed the database. The
+    /// detail (which row, which column) is returned, since the caller may read that decision's event anyway.
+    #[error("{0}")]
+    Integrity(String),
     /// A bug or unexpected failure (500); details are logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -106,6 +110,11 @@ impl ApiError {
             ),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            ApiError::Integrity(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "integrity-failure",
+                "Audit log integrity failure",
+            ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
         }
     }
@@ -251,6 +260,10 @@ impl From<acgs_store::LogError> for ApiError {
 
 impl From<acgs_store::StoreError> for ApiError {
     fn from(e: acgs_store::StoreError) -> Self {
-        ApiError::Unavailable(format!("storage unavailable: {e}"))
+        match e {
+            // Not a passing outage: a decision index that disagrees with the signed log is an incident.
+            acgs_store::StoreError::IndexMismatch(mismatch) => ApiError::Integrity(mismatch.to_string()),
+            other => ApiError::Unavailable(format!("storage unavailable: {other}")),
+        }
     }
 }

@@ -457,6 +457,54 @@ async fn ready_fails_when_storage_is_gone() {
         .assert_problem(StatusCode::SERVICE_UNAVAILABLE);
 }
 
+/// A decision index rewritten behind the server's back (`escalate` to `allow`) is answered with a 500 problem
+/// naming the entry, never with the forged outcome.
+#[tokio::test]
+async fn a_forged_decision_index_is_a_problem_not_the_forged_outcome() {
+    let base =
+        std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("acgs_http_index_{}_{}", std::process::id(), chrono_like_nanos());
+    let psql = |sql: String| {
+        assert!(
+            std::process::Command::new("psql")
+                .args([base.as_str(), "-q", "-c", &sql])
+                .status()
+                .unwrap()
+                .success(),
+            "{sql}"
+        );
+    };
+    psql(format!("CREATE SCHEMA {schema}"));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
+    let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap()).await;
+    let reply = s.post("/v1/decisions", first(Outcome::Escalate).to_string()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let decided = reply.json();
+    assert_eq!(decided["decision"], "escalate");
+    let (id, seq) = (
+        decided["decision_id"].as_str().unwrap(),
+        decided["audit_seq"].as_i64().unwrap(),
+    );
+    psql(format!(
+        "UPDATE {schema}.decisions SET outcome = 'allow', effective_outcome = 'allow' WHERE seq = {seq}"
+    ));
+    for uri in [format!("/v1/decisions/{id}"), "/v1/decisions".to_owned()] {
+        let reply = s.get(&uri).await;
+        let problem = reply.assert_problem(StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(problem["type"], "urn:acgs:problem:integrity-failure", "{uri}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("decision index does not match its audit event at seq {seq}")),
+            "{uri}: {problem}"
+        );
+        assert!(!reply.text.contains("\"outcome\""), "{uri}: {}", reply.text);
+    }
+}
+
 #[tokio::test]
 async fn audit_endpoints_serve_checkpoints_entries_proofs_and_receipts() {
     let s = server(ServerSettings::default()).await;

@@ -10,10 +10,10 @@ use acgs_audit::{Frontier, NodeId, NodeMap};
 use sqlx::PgConnection;
 
 use crate::event::{NewEntry, PendingEvent, PreparedBatch, prepare_batch};
-use crate::record::DecisionRow;
+use crate::index::{DecisionRow, IndexRow};
 use crate::{
-    AuditEntry, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, SELECT_DECISIONS, StoreError, StoreOptions,
-    StoredCheckpoint, frontier_from, node_map, push_list_query,
+    AuditEntry, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, StoreError, StoreOptions, StoredCheckpoint,
+    frontier_from, node_map, push_list_query,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -204,19 +204,27 @@ impl DecisionStore for PostgresStore {
     }
 
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, DecisionRow>(&format!("{SELECT_DECISIONS} WHERE decision_id = $1"))
-                .bind(decision_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(DecisionRecord::from),
-        )
+        sqlx::query_as::<_, DecisionRow>(&crate::auth::numbered(&crate::index::select_decision_by_id()))
+            .bind(decision_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(DecisionRow::checked)
+            .transpose()
     }
 
     async fn list(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StoreError> {
-        let mut qb = QueryBuilder::<Postgres>::new(SELECT_DECISIONS);
+        let mut qb = QueryBuilder::<Postgres>::new(crate::index::select_decisions());
         push_list_query(&mut qb, query);
         let rows: Vec<DecisionRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(DecisionRow::checked).collect()
+    }
+
+    async fn decision_index(&self, after_seq: i64, limit: u32) -> Result<Vec<DecisionRecord>, StoreError> {
+        let rows: Vec<IndexRow> = sqlx::query_as(&crate::auth::numbered(&crate::index::select_index_rows()))
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(DecisionRecord::from).collect())
     }
 

@@ -106,6 +106,16 @@ async fn list_filters_and_pages(store: Arc<dyn DecisionStore>) {
         .await
         .unwrap();
     assert_eq!(recent.len(), 5);
+    // The index as stored, ascending after a cursor, without bodies: what verification walks.
+    let rows = store.decision_index(10, 5).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![11, 12, 13, 14, 15]);
+    assert_eq!(
+        rows[0],
+        DecisionRecord {
+            body: String::new(),
+            ..records[10].clone()
+        }
+    );
 }
 
 async fn group_commit_log_commits_concurrent_appends(store: Arc<dyn DecisionStore>) {
