@@ -231,9 +231,15 @@ pub async fn create_batch(
             batch.requests.len()
         )));
     }
-    // All items are queued together so they share group commits.
+    // All items are queued together so they share group commits. Each decision first takes a unit of the task's
+    // cooperative budget, so a large batch gives its worker thread back to other requests every ~128 decisions
+    // instead of deciding them all in one go.
     let caller = principal.label();
-    let results = futures::future::join_all(batch.requests.iter().map(|r| decide_and_log(&state, &caller, r))).await;
+    let results = futures::future::join_all(batch.requests.iter().map(|r| async {
+        tokio::task::consume_budget().await;
+        decide_and_log(&state, &caller, r).await
+    }))
+    .await;
     Ok(Json(BatchResponse {
         results: results
             .into_iter()
