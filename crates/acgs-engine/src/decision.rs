@@ -515,10 +515,13 @@ impl<'a> Hierarchy<'a> {
                 for &parent in &self.parents[node] {
                     direct[parent] = node;
                 }
-                set.iter()
-                    .filter(|&&a| direct[a] != node)
-                    .map(|&a| self.uids[a].clone())
-                    .collect()
+                let mut indirect = HashSet::with_capacity(set.len() - self.parents[node].len());
+                indirect.extend(
+                    set.iter()
+                        .filter(|&&a| direct[a] != node)
+                        .map(|&a| self.uids[a].clone()),
+                );
+                indirect
             })
             .collect())
     }

@@ -176,3 +176,21 @@ fn diamonds_give_the_exact_ancestor_sets() {
     let json = fixtures::role_request(&["left"], &doubled).replace("\"root\"", "\"tool-user\"");
     assert_eq!(decide(&engine, &json).unwrap().outcome, Outcome::Allow);
 }
+
+#[test]
+fn a_dense_hierarchy_is_decided_up_to_the_link_limit_and_refused_beyond() {
+    let engine = engine();
+    // Roles under two chains of MAX_HIERARCHY_DEPTH roles: within the depth limit, 64 ancestors each, a small body.
+    let (chains, len) = (2, MAX_HIERARCHY_DEPTH);
+    assert!(fixtures::dense_links(chains, len, 765) <= MAX_ANCESTOR_LINKS);
+    assert!(fixtures::dense_links(chains, len, 766) > MAX_ANCESTOR_LINKS);
+    let within = fixtures::dense_request(chains, len, 765);
+    assert_eq!(decide(&engine, &within).unwrap().outcome, Outcome::Allow);
+    let beyond = fixtures::dense_request(chains, len, 766);
+    assert!(beyond.len() < 100_000, "{} bytes", beyond.len());
+    let message = entities_error(decide(&engine, &beyond));
+    assert!(
+        message.contains(&format!("more than {MAX_ANCESTOR_LINKS} ancestor links")),
+        "{message}"
+    );
+}
