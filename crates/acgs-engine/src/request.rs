@@ -21,9 +21,8 @@ pub const MAX_REQUEST_ENTITIES: usize = 1000;
 /// principal, the resource or one of `entities`) up through its ancestors. A parent that is referenced but not
 /// supplied counts as one level. Deeper hierarchies are refused with [`RequestError::Entities`].
 ///
-/// Real role and group hierarchies are a few levels deep (organisational charts and nested directory groups
-/// rarely exceed 10–15); 32 leaves room for those while refusing the long chains whose closure is quadratic
-/// (a chain of n entities has n(n-1)/2 ancestor links).
+/// Role, team and group hierarchies are a handful of levels deep; 32 leaves ample room for them while refusing
+/// the long chains whose closure is quadratic (a chain of n entities has n(n-1)/2 ancestor links).
 ///
 /// [`RequestError::Entities`]: crate::RequestError::Entities
 pub const MAX_HIERARCHY_DEPTH: usize = 32;
@@ -33,9 +32,9 @@ pub const MAX_HIERARCHY_DEPTH: usize = 32;
 /// Cedar stores every entity's full ancestor set, so this is the size of the hierarchy a decision must build;
 /// larger ones are refused with [`RequestError::Entities`].
 ///
-/// 50,000 admits 1,000 entities with 50 ancestors each; it bounds the closure of any request to a few
-/// milliseconds (see `docs/performance.md`), where a chain of 1,000 roles (about 500,000 links) took most of a
-/// second.
+/// 50,000 admits 1,000 entities with 50 ancestors each. It bounds a decision's hierarchy work to about 10 ms
+/// (`benches/hierarchy.rs`: 8 ms for the densest accepted hierarchy, 13 ms for the widest, including converting
+/// its 0.9 MB of entities), where a chain of 1,000 roles (about 500,000 links) took 0.16 s and more.
 ///
 /// [`RequestError::Entities`]: crate::RequestError::Entities
 pub const MAX_ANCESTOR_LINKS: usize = 50_000;
