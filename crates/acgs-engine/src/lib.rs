@@ -45,5 +45,8 @@ pub use document::{
 pub use error::{LoadError, Problem, ProblemKind, RequestError};
 pub use hash::{CANONICAL_FORM_TAG, ConstitutionHash, canonical_form, hash_document, normalize_text};
 pub use json::reject_duplicate_keys;
-pub use request::{DecisionRequest, EntityInput, EntityRef, MAX_REQUEST_ENTITIES, MAX_VALUE_DEPTH};
+pub use request::{
+    DecisionRequest, EntityInput, EntityRef, MAX_ANCESTOR_LINKS, MAX_HIERARCHY_DEPTH, MAX_REQUEST_ENTITIES,
+    MAX_VALUE_DEPTH,
+};
 pub use testing::{TestReport, TestResult};
