@@ -176,7 +176,9 @@ fn the_connection_cap_is_fitted_to_the_open_file_limit() {
         stream.write_all(b"GET /health HTTP/1.1\r\nHost: acgs\r\n\r\n").unwrap();
         stream.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
         let mut buf = [0u8; 512];
-        stream.read(&mut buf).map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+        stream
+            .read(&mut buf)
+            .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
     };
     let mut open: Vec<TcpStream> = (0..44)
         .map(|_| {
@@ -186,7 +188,10 @@ fn the_connection_cap_is_fitted_to_the_open_file_limit() {
         })
         .collect();
     let mut waiting = TcpStream::connect(&addr).unwrap();
-    assert!(health(&mut waiting).is_err(), "a 45th connection was served under a limit of 300 files");
+    assert!(
+        health(&mut waiting).is_err(),
+        "a 45th connection was served under a limit of 300 files"
+    );
     open.pop();
     waiting.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = [0u8; 512];
@@ -196,7 +201,10 @@ fn the_connection_cap_is_fitted_to_the_open_file_limit() {
     child.wait().unwrap();
     let mut log = String::new();
     child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-    assert!(log.contains("lowering the cap") && log.contains("\"fitted\":44"), "{log}");
+    assert!(
+        log.contains("lowering the cap") && log.contains("\"fitted\":44"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,6 +63,9 @@ pub struct AppState {
     pub settings: Arc<ServerSettings>,
     /// Prometheus renderer.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Slots for heavy decisions (large hierarchies, long content), which run on the blocking pool: half the CPUs
+    /// (at least one), so that heavy requests, however many arrive, leave CPU time to the others.
+    pub heavy_decisions: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -81,6 +84,9 @@ impl AppState {
             log,
             settings: Arc::new(settings),
             metrics: crate::telemetry::prometheus_handle(),
+            heavy_decisions: Arc::new(tokio::sync::Semaphore::new(
+                (std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) / 2).max(1),
+            )),
         }
     }
 }

@@ -865,3 +865,31 @@ async fn the_hash_pin_is_checked_after_routing_and_authentication_and_only_once(
         .assert_problem(StatusCode::CONFLICT);
     assert_eq!(s.state.log.store().count().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn heavy_requests_are_decided_off_the_async_workers_with_the_same_result() {
+    let s = server(ServerSettings::default()).await;
+    let light = first(Outcome::Allow);
+    let mut heavy = light.clone();
+    heavy["content"] = json!("Please summarise the quarterly figures for the team. ".repeat(400));
+    let before = offloaded(&s).await;
+    let light_reply = s.post("/v1/decisions", light.to_string()).await;
+    assert_eq!(offloaded(&s).await, before, "a light request is decided in place");
+    let heavy_reply = s.post("/v1/decisions", heavy.to_string()).await;
+    assert_eq!(heavy_reply.status, StatusCode::OK, "{}", heavy_reply.text);
+    assert_eq!(offloaded(&s).await, before + 1);
+    assert_eq!(heavy_reply.json()["decision"], light_reply.json()["decision"]);
+    assert_eq!(heavy_reply.json()["reasons"], light_reply.json()["reasons"]);
+    // Logged like any other decision.
+    let id = heavy_reply.json()["decision_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.get(&format!("/v1/decisions/{id}")).await.status, StatusCode::OK);
+}
+
+/// `acgs_decisions_offloaded_total` as `/metrics` shows it (0 before the first).
+async fn offloaded(s: &common::TestServer) -> u64 {
+    let metrics = s.get("/metrics").await.text;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("acgs_decisions_offloaded_total "))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
