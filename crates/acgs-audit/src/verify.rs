@@ -74,6 +74,13 @@ pub enum VerifyFailure {
         /// Checkpoint tree size (last entry that may have been rewritten).
         size: u64,
     },
+    /// A stored checkpoint's root (the copy kept next to the note, which readers are shown) is not the root its
+    /// signed note holds: the stored root was changed.
+    #[error("checkpoint at size {size}: its stored root does not match its signed root")]
+    StoredRootMismatch {
+        /// Checkpoint tree size.
+        size: u64,
+    },
     /// A checkpoint covers entries that are no longer stored: the log was truncated.
     #[error("entries {first_missing}..={size} are missing: a checkpoint signed {size} entries")]
     Truncated {
@@ -92,7 +99,7 @@ impl VerifyFailure {
             Self::Modified { seq } | Self::Moved { seq, .. } | Self::Malformed { seq, .. } | Self::Removed { seq } => {
                 *seq
             }
-            Self::BadSignature { size, .. } => *size,
+            Self::BadSignature { size, .. } | Self::StoredRootMismatch { size } => *size,
             Self::RootMismatch { from, .. } => *from,
             Self::Truncated { first_missing, .. } => *first_missing,
         }

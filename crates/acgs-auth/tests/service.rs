@@ -516,6 +516,63 @@ async fn account_administration_rules(backend: &str) {
     ));
 }
 
+async fn the_last_active_administrator_cannot_be_disabled_or_demoted(backend: &str) {
+    let h = Harness::new(backend).await;
+    h.user("root", &[Role::Admin], "root password 1").await;
+    h.user("helper", &[Role::Auditor], "helper password 1").await;
+    let demote = || UserChanges {
+        roles: Some([Role::Auditor].into_iter().collect()),
+        ..Default::default()
+    };
+    let disable = || UserChanges {
+        disabled: Some(true),
+        ..Default::default()
+    };
+    for changes in [demote(), disable()] {
+        match h.auth.update_user("root", "root", changes).await {
+            Err(AuthError::Conflict(message)) => assert!(message.contains("last active administrator"), "{message}"),
+            other => panic!("the last administrator was changed: {other:?}"),
+        }
+    }
+    let users = h.auth.users().await.unwrap();
+    let root = users.iter().find(|u| u.username == "root").unwrap();
+    assert!(
+        !root.disabled && root.roles == vec!["admin"],
+        "nothing was written: {root:?}"
+    );
+    // Other changes to the last administrator, and to other users, still work.
+    h.auth
+        .update_user(
+            "root",
+            "root",
+            UserChanges {
+                roles: Some([Role::Admin, Role::Auditor].into_iter().collect()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    h.auth.update_user("root", "helper", disable()).await.unwrap();
+    // With a second active administrator, either may step down.
+    h.auth
+        .update_user(
+            "root",
+            "helper",
+            UserChanges {
+                roles: Some([Role::Admin].into_iter().collect()),
+                disabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    h.auth.update_user("root", "root", disable()).await.unwrap();
+    assert!(matches!(
+        h.auth.update_user("helper", "helper", demote()).await,
+        Err(AuthError::Conflict(_))
+    ));
+}
+
 async fn a_lost_master_key_is_replaced_and_every_session_ends(backend: &str) {
     let h = Harness::new(backend).await;
     h.user("alice", &[Role::Auditor], "alice password 1").await;
@@ -618,5 +675,6 @@ on_both_backends!(
     signing_key_rotation_keeps_sessions_and_rotate_all_revokes_everything,
     api_keys_authenticate_until_revoked_or_expired,
     account_administration_rules,
+    the_last_active_administrator_cannot_be_disabled_or_demoted,
     a_lost_master_key_is_replaced_and_every_session_ends,
 );

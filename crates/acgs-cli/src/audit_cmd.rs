@@ -171,6 +171,13 @@ async fn verify(source: &Source, dir: Option<&Path>, key: &KeyArgs) -> Result<Ex
     match acgs_store::verify_store(&*store, &verifier_key).await {
         Ok(report) => Ok(report_ok(&report, &verifier_key)),
         Err(IntegrityError::Verify(failure)) => Ok(report_failure(&failure)),
+        Err(IntegrityError::Index(mismatch)) => {
+            println!(
+                "audit log verification FAILED at sequence number {}: {mismatch}",
+                mismatch.seq
+            );
+            Ok(ExitCode::FAILURE)
+        }
         Err(e) => Err(e).context("cannot read the audit log"),
     }
 }

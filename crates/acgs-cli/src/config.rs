@@ -92,6 +92,20 @@ pub struct ServerFlags {
     /// [default: 10].
     #[arg(long, env = "ACGS_AUTH_RELOAD_SECS")]
     pub auth_reload_secs: Option<u64>,
+    /// Most HTTP connections open at once; further ones wait to be accepted [default: 4096, lowered to fit
+    /// the process's open-file limit].
+    #[arg(long, env = "ACGS_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a complete request head, from connecting or from the first byte of a
+    /// later request; then the connection is closed [default: 10].
+    #[arg(long, env = "ACGS_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a request body, from the end of its head; then 408 [default: 30].
+    #[arg(long, env = "ACGS_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// Seconds a keep-alive connection may sit idle between requests before it is closed [default: 75].
+    #[arg(long, env = "ACGS_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// Log output format.
@@ -135,6 +149,10 @@ pub struct FileConfig {
     lockout_duration_secs: Option<u64>,
     login_source_threshold: Option<u32>,
     auth_reload_secs: Option<u64>,
+    max_connections: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -208,6 +226,8 @@ pub struct ServerConfig {
     pub public_metrics: bool,
     /// Token lifetimes, lockout policy and cache refresh of the authentication service.
     pub auth: acgs_auth::AuthSettings,
+    /// The HTTP connection cap and client deadlines.
+    pub connections: acgs_server::connection::ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -288,6 +308,34 @@ impl ServerConfig {
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("acgs.db").display()));
         let defaults = acgs_store::LogConfig::default();
+        let connection_defaults = acgs_server::connection::ConnectionLimits::default();
+        let max_connections = flags
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(connection_defaults.max_connections);
+        anyhow::ensure!(max_connections > 0, "`max_connections` must be at least 1");
+        let connections = acgs_server::connection::ConnectionLimits {
+            max_connections,
+            header_timeout: secs(
+                "header_timeout_secs",
+                flags.header_timeout_secs,
+                file.header_timeout_secs,
+                connection_defaults.header_timeout,
+            )?,
+            body_timeout: secs(
+                "body_timeout_secs",
+                flags.body_timeout_secs,
+                file.body_timeout_secs,
+                connection_defaults.body_timeout,
+            )?,
+            idle_timeout: secs(
+                "idle_timeout_secs",
+                flags.idle_timeout_secs,
+                file.idle_timeout_secs,
+                connection_defaults.idle_timeout,
+            )?,
+            ..connection_defaults
+        };
         Ok(Self {
             listen,
             database_url,
@@ -326,6 +374,7 @@ impl ServerConfig {
                 .unwrap_or_else(|| data_dir.join(AUTH_MASTER_KEY_FILE)),
             public_metrics: flags.public_metrics.or(file.public_metrics).unwrap_or(false),
             auth,
+            connections,
             data_dir,
         })
     }

@@ -41,6 +41,8 @@ fn read_request(spec: &str) -> Result<String> {
 pub fn run(args: DecideArgs) -> Result<ExitCode> {
     let text = read_request(&args.request)?;
     let request: DecisionRequest = serde_json::from_str(&text).context("invalid decision request")?;
+    // As the server does: a key given twice in one object is refused rather than read as its last value.
+    acgs_engine::reject_duplicate_keys(text.as_bytes()).context("invalid decision request")?;
     match args.url {
         Some(url) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -151,6 +151,7 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
                 checkpoint_interval: config.checkpoint_interval,
                 checkpoint_entries: config.checkpoint_entries as i64,
                 public_metrics: config.public_metrics,
+                connections: fit_connections_to_open_file_limit(config.connections),
             },
         );
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -179,6 +180,48 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
         tracing::info!("ACGS stopped; decision log flushed");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// File descriptors kept free for everything but client connections: the database, its log, key files, the
+/// listener, PostgreSQL connections.
+const RESERVED_FILE_DESCRIPTORS: u64 = 256;
+
+/// Raise the process's soft open-file limit (up to the hard limit) so that the connection cap fits in it; if it
+/// cannot be raised that far, lower the cap (with a warning), so that client connections can never take the
+/// descriptors the decision log needs.
+fn fit_connections_to_open_file_limit(
+    mut limits: acgs_server::connection::ConnectionLimits,
+) -> acgs_server::connection::ConnectionLimits {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let wanted = limits.max_connections as u64 + RESERVED_FILE_DESCRIPTORS;
+    let current = getrlimit(Resource::Nofile);
+    let soft = current.current.unwrap_or(u64::MAX);
+    if soft >= wanted {
+        return limits;
+    }
+    let hard = current.maximum.unwrap_or(u64::MAX);
+    let raised = wanted.min(hard);
+    let available = match setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(raised),
+            maximum: current.maximum,
+        },
+    ) {
+        Ok(()) => raised,
+        Err(_) => soft,
+    };
+    if available < wanted {
+        let fitted = available.saturating_sub(RESERVED_FILE_DESCRIPTORS).max(1) as usize;
+        tracing::warn!(
+            configured = limits.max_connections,
+            fitted,
+            open_file_limit = available,
+            "the open-file limit is too low for the connection cap; lowering the cap (raise `ulimit -n`)"
+        );
+        limits.max_connections = fitted;
+    }
+    limits
 }
 
 /// Show the credentials a first start created; they are never shown again.

@@ -221,6 +221,58 @@ async fn verify_export_prune_and_tampering_through_the_cli() {
     );
 }
 
+/// The decision index is only a query index: rewriting a decision's outcome there (`escalate` to `allow`) fails
+/// `acgs audit verify`, naming the entry, decision and column, and `acgs decisions show` and `list` refuse to
+/// print the forged outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_decision_index_fails_verify_and_is_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    // The example's fourth request escalates; decision 3 is entry 8.
+    let (ids, _, _) = decisions(data, 6).await;
+    let escalated = &ids[3];
+    let cwd = dir.path();
+    let o = acgs_in(cwd, &["decisions", "show", "--data-dir", data, escalated]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("\"outcome\": \"escalate\""), "{}", stdout(&o));
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{data}/acgs.db"))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE decisions SET outcome = 'allow', effective_outcome = 'allow' WHERE decision_id = ?")
+        .bind(escalated)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let o = acgs_in(cwd, &["audit", "verify", "--data-dir", data]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "FAILED at sequence number 8: decision index does not match its audit event at seq 8 (decision \
+             `{escalated}`): column `outcome` holds `allow`, the event `escalate`"
+        )),
+        "{}",
+        stdout(&o)
+    );
+    for args in [
+        &["decisions", "show", "--data-dir", data, escalated][..],
+        &["decisions", "list", "--data-dir", data, "--json"][..],
+        &["decisions", "list", "--data-dir", data, "--outcome", "allow"][..],
+    ] {
+        let o = acgs_in(cwd, args);
+        assert!(!o.status.success(), "{args:?}: {}", stdout(&o));
+        assert!(
+            stdout(&o).contains("decision index does not match its audit event at seq 8"),
+            "{args:?}: {}",
+            stdout(&o)
+        );
+        assert!(o.stdout.is_empty(), "{args:?} printed decisions: {}", stdout(&o));
+    }
+}
+
 #[test]
 fn the_server_refuses_a_key_file_others_can_read() {
     use std::os::unix::fs::PermissionsExt as _;

@@ -139,6 +139,72 @@ fn decide_in_process_and_reject_bad_requests() {
     assert!(stderr(&o).contains("invalid decision request"));
     let o = acgs(&["decide", "--request", "@/nonexistent.json"]);
     assert!(!o.status.success());
+    let repeated = request.replacen(r#""attributes":{"#, r#""attributes":{"trust_level":0,"#, 1);
+    assert_ne!(&repeated, request);
+    let o = acgs(&["decide", "--constitution", EXAMPLE, "--request", &repeated]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("duplicate key `trust_level`"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_connection_cap_is_fitted_to_the_open_file_limit() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    // 300 descriptors, 256 of them kept for the database and key files: at most 44 connections.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 300 && exec '{ACGS}' up --listen 127.0.0.1:0 --data-dir '{}' --header-timeout-secs 60 \
+             --idle-timeout-secs 60 --log-format json",
+            dir.path().display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the server announces its address").unwrap();
+        if let Some(url) = line.strip_prefix("ACGS is running at http://") {
+            break url.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let health = |stream: &mut TcpStream| {
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: acgs\r\n\r\n").unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+        let mut buf = [0u8; 512];
+        stream
+            .read(&mut buf)
+            .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let mut open: Vec<TcpStream> = (0..44)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            assert!(health(&mut s).unwrap().starts_with("HTTP/1.1 200"));
+            s
+        })
+        .collect();
+    let mut waiting = TcpStream::connect(&addr).unwrap();
+    assert!(
+        health(&mut waiting).is_err(),
+        "a 45th connection was served under a limit of 300 files"
+    );
+    open.pop();
+    waiting.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 512];
+    let n = waiting.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    assert!(
+        log.contains("lowering the cap") && log.contains("\"fitted\":44"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,8 @@ use std::hint::black_box;
 
 use acgs_engine::{Constitution, Detectors};
 use criterion::{Criterion, criterion_group, criterion_main};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 mod mix;
 
@@ -35,9 +37,42 @@ fn bench_decisions(c: &mut Criterion) {
     c.bench_function("detectors/scan_1kb_prose", |b| {
         b.iter(|| black_box(detectors.scan(black_box(mix::PROSE_1KB))))
     });
+    // The content of a 1 MiB request made of findings: where the detectors' own work is largest.
+    let mut group = c.benchmark_group("detectors");
+    group.sample_size(10);
+    for (name, text) in adversarial_content() {
+        group.bench_function(name, |b| b.iter(|| black_box(detectors.scan(black_box(&text)))));
+    }
+    group.finish();
     c.bench_function("constitution/load_example", |b| {
         b.iter(|| black_box(Constitution::compile("example", black_box(mix::example_text()))))
     });
+}
+
+/// 1 MiB texts of findings: half JWTs and half assigned keys (each key checked against each JWT until the sweep in
+/// `finish`), and tokens separated by commas only (each looked back 2 KiB for a URL until `UrlTracker`).
+fn adversarial_content() -> [(&'static str, String); 2] {
+    const MIB: usize = 1 << 20;
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut token = |len: usize| -> String {
+        const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..len)
+            .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
+            .collect()
+    };
+    let mut secrets = String::with_capacity(MIB + 64);
+    while secrets.len() < MIB / 2 {
+        secrets.push_str(&format!("eyJ{}.{}. ", token(7), token(2)));
+    }
+    while secrets.len() < MIB {
+        secrets.push_str(&format!("secret={} ", token(16)));
+    }
+    let mut tokens = String::with_capacity(MIB + 64);
+    while tokens.len() < MIB {
+        tokens.push_str(&token(32));
+        tokens.push(',');
+    }
+    [("scan_1mib_jwts_and_keys", secrets), ("scan_1mib_comma_tokens", tokens)]
 }
 
 criterion_group!(benches, bench_decisions);

@@ -24,7 +24,7 @@ use crate::constitution::{Constitution, DETECTIONS_ATTRIBUTE};
 use crate::detectors::{Detection, DetectionCategory, Detectors};
 use crate::document::Outcome;
 use crate::error::RequestError;
-use crate::request::{DecisionRequest, MAX_REQUEST_ENTITIES};
+use crate::request::{DecisionRequest, MAX_ANCESTOR_LINKS, MAX_HIERARCHY_DEPTH, MAX_REQUEST_ENTITIES};
 use crate::shapes::CheckedEntity;
 
 /// Why a decision came out as it did: one deciding policy.
@@ -320,66 +320,211 @@ fn outcome(
 }
 
 /// Turn checked entities into Cedar entities with their hierarchy closed transitively (an entity's ancestors are
-/// its parents, their parents, and so on, through the entities of this request). A cycle is an error.
+/// its parents, their parents, and so on, through the entities of this request). A cycle is an error, and so is a
+/// hierarchy deeper than [`MAX_HIERARCHY_DEPTH`] or one whose closure holds more than [`MAX_ANCESTOR_LINKS`].
+///
+/// Cedar stores every entity's full ancestor set, so the closure is as large as the sum of those sets, which is
+/// quadratic for a long chain (n(n-1)/2 links for n entities). The two limits bound that size; [`Hierarchy`]
+/// computes each entity's set once, from its parents' sets, and stops as soon as a limit is passed, so the work
+/// of any request stays within a small bound (measured in `benches/hierarchy.rs`).
 fn close_hierarchy(checked: Vec<CheckedEntity>) -> Result<Vec<Arc<Entity>>, RequestError> {
-    // The same entity may be supplied twice if both copies are identical (as Cedar allows); otherwise it is
-    // ambiguous which one the policies should see.
-    let mut index: HashMap<&EntityUID, usize> = HashMap::with_capacity(checked.len());
-    let mut unique = Vec::with_capacity(checked.len());
-    for (i, e) in checked.iter().enumerate() {
-        match index.get(&e.uid) {
-            None => {
-                index.insert(&e.uid, i);
-                unique.push(e);
-            }
-            Some(&first) if checked[first].attributes == e.attributes && checked[first].parents == e.parents => {}
-            Some(_) => {
-                return Err(RequestError::Entities(format!(
-                    "entity `{}` is supplied twice with different attributes or parents",
-                    e.uid
-                )));
-            }
-        }
-    }
-    let mut closed = Vec::with_capacity(unique.len());
-    for e in unique {
-        let mut indirect: HashSet<EntityUID> = HashSet::new();
-        let mut pending: Vec<&EntityUID> = e.parents.iter().collect();
-        let mut seen: HashSet<&EntityUID> = e.parents.iter().collect();
-        while let Some(ancestor) = pending.pop() {
-            if *ancestor == e.uid {
-                return Err(RequestError::Entities(format!(
-                    "entity `{}` is its own ancestor (the parents form a cycle)",
-                    e.uid
-                )));
-            }
-            if !e.parents.contains(ancestor) {
-                indirect.insert(ancestor.clone());
-            }
-            if let Some(&i) = index.get(ancestor) {
-                for next in &checked[i].parents {
-                    if seen.insert(next) {
-                        pending.push(next);
-                    }
-                }
-            }
-        }
-        closed.push((indirect, e));
-    }
-    Ok(closed
+    let (keep, indirect) = {
+        let hierarchy = Hierarchy::new(&checked)?;
+        let indirect = hierarchy.indirect_ancestors()?;
+        (hierarchy.keep, indirect)
+    };
+    Ok(checked
         .into_iter()
-        .map(|(indirect, e)| {
+        .zip(keep)
+        .filter_map(|(e, keep)| keep.then_some(e))
+        .zip(indirect)
+        .map(|(e, indirect)| {
             Arc::new(Entity::new_with_attr_partial_value(
-                e.uid.clone(),
-                e.attributes
-                    .iter()
-                    .map(|(k, v)| (k.clone(), PartialValue::Value(v.clone()))),
+                e.uid,
+                e.attributes.into_iter().map(|(k, v)| (k, PartialValue::Value(v))),
                 indirect,
-                e.parents.clone(),
+                e.parents,
                 std::iter::empty(),
             ))
         })
         .collect())
+}
+
+/// The parent graph of a request's entities, numbered: `0..n` are the distinct entities supplied (principal,
+/// resource, `entities`), in request order; `n..` are parents that are referenced but not supplied (they have no
+/// known parents of their own).
+struct Hierarchy<'a> {
+    /// Every node's uid.
+    uids: Vec<&'a EntityUID>,
+    /// The direct parents of each supplied node.
+    parents: Vec<Vec<usize>>,
+    /// For each checked entity, whether it is the first copy of its uid (later identical copies are dropped).
+    keep: Vec<bool>,
+}
+
+/// Where a supplied node is in the depth-first search.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    /// Not reached yet.
+    New,
+    /// On the search path: its ancestors are being computed, so meeting it again is a cycle.
+    Open,
+    /// Its depth and ancestors are known.
+    Done,
+}
+
+impl<'a> Hierarchy<'a> {
+    /// Number the entities and their parents. The same entity may be supplied twice if both copies are identical
+    /// (as Cedar allows); otherwise it is ambiguous which one the policies should see.
+    fn new(checked: &'a [CheckedEntity]) -> Result<Self, RequestError> {
+        let mut index: HashMap<&EntityUID, usize> = HashMap::with_capacity(checked.len());
+        let mut uids = Vec::with_capacity(checked.len());
+        let mut first = Vec::with_capacity(checked.len());
+        let mut keep = Vec::with_capacity(checked.len());
+        for (i, e) in checked.iter().enumerate() {
+            match index.get(&e.uid) {
+                None => {
+                    index.insert(&e.uid, uids.len());
+                    uids.push(&e.uid);
+                    first.push(i);
+                    keep.push(true);
+                }
+                Some(&node)
+                    if checked[first[node]].attributes == e.attributes && checked[first[node]].parents == e.parents =>
+                {
+                    keep.push(false);
+                }
+                Some(_) => {
+                    return Err(RequestError::Entities(format!(
+                        "entity `{}` is supplied twice with different attributes or parents",
+                        e.uid
+                    )));
+                }
+            }
+        }
+        let parents = first
+            .iter()
+            .map(|&i| {
+                checked[i]
+                    .parents
+                    .iter()
+                    .map(|parent| {
+                        *index.entry(parent).or_insert_with(|| {
+                            uids.push(parent);
+                            uids.len() - 1
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Self { uids, parents, keep })
+    }
+
+    /// Each supplied entity's indirect ancestors (its ancestors that are not direct parents), in node order.
+    ///
+    /// Depth-first search in post-order: when a node is finished its parents are, so its depth is one more than
+    /// its deepest parent's and its ancestors are its parents and their ancestors. A parent already among the
+    /// ancestors (through another parent) brings no new ones and is not merged again. Stops at a cycle, at a
+    /// node deeper than [`MAX_HIERARCHY_DEPTH`], and when the ancestor sets reach [`MAX_ANCESTOR_LINKS`] in all.
+    /// Iterative, so a long chain cannot exhaust the stack.
+    fn indirect_ancestors(&self) -> Result<Vec<HashSet<EntityUID>>, RequestError> {
+        let n = self.parents.len();
+        let mut visit = vec![Visit::New; n];
+        let mut depth = vec![0usize; n];
+        let mut ancestors: Vec<Vec<usize>> = vec![Vec::new(); n];
+        // `mark[a] == v`: node `a` is already in the ancestor set being built for `v`.
+        let mut mark = vec![usize::MAX; self.uids.len()];
+        let mut links = 0usize;
+        let mut path: Vec<(usize, usize)> = Vec::new();
+        for root in 0..n {
+            if visit[root] != Visit::New {
+                continue;
+            }
+            visit[root] = Visit::Open;
+            path.push((root, 0));
+            while let Some((node, next)) = path.last_mut() {
+                let node = *node;
+                if let Some(&parent) = self.parents[node].get(*next) {
+                    *next += 1;
+                    if parent < n {
+                        match visit[parent] {
+                            Visit::New => {
+                                visit[parent] = Visit::Open;
+                                path.push((parent, 0));
+                            }
+                            Visit::Open => {
+                                return Err(RequestError::Entities(format!(
+                                    "entity `{}` is its own ancestor (the parents form a cycle)",
+                                    self.uids[parent]
+                                )));
+                            }
+                            Visit::Done => {}
+                        }
+                    }
+                    continue;
+                }
+                path.pop();
+                let deepest = self.parents[node]
+                    .iter()
+                    .map(|&p| if p < n { depth[p] + 1 } else { 1 })
+                    .max()
+                    .unwrap_or(0);
+                if deepest > MAX_HIERARCHY_DEPTH {
+                    return Err(RequestError::Entities(format!(
+                        "entity `{}` has {deepest} levels of ancestors above it; the entity hierarchy may be at most \
+                         {MAX_HIERARCHY_DEPTH} levels deep",
+                        self.uids[node]
+                    )));
+                }
+                let mut set = Vec::new();
+                for &parent in &self.parents[node] {
+                    if mark[parent] == node {
+                        continue;
+                    }
+                    mark[parent] = node;
+                    set.push(parent);
+                    if parent < n {
+                        for &a in &ancestors[parent] {
+                            if mark[a] != node {
+                                mark[a] = node;
+                                set.push(a);
+                            }
+                        }
+                    }
+                    if links + set.len() > MAX_ANCESTOR_LINKS {
+                        return Err(RequestError::Entities(format!(
+                            "the entity hierarchy has more than {MAX_ANCESTOR_LINKS} ancestor links (counting each \
+                             entity's direct and indirect ancestors; passed at entity `{}`); at most \
+                             {MAX_ANCESTOR_LINKS} are accepted per request",
+                            self.uids[node]
+                        )));
+                    }
+                }
+                links += set.len();
+                depth[node] = deepest;
+                ancestors[node] = set;
+                visit[node] = Visit::Done;
+            }
+        }
+        // Cedar keeps the direct parents apart from the indirect ancestors; `direct[a] == v`: `a` is a parent of `v`.
+        let mut direct = vec![usize::MAX; self.uids.len()];
+        Ok(ancestors
+            .iter()
+            .enumerate()
+            .map(|(node, set)| {
+                for &parent in &self.parents[node] {
+                    direct[parent] = node;
+                }
+                let mut indirect = HashSet::with_capacity(set.len() - self.parents[node].len());
+                indirect.extend(
+                    set.iter()
+                        .filter(|&&a| direct[a] != node)
+                        .map(|&a| self.uids[a].clone()),
+                );
+                indirect
+            })
+            .collect())
+    }
 }
 
 fn list_ids(reasons: &[Reason]) -> String {
@@ -413,4 +558,79 @@ fn detections_record(detections: &[Detection]) -> Value {
         ],
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::collections::{BTreeMap, HashSet};
+
+    use cedar_policy_core::ast::EntityUID;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::{CheckedEntity, close_hierarchy};
+
+    fn role(i: usize) -> EntityUID {
+        EntityUID::with_eid_and_type("Role", &format!("r{i}")).unwrap()
+    }
+
+    /// Every ancestor of `start` by walking its parents, as the closure was computed before it was memoised.
+    fn walk(
+        parents: &[HashSet<EntityUID>],
+        index: &dyn Fn(&EntityUID) -> Option<usize>,
+        start: usize,
+    ) -> HashSet<EntityUID> {
+        let mut seen: HashSet<EntityUID> = HashSet::new();
+        let mut pending: Vec<&EntityUID> = parents[start].iter().collect();
+        while let Some(uid) = pending.pop() {
+            if seen.insert(uid.clone())
+                && let Some(i) = index(uid)
+            {
+                pending.extend(parents[i].iter());
+            }
+        }
+        seen
+    }
+
+    /// Random DAGs (edges only from lower to higher numbers, some parents not supplied): each entity's
+    /// ancestors are exactly those a walk finds, split into its parents and the indirect rest.
+    #[test]
+    fn memoised_closure_matches_a_walk_on_random_dags() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..200 {
+            let n = rng.random_range(1..40);
+            let supplied = rng.random_range(1..=n);
+            let parents: Vec<HashSet<EntityUID>> = (0..supplied)
+                .map(|i| {
+                    // Parents are numbered higher (no cycles); those from `supplied` on are referenced but not supplied.
+                    let count = if i + 1 < n { rng.random_range(0..4) } else { 0 };
+                    (0..count).map(|_| role(rng.random_range(i + 1..n))).collect()
+                })
+                .collect();
+            let checked: Vec<CheckedEntity> = parents
+                .iter()
+                .enumerate()
+                .map(|(i, p)| CheckedEntity {
+                    uid: role(i),
+                    attributes: BTreeMap::new(),
+                    parents: p.clone(),
+                })
+                .collect();
+            let index = |uid: &EntityUID| (0..supplied).find(|&i| role(i) == *uid);
+            let closed = close_hierarchy(checked).unwrap();
+            assert_eq!(closed.len(), supplied);
+            for (i, entity) in closed.iter().enumerate() {
+                assert_eq!(*entity.uid(), role(i));
+                let all: HashSet<EntityUID> = entity.ancestors().cloned().collect();
+                assert_eq!(all, walk(&parents, &index, i), "ancestors of r{i}");
+                let indirect: HashSet<&EntityUID> = entity.indirect_ancestors().collect();
+                assert!(
+                    parents[i].iter().all(|p| !indirect.contains(p)),
+                    "r{i}: a parent is also indirect"
+                );
+            }
+        }
+    }
 }

@@ -30,6 +30,7 @@ mod detectors;
 mod document;
 mod error;
 mod hash;
+mod json;
 mod request;
 mod shapes;
 mod testing;
@@ -43,5 +44,9 @@ pub use document::{
 };
 pub use error::{LoadError, Problem, ProblemKind, RequestError};
 pub use hash::{CANONICAL_FORM_TAG, ConstitutionHash, canonical_form, hash_document, normalize_text};
-pub use request::{DecisionRequest, EntityInput, EntityRef, MAX_REQUEST_ENTITIES, MAX_VALUE_DEPTH};
+pub use json::reject_duplicate_keys;
+pub use request::{
+    DecisionRequest, EntityInput, EntityRef, MAX_ANCESTOR_LINKS, MAX_HIERARCHY_DEPTH, MAX_REQUEST_ENTITIES,
+    MAX_VALUE_DEPTH,
+};
 pub use testing::{TestReport, TestResult};

@@ -227,8 +227,20 @@ impl Shapes {
 
     /// The uid of a reference to an entity of a declared type (with a valid id, for enumerated types).
     pub(crate) fn uid(&self, type_name: &str, id: &str, field: &str) -> Result<EntityUID, RequestError> {
-        let shape = self.entity_type(type_name, field)?;
-        check_enumerated(shape, id).map_err(|message| RequestError::Entities(format!("{field}: {message}")))?;
+        self.uid_at(type_name, id, || field.to_owned())
+    }
+
+    /// [`Self::uid`] with the field named only when there is an error (a request may hold tens of thousands of
+    /// parent references; naming each one up front was a large share of converting them).
+    fn uid_at(&self, type_name: &str, id: &str, field: impl Fn() -> String) -> Result<EntityUID, RequestError> {
+        let shape = self
+            .entity_types
+            .get(type_name)
+            .ok_or_else(|| RequestError::InvalidEntityType {
+                field: field(),
+                type_name: type_name.to_owned(),
+            })?;
+        check_enumerated(shape, id).map_err(|message| RequestError::Entities(format!("{}: {message}", field())))?;
         Ok(EntityUID::from_components(
             shape.entity_type.clone(),
             Eid::new(id),
@@ -254,13 +266,17 @@ impl Shapes {
             .map_err(|e| e.into_request_error(RequestError::Entities))?;
         let mut parents = HashSet::with_capacity(input.parents.len());
         for (i, parent) in input.parents.iter().enumerate() {
-            let parent_field = format!("{field}.parents[{i}]");
-            let parent_uid = self.uid(&parent.entity_type, &parent.id, &parent_field)?;
+            let parent_field = || format!("{field}.parents[{i}]");
+            let parent_uid = self.uid_at(&parent.entity_type, &parent.id, parent_field)?;
             if !shape.parent_types.contains(parent_uid.entity_type()) {
                 return Err(RequestError::Entities(format!(
-                    "{parent_field}: an entity of type `{}` cannot be a member of `{}` (the schema does not declare \
+                    "{}: an entity of type `{}` cannot be a member of `{}` (the schema does not declare \
                      `{} in [{}]`)",
-                    input.entity_type, parent.entity_type, input.entity_type, parent.entity_type
+                    parent_field(),
+                    input.entity_type,
+                    parent.entity_type,
+                    input.entity_type,
+                    parent.entity_type
                 )));
             }
             parents.insert(parent_uid);

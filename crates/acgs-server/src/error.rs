@@ -37,6 +37,9 @@ pub enum ApiError {
     /// The body is not JSON (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The client did not send the body in time (408); the connection is closed.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// No such resource (404).
     #[error("{0}")]
     NotFound(String),
@@ -73,6 +76,10 @@ pub enum ApiError {
     /// A dependency (storage) is unavailable (503); no decision is answered without being logged.
     #[error("{0}")]
     Unavailable(String),
+    /// The stored log or its decision index fails an integrity check (500): someone changed the database. The
+    /// detail (which row, which column) is returned, since the caller may read that decision's event anyway.
+    #[error("{0}")]
+    Integrity(String),
     /// A bug or unexpected failure (500); details are logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -88,6 +95,7 @@ impl ApiError {
                 "unsupported-media-type",
                 "Unsupported media type",
             ),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
@@ -102,6 +110,11 @@ impl ApiError {
             ),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            ApiError::Integrity(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "integrity-failure",
+                "Audit log integrity failure",
+            ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
         }
     }
@@ -162,6 +175,12 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"acgs\""),
                 );
+            }
+            // The rest of the body may still be on its way: close instead of reading it.
+            ApiError::RequestTimeout(_) | ApiError::PayloadTooLarge(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }
@@ -241,6 +260,10 @@ impl From<acgs_store::LogError> for ApiError {
 
 impl From<acgs_store::StoreError> for ApiError {
     fn from(e: acgs_store::StoreError) -> Self {
-        ApiError::Unavailable(format!("storage unavailable: {e}"))
+        match e {
+            // Not a passing outage: a decision index that disagrees with the signed log is an incident.
+            acgs_store::StoreError::IndexMismatch(mismatch) => ApiError::Integrity(mismatch.to_string()),
+            other => ApiError::Unavailable(format!("storage unavailable: {other}")),
+        }
     }
 }

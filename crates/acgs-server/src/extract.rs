@@ -7,10 +7,12 @@ use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 
+use crate::connection::BodyDeadline;
 use crate::error::ApiError;
 
-/// Like `axum::Json`, but malformed, mistyped, unknown-field and oversized bodies are answered with a
-/// problem document (400 / 413 / 415) instead of axum's plain-text rejection.
+/// Like `axum::Json`, but malformed, mistyped, unknown-field, duplicate-key and oversized bodies are answered
+/// with a problem document (400 / 413 / 415) instead of axum's plain-text rejection, and a body that does not
+/// arrive by the request's [`BodyDeadline`] with 408.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonBody<T>(pub T);
 
@@ -22,29 +24,44 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_plain_json(req.headers()) {
-            // Other media types (`application/json; charset=…`, `…+json`, none): axum's extractor decides.
-            let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
-            return Ok(Self(value));
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected `Content-Type: application/json`".into(),
+            ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(JsonRejection::from)?;
+        let deadline = req.extensions().get::<BodyDeadline>().copied();
+        let read = Bytes::from_request(req, state);
+        let bytes = match deadline {
+            Some(BodyDeadline(at)) => tokio::time::timeout_at(at, read).await.map_err(|_| {
+                metrics::counter!("acgs_http_body_timeouts_total").increment(1);
+                ApiError::RequestTimeout("the request body did not arrive within the body timeout".into())
+            })?,
+            None => read.await,
+        }
+        .map_err(JsonRejection::from)?;
         // serde_json directly: the same grammar and checks as axum's extractor, without tracking the path of
         // every field, which only an error needs. On an error, axum's extractor parses again to name the field.
-        match serde_json::from_slice(&bytes) {
-            Ok(value) => Ok(Self(value)),
-            Err(_) => {
-                let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-                Ok(Self(value))
-            }
-        }
+        let value = match serde_json::from_slice(&bytes) {
+            Ok(value) => value,
+            Err(_) => axum::Json::<T>::from_bytes(&bytes)?.0,
+        };
+        // A repeated key deep inside (serde keeps the last one, another parser may keep the first) is refused.
+        acgs_engine::reject_duplicate_keys(&bytes).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+        Ok(Self(value))
     }
 }
 
-/// Whether the request says exactly `Content-Type: application/json`, as nearly every client does.
-fn is_plain_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"))
+/// Whether the request's media type is JSON: `application/json` (with any parameters) or `application/*+json`,
+/// as axum's own extractor accepts.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", subtype)) => subtype == "json" || (subtype.len() > 5 && subtype.ends_with("+json")),
+        _ => false,
+    }
 }
 
 /// Like `axum::extract::Query`, but bad parameters are answered with a 400 problem document.

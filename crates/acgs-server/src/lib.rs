@@ -7,9 +7,13 @@
 #![deny(missing_docs)]
 
 pub mod access;
+mod body_limit;
+pub mod connection;
 mod error;
 mod extract;
 pub mod openapi;
+mod parse_errors;
+mod pin;
 pub mod routes;
 mod state;
 mod telemetry;
@@ -70,15 +74,22 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/auth/signing-keys/rotate", post(routes::auth::rotate_signing_key))
         .route("/v1/auth/rotate-all", post(routes::auth::rotate_all))
         .route("/.well-known/jwks.json", get(routes::auth::jwks))
+        // Innermost first, on the routes only: the constitution pin (so an unknown route is 404, not 409).
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), pin::check))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Innermost first: authentication and authorization by the access table, then panics become a 500
-        // problem that still passes through the hash/metrics layer.
+        // Then authentication and authorization by the access table (before the pin: an unauthenticated caller
+        // is told 401 whatever it pins), panics become a 500 problem that still passes through the metrics
+        // layer, and a declared body over the limit is refused before anything else reads it.
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::enforce))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            telemetry::constitution_and_metrics,
+            body_limit::refuse_declared_oversize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::measure_and_stamp,
         ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -110,7 +121,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
     ApiError::Internal("handler panicked".into()).into_response()
 }
 
-/// Serve `state` on `listener` until `shutdown` completes: stop accepting, finish in-flight requests,
+/// Serve `state` on `listener` (with the connection cap and deadlines of [`ServerSettings::connections`]) until
+/// `shutdown` completes: stop accepting, finish in-flight requests,
 /// commit everything queued in the decision log, then sign a checkpoint covering it. Checkpoints are signed
 /// in the background meanwhile (see [`ServerSettings::checkpoint_interval`]).
 pub async fn serve(
@@ -136,12 +148,8 @@ pub async fn serve(
             }
         }
     });
-    let result = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let limits = state.settings.connections;
+    let result = connection::serve_connections(listener, app(state), limits, shutdown).await;
     log.shutdown().await;
     periodic.abort();
     upkeep.abort();

@@ -126,7 +126,7 @@ const METHOD_NOT_ALLOWED: Shared = Shared {
 const REQUEST_TIMEOUT: Shared = Shared {
     status: 408,
     name: "RequestTimeout",
-    description: "The body did not arrive in time",
+    description: "The body did not arrive within `body_timeout_secs` of the head; the connection is closed",
 };
 const HASH_MISMATCH: Shared = Shared {
     status: 409,
@@ -137,7 +137,8 @@ const HASH_MISMATCH: Shared = Shared {
 const PAYLOAD_TOO_LARGE: Shared = Shared {
     status: 413,
     name: "PayloadTooLarge",
-    description: "The body exceeds the configured limit",
+    description: "The body, or the `Content-Length` a request declares (whatever the operation), exceeds \
+                  `max_body_bytes`; the connection is closed",
 };
 const UNSUPPORTED_MEDIA_TYPE: Shared = Shared {
     status: 415,
@@ -147,7 +148,8 @@ const UNSUPPORTED_MEDIA_TYPE: Shared = Shared {
 const INTERNAL: Shared = Shared {
     status: 500,
     name: "InternalError",
-    description: "A bug; the details are logged, not returned",
+    description: "A bug (details are logged, not returned), or stored data that fails an integrity check \
+                  (`urn:acgs:problem:integrity-failure`)",
 };
 const UNAVAILABLE: Shared = Shared {
     status: 503,
@@ -220,8 +222,8 @@ fn operations(item: &mut PathItem) -> Vec<(&'static str, &mut Operation)> {
 
 /// What one operation can answer besides what its annotation says.
 fn shared_for(path: &str, method: &str, operation: &Operation, routes: &[(String, Vec<&str>)]) -> Vec<&'static Shared> {
-    // Every request passes the constitutional-hash check, and any handler can fail.
-    let mut shared = vec![&BAD_REQUEST, &HASH_MISMATCH, &INTERNAL];
+    // Every request passes the constitutional-hash check and the declared-length check, and any handler can fail.
+    let mut shared = vec![&BAD_REQUEST, &HASH_MISMATCH, &PAYLOAD_TOO_LARGE, &INTERNAL];
     match access_for(method, path) {
         Some(Access::Public) | None => {}
         // Authentication reads the credential store, and a refusal is recorded in the audit log.
@@ -230,12 +232,7 @@ fn shared_for(path: &str, method: &str, operation: &Operation, routes: &[(String
     }
     if operation.request_body.is_some() {
         // Every operation with a body stores something (a decision, a credential, a session).
-        shared.extend([
-            &REQUEST_TIMEOUT,
-            &PAYLOAD_TOO_LARGE,
-            &UNSUPPORTED_MEDIA_TYPE,
-            &UNAVAILABLE,
-        ]);
+        shared.extend([&REQUEST_TIMEOUT, &UNSUPPORTED_MEDIA_TYPE, &UNAVAILABLE]);
     }
     if path.contains('{') {
         // An empty or unknown path parameter: no route, or no such resource.
@@ -382,8 +379,8 @@ fn hash_parameter() -> Parameter {
         .parameter_in(ParameterIn::Header)
         .required(Required::False)
         .description(Some(
-            "The constitutional hash (full or short) the caller expects; 409 if the active constitution has \
-             another. At most one such header (400 otherwise).",
+            "The constitution the caller expects: its full hash or a prefix of at least 16 hex digits; 409 if the \
+             active constitution has another. At most one such header (400 otherwise).",
         ))
         .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
         .build()

@@ -25,6 +25,8 @@ pub struct ServerSettings {
     pub checkpoint_entries: i64,
     /// Serve `/metrics` without authentication (for a scraper on a trusted network).
     pub public_metrics: bool,
+    /// The connection cap and the deadlines for slow or idle clients.
+    pub connections: crate::connection::ConnectionLimits,
 }
 
 /// Default time between checkpoints while the log grows.
@@ -41,6 +43,7 @@ impl Default for ServerSettings {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             checkpoint_entries: DEFAULT_CHECKPOINT_ENTRIES,
             public_metrics: false,
+            connections: crate::connection::ConnectionLimits::default(),
         }
     }
 }
@@ -60,6 +63,9 @@ pub struct AppState {
     pub settings: Arc<ServerSettings>,
     /// Prometheus renderer.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Slots for heavy decisions (large hierarchies, long content), which run on the blocking pool: half the CPUs
+    /// (at least one), so that heavy requests, however many arrive, leave CPU time to the others.
+    pub heavy_decisions: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -78,6 +84,9 @@ impl AppState {
             log,
             settings: Arc::new(settings),
             metrics: crate::telemetry::prometheus_handle(),
+            heavy_decisions: Arc::new(tokio::sync::Semaphore::new(
+                (std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) / 2).max(1),
+            )),
         }
     }
 }

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Header carrying the (short) constitutional hash on every response and, optionally, on requests.
@@ -56,9 +55,9 @@ pub fn prometheus_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Middleware: answer 409 when the caller expects another constitution; measure the request; stamp
-/// `X-Constitutional-Hash` on the response.
-pub async fn constitution_and_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Middleware: measure the request; stamp `X-Constitutional-Hash` on the response (the pin a request may send
+/// is checked in `pin`).
+pub async fn measure_and_stamp(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let hash = state.engine.constitution().hash();
     let route = request
@@ -67,24 +66,7 @@ pub async fn constitution_and_metrics(State(state): State<AppState>, request: Re
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().as_str().to_owned();
-
-    let mismatch = request
-        .headers()
-        .get(HASH_HEADER)
-        .map(|v| v.to_str().unwrap_or("").to_owned())
-        .filter(|sent| !hash.matches(sent));
-    let mut response = match mismatch {
-        Some(expected) => {
-            metrics::counter!("acgs_constitutional_hash_mismatches_total").increment(1);
-            ApiError::HashMismatch {
-                expected,
-                active: hash.to_hex(),
-                active_short: hash.short(),
-            }
-            .into_response()
-        }
-        None => next.run(request).await,
-    };
+    let mut response = next.run(request).await;
 
     if let Ok(value) = HeaderValue::from_str(&hash.short()) {
         response.headers_mut().insert(HASH_HEADER, value);

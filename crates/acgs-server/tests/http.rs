@@ -321,7 +321,9 @@ async fn health_ready_metrics_and_openapi() {
     assert_eq!(ready.json()["storage"], "sqlite");
     assert_eq!(ready.json()["constitutional_hash"], s.short_hash());
 
+    // A deny by default cites no principle: an allow does (so the test does not rely on other tests' metrics).
     s.post("/v1/decisions", first(Outcome::Deny).to_string()).await;
+    s.post("/v1/decisions", first(Outcome::Allow).to_string()).await;
     let metrics = s.get("/metrics").await;
     assert_eq!(metrics.status, StatusCode::OK);
     for name in [
@@ -455,6 +457,54 @@ async fn ready_fails_when_storage_is_gone() {
         .assert_problem(StatusCode::SERVICE_UNAVAILABLE);
 }
 
+/// A decision index rewritten behind the server's back (`escalate` to `allow`) is answered with a 500 problem
+/// naming the entry, never with the forged outcome.
+#[tokio::test]
+async fn a_forged_decision_index_is_a_problem_not_the_forged_outcome() {
+    let base =
+        std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("acgs_http_index_{}_{}", std::process::id(), chrono_like_nanos());
+    let psql = |sql: String| {
+        assert!(
+            std::process::Command::new("psql")
+                .args([base.as_str(), "-q", "-c", &sql])
+                .status()
+                .unwrap()
+                .success(),
+            "{sql}"
+        );
+    };
+    psql(format!("CREATE SCHEMA {schema}"));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
+    let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap()).await;
+    let reply = s.post("/v1/decisions", first(Outcome::Escalate).to_string()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let decided = reply.json();
+    assert_eq!(decided["decision"], "escalate");
+    let (id, seq) = (
+        decided["decision_id"].as_str().unwrap(),
+        decided["audit_seq"].as_i64().unwrap(),
+    );
+    psql(format!(
+        "UPDATE {schema}.decisions SET outcome = 'allow', effective_outcome = 'allow' WHERE seq = {seq}"
+    ));
+    for uri in [format!("/v1/decisions/{id}"), "/v1/decisions".to_owned()] {
+        let reply = s.get(&uri).await;
+        let problem = reply.assert_problem(StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(problem["type"], "urn:acgs:problem:integrity-failure", "{uri}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("decision index does not match its audit event at seq {seq}")),
+            "{uri}: {problem}"
+        );
+        assert!(!reply.text.contains("\"outcome\""), "{uri}: {}", reply.text);
+    }
+}
+
 #[tokio::test]
 async fn audit_endpoints_serve_checkpoints_entries_proofs_and_receipts() {
     let s = server(ServerSettings::default()).await;
@@ -581,4 +631,265 @@ async fn audit_endpoints_serve_checkpoints_entries_proofs_and_receipts() {
     s.get("/v1/decisions/nope/receipt")
         .await
         .assert_problem(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn ready_reflects_whether_decisions_can_be_recorded() {
+    // PostgreSQL in its own schema; a trigger makes every insert into the audit log fail (as a full disk or a
+    // read-only database would), and dropping it lets writes succeed again.
+    let base =
+        std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("acgs_http_test_{}_{}", std::process::id(), chrono_like_nanos());
+    let psql = |sql: String| {
+        assert!(
+            std::process::Command::new("psql")
+                .args([base.as_str(), "-q", "-v", "ON_ERROR_STOP=1", "-c", &sql])
+                .status()
+                .unwrap()
+                .success(),
+            "{sql}"
+        );
+    };
+    psql(format!("CREATE SCHEMA {schema}"));
+    let url = format!("{base}?options=-c%20search_path%3D{schema}");
+    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
+    let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap()).await;
+    assert_eq!(s.get("/ready").await.status, StatusCode::OK);
+    psql(format!(
+        "CREATE FUNCTION {schema}.refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$BEGIN RAISE EXCEPTION 'writes refused for this test'; END$$; \
+         CREATE TRIGGER refuse BEFORE INSERT ON {schema}.audit_log FOR EACH ROW EXECUTE FUNCTION {schema}.refuse()"
+    ));
+    // The database still answers reads, but a decision cannot be recorded: not ready.
+    s.post("/v1/decisions", first(Outcome::Allow).to_string())
+        .await
+        .assert_problem(StatusCode::SERVICE_UNAVAILABLE);
+    let reply = s.get("/ready").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text);
+    let body = reply.json();
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["storage_ok"], true);
+    assert_eq!(body["writable"], false);
+    assert!(
+        body["write_error"].as_str().unwrap().contains("writes refused"),
+        "{body}"
+    );
+    // Writes work again: the next probe (at most one a second) finds it, without any decision being sent.
+    psql(format!("DROP TRIGGER refuse ON {schema}.audit_log"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let reply = s.get("/ready").await;
+        if reply.status == StatusCode::OK {
+            assert_eq!(reply.json()["writable"], true);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still not ready: {}", reply.text);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        s.post("/v1/decisions", first(Outcome::Allow).to_string()).await.status,
+        StatusCode::OK
+    );
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped (the tests run as root in CI).
+struct SmallFilesystem {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFilesystem {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Self { dir })
+    }
+
+    /// Fill the filesystem with a file until the kernel says it is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.dir.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0xa5u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        let small = vec![0xa5u8; 512];
+        while file.write_all(&small).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallFilesystem {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_makes_the_server_not_ready_until_space_is_freed() {
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let Some(disk) = SmallFilesystem::mount("24m") else {
+        assert!(!is_root, "root could not mount a tmpfs for the full-disk test");
+        eprintln!("skipped: mounting a small filesystem needs root");
+        return;
+    };
+    let url = format!("sqlite://{}/acgs.db", disk.dir.path().display());
+    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
+    let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap()).await;
+    let request = first(Outcome::Allow).to_string();
+    assert_eq!(s.post("/v1/decisions", request.clone()).await.status, StatusCode::OK);
+    assert_eq!(s.get("/ready").await.status, StatusCode::OK);
+
+    let filler = disk.fill();
+    let mut refused = None;
+    for _ in 0..5000 {
+        let reply = s.post("/v1/decisions", request.clone()).await;
+        if reply.status != StatusCode::OK {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("a decision is refused once the disk is full");
+    refused.assert_problem(StatusCode::SERVICE_UNAVAILABLE);
+    let reply = s.get("/ready").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text);
+    assert_eq!(reply.json()["writable"], false);
+
+    std::fs::remove_file(filler).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let reply = s.get("/ready").await;
+        if reply.status == StatusCode::OK {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still not ready: {}", reply.text);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(s.post("/v1/decisions", request).await.status, StatusCode::OK);
+    s.state.log.shutdown().await;
+}
+
+#[tokio::test]
+async fn repeated_keys_are_refused_at_any_depth() {
+    let s = server(ServerSettings::default()).await;
+    let request = first(Outcome::Allow).to_string();
+    assert!(request.contains(r#""attributes":{"#) && request.contains(r#""context":{"#));
+    let cases = [
+        // Inside the principal's attributes, where serde would keep the last value.
+        request.replacen(r#""attributes":{"#, r#""attributes":{"trust_level":0,"#, 1),
+        // Two spellings of one key.
+        request.replacen(r#""attributes":{"#, r#""attributes":{"x":1,"\u0078":2,"#, 1),
+        request.replacen(r#""context":{"#, r#""context":{"k":1,"k":2,"#, 1),
+        // At the top level.
+        request.replacen('{', r#"{"action":"read_data","#, 1),
+    ];
+    for body in &cases {
+        let reply = s.post("/v1/decisions", body.clone()).await;
+        let problem = reply.assert_problem(StatusCode::BAD_REQUEST);
+        assert!(problem["detail"].as_str().unwrap().contains("duplicate"), "{problem}");
+    }
+    // The same in a batch, which is refused whole.
+    let batch = format!(r#"{{"requests":[{request},{}]}}"#, cases[0]);
+    let reply = s.post("/v1/decisions/batch", batch).await;
+    let problem = reply.assert_problem(StatusCode::BAD_REQUEST);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("duplicate key"),
+        "{problem}"
+    );
+    // In an entity's record (the example's resource names its owner).
+    let mut with_entity = first(Outcome::Allow);
+    with_entity["entities"] = json!([{"type": "Team", "id": "payables", "attributes": {}}]);
+    let text = with_entity
+        .to_string()
+        .replacen(r#""id":"payables","#, r#""id":"payables","id":"other","#, 1);
+    assert!(text.contains(r#""id":"other""#), "{text}");
+    s.post("/v1/decisions", text)
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    // Nothing was decided or logged.
+    assert_eq!(s.state.log.store().count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_hash_pin_is_checked_after_routing_and_authentication_and_only_once() {
+    let s = server(ServerSettings::default()).await;
+    let request = first(Outcome::Allow).to_string();
+    let decide = |pins: &[&str], authorization: Option<&str>| {
+        let mut builder = Request::post("/v1/decisions").header(header::CONTENT_TYPE, "application/json");
+        for pin in pins {
+            builder = builder.header("X-Constitutional-Hash", *pin);
+        }
+        if let Some(a) = authorization {
+            builder = builder.header(header::AUTHORIZATION, a);
+        }
+        builder.body(Body::from(request.clone())).unwrap()
+    };
+    let short = s.short_hash();
+    // No credentials: 401 whatever the pin says.
+    s.send_raw(decide(&["cdd01ef066bc6cf2"], None))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+    s.send_raw(decide(&["cdd01ef066bc6cf2"], Some("Bearer acgs_nobody_x")))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+    // No such route: 404 whatever the pin says.
+    s.send(
+        Request::get("/v1/nothing")
+            .header("X-Constitutional-Hash", "cdd01ef066bc6cf2")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND);
+    // More than one pin: 400, even when one (or both) is right.
+    for pins in [[short.as_str(), "cdd01ef066bc6cf2"], [short.as_str(), short.as_str()]] {
+        let reply = s.send(decide(&pins, None)).await;
+        let problem = reply.assert_problem(StatusCode::BAD_REQUEST);
+        assert!(
+            problem["detail"].as_str().unwrap().contains("at most once"),
+            "{problem}"
+        );
+    }
+    // One right pin decides; one wrong pin is 409.
+    assert_eq!(s.send(decide(&[short.as_str()], None)).await.status, StatusCode::OK);
+    s.send(decide(&["cdd01ef066bc6cf2"], None))
+        .await
+        .assert_problem(StatusCode::CONFLICT);
+    assert_eq!(s.state.log.store().count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn heavy_requests_are_decided_off_the_async_workers_with_the_same_result() {
+    let s = server(ServerSettings::default()).await;
+    let light = first(Outcome::Allow);
+    let mut heavy = light.clone();
+    heavy["content"] = json!("Please summarise the quarterly figures for the team. ".repeat(400));
+    let before = offloaded(&s).await;
+    let light_reply = s.post("/v1/decisions", light.to_string()).await;
+    assert_eq!(offloaded(&s).await, before, "a light request is decided in place");
+    let heavy_reply = s.post("/v1/decisions", heavy.to_string()).await;
+    assert_eq!(heavy_reply.status, StatusCode::OK, "{}", heavy_reply.text);
+    assert_eq!(offloaded(&s).await, before + 1);
+    assert_eq!(heavy_reply.json()["decision"], light_reply.json()["decision"]);
+    assert_eq!(heavy_reply.json()["reasons"], light_reply.json()["reasons"]);
+    // Logged like any other decision.
+    let id = heavy_reply.json()["decision_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.get(&format!("/v1/decisions/{id}")).await.status, StatusCode::OK);
+}
+
+/// `acgs_decisions_offloaded_total` as `/metrics` shows it (0 before the first).
+async fn offloaded(s: &common::TestServer) -> u64 {
+    let metrics = s.get("/metrics").await.text;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("acgs_decisions_offloaded_total "))
+        .map_or(0, |v| v.trim().parse().unwrap())
 }

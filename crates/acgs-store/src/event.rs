@@ -218,8 +218,15 @@ fn security_event(e: &crate::SecurityEvent, seq: i64) -> String {
 }
 
 /// The decision record a decision event stored at `seq` holds: the inverse of [`decision_event`] (the body comes
-/// back as canonical JSON text, as [`decision_body`] gives it).
+/// back as canonical JSON text).
 pub(crate) fn decision_record(seq: i64, event: &str) -> Result<DecisionRecord, String> {
+    read_decision_event(event)
+        .map(|r| DecisionRecord { seq, ..r })
+        .map_err(|e| format!("the decision event at seq {seq} cannot be read: {e}"))
+}
+
+/// The decision record a decision event holds, with the sequence number the event itself names.
+pub(crate) fn read_decision_event(event: &str) -> Result<DecisionRecord, serde_json::Error> {
     #[derive(Deserialize)]
     struct Named {
         id: String,
@@ -244,12 +251,14 @@ pub(crate) fn decision_record(seq: i64, event: &str) -> Result<DecisionRecord, S
         constitutional_hash: String,
         decision: Decision,
         recorded_at_us: i64,
+        seq: i64,
     }
     let Event {
         constitutional_hash,
         decision: d,
         recorded_at_us,
-    } = serde_json::from_str(event).map_err(|e| format!("the decision event at seq {seq} cannot be read: {e}"))?;
+        seq,
+    } = serde_json::from_str(event)?;
     Ok(DecisionRecord {
         seq,
         decision_id: d.decision_id,
@@ -267,18 +276,6 @@ pub(crate) fn decision_record(seq: i64, event: &str) -> Result<DecisionRecord, S
         evaluated_in_us: d.evaluated_in_us,
         body: acgs_audit::canonical_json(&d.body),
     })
-}
-
-/// The body of a decision event, as canonical JSON text (empty when the event is not a decision event).
-pub(crate) fn decision_body(event: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(event)
-        .ok()
-        .and_then(|v| {
-            v.get("decision")
-                .and_then(|d| d.get("body"))
-                .map(acgs_audit::canonical_json)
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -315,7 +312,6 @@ mod tests {
         assert_eq!(value["decision"]["principal"]["id"], "a\"b");
         assert_eq!(value["constitutional_hash"], "ab".repeat(32));
         assert_eq!(entry.leaf_hash, leaf_hash(entry.event.as_bytes()));
-        assert_eq!(decision_body(&entry.event), record.body);
         assert_eq!(
             decision_record(42, &entry.event).unwrap(),
             DecisionRecord {

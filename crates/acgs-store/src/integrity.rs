@@ -6,7 +6,7 @@ use std::sync::Arc;
 use acgs_audit::{Hash, LogKey, LogVerifier, SubtreeSource, VerifierKey, VerifyFailure, VerifyReport, nodes_needed};
 use tokio::sync::Mutex;
 
-use crate::{DecisionStore, ENTRY_PAGE, IntegrityError, StoreError, StoredCheckpoint};
+use crate::{DecisionRecord, DecisionStore, ENTRY_PAGE, IndexMismatch, IntegrityError, StoreError, StoredCheckpoint};
 
 /// Run a tree computation over the stored nodes it needs (fetched in one query).
 async fn over_stored_nodes<T>(
@@ -138,9 +138,13 @@ fn now_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-/// Recompute the stored log and check it against every stored checkpoint signed by `key`: signatures, roots,
-/// and consistency proofs built from the stored tree nodes between consecutive checkpoints. Stops at the first
-/// problem (an `IntegrityError::Verify` naming its sequence number).
+/// Recompute the stored log and check it against every stored checkpoint signed by `key`: signatures, roots
+/// (the signed one and the stored copy), and consistency proofs built from the stored tree nodes between
+/// consecutive checkpoints; and check every row of the decision index against the event at its sequence number,
+/// and that every decision event has a row. Stops at the first problem of the log itself (an
+/// `IntegrityError::Verify` naming its sequence number or checkpoint); if the log verifies, reports the first
+/// index row, in sequence order, that disagrees with it (an `IntegrityError::Index` naming the sequence number,
+/// decision and column).
 pub async fn verify_store(store: &dyn DecisionStore, key: &VerifierKey) -> Result<VerifyReport, IntegrityError> {
     let mut verifier = LogVerifier::new(key.clone());
     // Snapshot the log while the server may keep appending: checkpoints signed before the snapshot bound what
@@ -149,6 +153,10 @@ pub async fn verify_store(store: &dyn DecisionStore, key: &VerifierKey) -> Resul
     let checkpoint_limit = store.latest_checkpoint().await?.map_or(0, |c| c.tree_size);
     let size = store.last_seq().await?;
     let mut checkpoints = CheckpointPages::default();
+    // The index is checked against events the log vouches for: its first problem is reported only if the log
+    // itself verifies (an event rewritten with its leaf hash is the log's failure, not the index's).
+    let mut index = IndexPages::default();
+    let mut index_problem = None;
     let mut signed: Vec<(u64, Hash)> = Vec::new();
     let mut next = 1i64;
     while next <= size {
@@ -159,17 +167,21 @@ pub async fn verify_store(store: &dyn DecisionStore, key: &VerifierKey) -> Resul
         // The verifier needs each checkpoint before the entry that completes its size.
         for e in entries.iter().filter(|e| e.seq <= size) {
             while let Some(c) = checkpoints.next_up_to(store, e.seq).await? {
-                signed.push((c.tree_size as u64, c.root));
-                verifier.add_checkpoint(c.tree_size as u64, c.note);
+                add_checkpoint(&mut verifier, &mut signed, key, c)?;
             }
             verifier.entry(e.seq as u64, &e.leaf_hash, e.event.as_deref())?;
+            if index_problem.is_none() {
+                index_problem = match index.row_at(store, e.seq).await? {
+                    Ok(row) => crate::index::check_entry(e, row.as_ref()).err(),
+                    Err(orphan) => Some(orphan),
+                };
+            }
         }
         next = last + 1;
     }
     // Checkpoints beyond the stored entries: the log was truncated (the verifier reports it).
     while let Some(c) = checkpoints.next_up_to(store, checkpoint_limit.max(size)).await? {
-        signed.push((c.tree_size as u64, c.root));
-        verifier.add_checkpoint(c.tree_size as u64, c.note);
+        add_checkpoint(&mut verifier, &mut signed, key, c)?;
     }
     let report = verifier.finish()?;
     // The stored nodes serve proofs: check that they prove each checkpoint consistent with the previous one.
@@ -185,7 +197,104 @@ pub async fn verify_store(store: &dyn DecisionStore, key: &VerifierKey) -> Resul
             .into());
         }
     }
+    if let Some(problem) = index_problem {
+        return Err(IntegrityError::Index(problem));
+    }
+    if let Err(problem) = index.rows_beyond(store, size).await? {
+        return Err(IntegrityError::Index(problem));
+    }
     Ok(report)
+}
+
+/// Give a stored checkpoint to the verifier, and keep its signed root for the consistency checks. A stored root
+/// that differs from the root its note signs is reported here, naming the checkpoint; a note that does not
+/// verify is left to the verifier, which reports it in order.
+fn add_checkpoint(
+    verifier: &mut LogVerifier,
+    signed: &mut Vec<(u64, Hash)>,
+    key: &VerifierKey,
+    c: StoredCheckpoint,
+) -> Result<(), VerifyFailure> {
+    let size = c.tree_size as u64;
+    if let Ok(note) = key.verify_checkpoint(&c.note)
+        && note.size == size
+    {
+        if note.root != c.root {
+            return Err(VerifyFailure::StoredRootMismatch { size });
+        }
+        signed.push((size, note.root));
+    }
+    verifier.add_checkpoint(size, c.note);
+    Ok(())
+}
+
+/// Rows of the decision index read in pages, in ascending `seq`, alongside the entries.
+#[derive(Debug)]
+struct IndexPages {
+    buffered: std::collections::VecDeque<DecisionRecord>,
+    after: i64,
+    exhausted: bool,
+}
+
+impl Default for IndexPages {
+    fn default() -> Self {
+        Self {
+            buffered: Default::default(),
+            after: i64::MIN, // rows at impossible sequence numbers too
+            exhausted: false,
+        }
+    }
+}
+
+impl IndexPages {
+    /// The next page into the buffer; false when there are no more rows.
+    async fn fill(&mut self, store: &dyn DecisionStore) -> Result<bool, StoreError> {
+        let page = store.decision_index(self.after, ENTRY_PAGE).await?;
+        self.exhausted = page.len() < ENTRY_PAGE as usize;
+        if let Some(last) = page.last() {
+            self.after = last.seq;
+        }
+        self.buffered.extend(page);
+        Ok(!self.buffered.is_empty())
+    }
+
+    /// The row at `seq`, if any. Entries are taken in order without gaps from 1, so a row below `seq` still
+    /// buffered has no entry.
+    async fn row_at(
+        &mut self,
+        store: &dyn DecisionStore,
+        seq: i64,
+    ) -> Result<Result<Option<DecisionRecord>, IndexMismatch>, StoreError> {
+        if self.buffered.is_empty() && !self.exhausted {
+            self.fill(store).await?;
+        }
+        Ok(match self.buffered.front() {
+            Some(row) if row.seq < seq => Err(crate::index::without_event(row)),
+            Some(row) if row.seq == seq => Ok(self.buffered.pop_front()),
+            _ => Ok(None),
+        })
+    }
+
+    /// After the entries up to `size`: rows beyond it are decisions appended since the snapshot, unless the log
+    /// still has no entry at their sequence number.
+    async fn rows_beyond(
+        mut self,
+        store: &dyn DecisionStore,
+        size: i64,
+    ) -> Result<Result<(), IndexMismatch>, StoreError> {
+        let mut rows = Vec::new();
+        loop {
+            rows.extend(self.buffered.drain(..));
+            if !self.fill(store).await? {
+                break;
+            }
+        }
+        let log_end = store.last_seq().await?;
+        Ok(match rows.iter().find(|r| r.seq <= size || r.seq > log_end) {
+            Some(row) => Err(crate::index::without_event(row)),
+            None => Ok(()),
+        })
+    }
 }
 
 /// Stored checkpoints read in pages, in ascending size.

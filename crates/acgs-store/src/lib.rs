@@ -19,6 +19,7 @@
 mod auth;
 mod error;
 mod event;
+mod index;
 mod integrity;
 mod log;
 mod postgres;
@@ -38,13 +39,13 @@ pub use auth::{
     ApiKeyRecord, AuthStore, FailureCount, RefreshOutcome, RefreshTokenRecord, SecurityEvent, SessionRecord,
     SigningKeyRecord, UserRecord,
 };
-pub use error::{IntegrityError, LogError, StoreError};
+pub use error::{IndexMismatch, IndexProblem, IntegrityError, LogError, StoreError};
 pub use event::{AuditEntry, DECISION_EVENT_KIND, SECURITY_EVENT_KIND};
 pub use integrity::{Checkpointer, consistency_proof, inclusion_proof, tree_root, verify_store};
 pub use log::{DecisionLog, LogConfig};
 pub use postgres::PostgresStore;
 pub use record::{DEFAULT_LIST_LIMIT, DecisionQuery, DecisionRecord, MAX_LIST_LIMIT, PruneOutcome, StoredCheckpoint};
-pub use sqlite::{SqliteStore, SqliteSync};
+pub use sqlite::{PROBE_MIN_FREE_BYTES, SqliteStore, SqliteSync};
 
 /// Storage of the audit log and its decision index. Implemented by [`SqliteStore`] and [`PostgresStore`];
 /// both pass the same conformance suite (`tests/store_conformance.rs`).
@@ -54,10 +55,18 @@ pub trait DecisionStore: Send + Sync + std::fmt::Debug {
     /// (written into the records), becomes a leaf of the tree (with the tree nodes it completes) and a row of
     /// the decision index. Either all are stored or none.
     async fn append(&self, records: &mut [DecisionRecord]) -> Result<(), StoreError>;
-    /// One decision by id.
+    /// One decision by id, as its audit event holds it. Fails with [`StoreError::IndexMismatch`] when the index
+    /// row disagrees with its event (or the event no longer hashes to its leaf hash).
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError>;
-    /// Decisions matching `query`, newest first.
+    /// Decisions matching `query`, newest first, as their audit events hold them. The filters are evaluated over
+    /// the index; any returned row that disagrees with its event fails the whole read with
+    /// [`StoreError::IndexMismatch`].
     async fn list(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StoreError>;
+    /// Rows of the decision index as stored, not checked against their events: those with `seq > after_seq`,
+    /// ascending, at most `limit`, without bodies. For [`verify_store`], which checks them; readers use
+    /// [`DecisionStore::get`] and [`DecisionStore::list`]. Every decision event in the log when the call starts
+    /// has its row by then (SQLite first writes the rows another process may still hold in memory).
+    async fn decision_index(&self, after_seq: i64, limit: u32) -> Result<Vec<DecisionRecord>, StoreError>;
     /// Number of stored decisions.
     async fn count(&self) -> Result<i64, StoreError>;
     /// Highest assigned audit sequence number, i.e. the tree size (0 when empty).
@@ -78,6 +87,11 @@ pub trait DecisionStore: Send + Sync + std::fmt::Debug {
     async fn prune(&self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError>;
     /// Check that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Check that an event could be appended now, without appending one: insert a row into the audit log
+    /// (PostgreSQL: and the decision index) in a transaction that is rolled back; SQLite also requires
+    /// [`PROBE_MIN_FREE_BYTES`] free on the database's filesystem (a rolled-back insert need not reach the
+    /// disk). Used for readiness after a commit failed.
+    async fn probe_write(&self) -> Result<(), StoreError>;
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// A synchronous way to commit batches, for stores whose writes are cheapest from a thread of their own
@@ -129,16 +143,11 @@ pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, S
     }
 }
 
-/// Columns read for a decision: the index row and its event (shared by both backends).
-pub(crate) const SELECT_DECISIONS: &str = "SELECT seq, decision_id, recorded_at_us, principal_type, principal_id, \
-     action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
-     constitution_version, evaluated_in_us, (SELECT event FROM audit_log a WHERE a.seq = decisions.seq) AS event \
-     FROM decisions";
-
 /// Page size used when reading the log in order.
 pub(crate) const ENTRY_PAGE: u32 = 10_000;
 
-/// Push the WHERE clause and ORDER/LIMIT of a list query (shared SQL, backend-specific binds).
+/// Push the WHERE clause and ORDER/LIMIT of a list query after `index::select_decisions` (shared SQL,
+/// backend-specific binds).
 pub(crate) fn push_list_query<'a, DB>(qb: &mut sqlx::QueryBuilder<'a, DB>, query: &'a DecisionQuery)
 where
     DB: sqlx::Database,
@@ -154,16 +163,17 @@ where
     ];
     for (column, value) in text_filters {
         if let Some(v) = value {
-            qb.push(format!(" AND {column} = ")).push_bind(v.clone());
+            qb.push(format!(" AND d.{column} = ")).push_bind(v.clone());
         }
     }
     if let Some(before) = query.before_seq {
-        qb.push(" AND seq < ").push_bind(before);
+        qb.push(" AND d.seq < ").push_bind(before);
     }
     if let Some(since) = query.since_us {
-        qb.push(" AND recorded_at_us >= ").push_bind(since);
+        qb.push(" AND d.recorded_at_us >= ").push_bind(since);
     }
-    qb.push(" ORDER BY seq DESC LIMIT ").push_bind(query.effective_limit());
+    qb.push(" ORDER BY d.seq DESC LIMIT ")
+        .push_bind(query.effective_limit());
 }
 
 /// 32 stored bytes as a hash.

@@ -10,8 +10,8 @@
 //! from one commit straight to the next batch without ever sleeping, so no thread has to be woken per batch.
 //! Otherwise (PostgreSQL) it is an async task on the caller's runtime.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -51,11 +51,41 @@ enum Message {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// Least time between two write probes while the last commit has failed.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Longest a write probe may take before it counts as failed.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether decisions can be recorded, as the last commit (or, after a failed one, the last probe) found.
+#[derive(Debug, Default)]
+struct WriteHealth {
+    /// Why the last commit failed; `None` once a commit or a probe succeeds.
+    failure: Mutex<Option<String>>,
+    /// When the last probe ran and what it found.
+    probed: Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+impl WriteHealth {
+    fn commit_result(&self, result: &Result<(), crate::StoreError>) {
+        let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(()) => *failure = None,
+            Err(e) => *failure = Some(e.to_string()),
+        }
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
 /// Handle to the group-commit writer. Cloneable; [`DecisionLog::shutdown`] drains it.
 #[derive(Debug, Clone)]
 pub struct DecisionLog {
     tx: mpsc::Sender<Message>,
     store: Arc<dyn DecisionStore>,
+    health: Arc<WriteHealth>,
 }
 
 impl DecisionLog {
@@ -64,21 +94,53 @@ impl DecisionLog {
     pub fn start(store: Arc<dyn DecisionStore>, config: LogConfig) -> Self {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let max_batch = config.max_batch.max(1);
+        let health = Arc::new(WriteHealth::default());
+        let writer_health = Arc::clone(&health);
         match store.blocking_appender() {
             Some(appender) => {
                 let spawned = std::thread::Builder::new()
                     .name("acgs-log-writer".into())
-                    .spawn(move || run_blocking_writer(appender, rx, max_batch));
+                    .spawn(move || run_blocking_writer(appender, rx, max_batch, &writer_health));
                 if let Err(e) = spawned {
                     // Without a writer every append fails with `Closed` (the receiver is gone): fail closed.
                     tracing::error!(error = %e, "cannot start the decision log writer thread");
                 }
             }
             None => {
-                tokio::spawn(run_writer(store.clone(), rx, max_batch));
+                tokio::spawn(run_writer(store.clone(), rx, max_batch, writer_health));
             }
         }
-        Self { tx, store }
+        Self { tx, store, health }
+    }
+
+    /// Whether a decision can be recorded now: `Ok` unless the last commit failed. After a failed commit a
+    /// write probe ([`DecisionStore::probe_write`], at most one a second) decides, and its success counts as
+    /// recovery (as does the next successful commit). The error says why decisions cannot be recorded.
+    pub async fn writable(&self) -> Result<(), String> {
+        let Some(failure) = self.health.failure() else {
+            return Ok(());
+        };
+        if let Some((at, found)) = &*self.health.probed.lock().unwrap_or_else(PoisonError::into_inner)
+            && at.elapsed() < PROBE_INTERVAL
+        {
+            return found.clone();
+        }
+        let found = match tokio::time::timeout(PROBE_TIMEOUT, self.store.probe_write()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!(
+                "the last commit failed ({failure}); a write probe failed too: {e}"
+            )),
+            Err(_) => Err(format!(
+                "the last commit failed ({failure}); a write probe did not finish within {} s",
+                PROBE_TIMEOUT.as_secs()
+            )),
+        };
+        *self.health.probed.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), found.clone()));
+        if found.is_ok() {
+            tracing::info!("a write probe succeeded after a failed commit: ready again");
+            self.health.commit_result(&Ok(()));
+        }
+        found
     }
 
     /// The underlying store (for reads).
@@ -157,7 +219,12 @@ fn finish_shutdown(rx: &mut mpsc::Receiver<Message>, ack: oneshot::Sender<()>) {
 }
 
 /// The writer as a thread: block for the first message, take whatever else is queued, commit, repeat.
-fn run_blocking_writer(mut append: Box<dyn crate::BlockingAppend>, mut rx: mpsc::Receiver<Message>, max_batch: usize) {
+fn run_blocking_writer(
+    mut append: Box<dyn crate::BlockingAppend>,
+    mut rx: mpsc::Receiver<Message>,
+    max_batch: usize,
+    health: &WriteHealth,
+) {
     let mut messages: Vec<Message> = Vec::with_capacity(max_batch);
     loop {
         match rx.blocking_recv() {
@@ -178,6 +245,7 @@ fn run_blocking_writer(mut append: Box<dyn crate::BlockingAppend>, mut rx: mpsc:
         if !gathered.records.is_empty() {
             let started = Instant::now();
             let result = append.append(&mut gathered.records);
+            health.commit_result(&result);
             report(result, started, gathered.records, gathered.waiters);
             append.after_commit();
             if rx.is_empty() {
@@ -193,7 +261,12 @@ fn run_blocking_writer(mut append: Box<dyn crate::BlockingAppend>, mut rx: mpsc:
 }
 
 /// The writer as an async task.
-async fn run_writer(store: Arc<dyn DecisionStore>, mut rx: mpsc::Receiver<Message>, max_batch: usize) {
+async fn run_writer(
+    store: Arc<dyn DecisionStore>,
+    mut rx: mpsc::Receiver<Message>,
+    max_batch: usize,
+    health: Arc<WriteHealth>,
+) {
     let mut messages: Vec<Message> = Vec::with_capacity(max_batch);
     loop {
         if rx.recv_many(&mut messages, max_batch).await == 0 {
@@ -222,6 +295,7 @@ async fn run_writer(store: Arc<dyn DecisionStore>, mut rx: mpsc::Receiver<Messag
         if !gathered.records.is_empty() {
             let started = Instant::now();
             let result = store.append(&mut gathered.records).await;
+            health.commit_result(&result);
             report(result, started, gathered.records, gathered.waiters);
         }
         if let Some(ack) = gathered.shutdown {

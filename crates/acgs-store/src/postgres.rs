@@ -10,10 +10,10 @@ use acgs_audit::{Frontier, NodeId, NodeMap};
 use sqlx::PgConnection;
 
 use crate::event::{NewEntry, PendingEvent, PreparedBatch, prepare_batch};
-use crate::record::DecisionRow;
+use crate::index::{DecisionRow, IndexRow};
 use crate::{
-    AuditEntry, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, SELECT_DECISIONS, StoreError, StoreOptions,
-    StoredCheckpoint, frontier_from, node_map, push_list_query,
+    AuditEntry, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, StoreError, StoreOptions, StoredCheckpoint,
+    frontier_from, node_map, push_list_query,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -204,19 +204,27 @@ impl DecisionStore for PostgresStore {
     }
 
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, DecisionRow>(&format!("{SELECT_DECISIONS} WHERE decision_id = $1"))
-                .bind(decision_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(DecisionRecord::from),
-        )
+        sqlx::query_as::<_, DecisionRow>(&crate::auth::numbered(&crate::index::select_decision_by_id()))
+            .bind(decision_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(DecisionRow::checked)
+            .transpose()
     }
 
     async fn list(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StoreError> {
-        let mut qb = QueryBuilder::<Postgres>::new(SELECT_DECISIONS);
+        let mut qb = QueryBuilder::<Postgres>::new(crate::index::select_decisions());
         push_list_query(&mut qb, query);
         let rows: Vec<DecisionRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(DecisionRow::checked).collect()
+    }
+
+    async fn decision_index(&self, after_seq: i64, limit: u32) -> Result<Vec<DecisionRecord>, StoreError> {
+        let rows: Vec<IndexRow> = sqlx::query_as(&crate::auth::numbered(&crate::index::select_index_rows()))
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(DecisionRecord::from).collect())
     }
 
@@ -322,6 +330,26 @@ impl DecisionStore for PostgresStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        let mut probe = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) \
+             VALUES (-1, 'readiness.probe', 0, decode(repeat('00', 32), 'hex'), NULL)",
+        )
+        .execute(&mut *probe)
+        .await?;
+        sqlx::query(
+            "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, principal_id, action, \
+             resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
+             constitution_version, evaluated_in_us) \
+             VALUES (-1, 'readiness.probe', 0, '', '', '', '', '', 'deny', 'deny', false, '', '', 0)",
+        )
+        .execute(&mut *probe)
+        .await?;
+        probe.rollback().await?;
         Ok(())
     }
 

@@ -38,48 +38,6 @@ pub struct DecisionRecord {
     pub body: String,
 }
 
-/// A row of the decision index with its event (as read back).
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct DecisionRow {
-    seq: i64,
-    decision_id: String,
-    recorded_at_us: i64,
-    principal_type: String,
-    principal_id: String,
-    action: String,
-    resource_type: String,
-    resource_id: String,
-    outcome: String,
-    effective_outcome: String,
-    shadow: bool,
-    constitutional_hash: String,
-    constitution_version: String,
-    evaluated_in_us: i64,
-    event: Option<String>,
-}
-
-impl From<DecisionRow> for DecisionRecord {
-    fn from(r: DecisionRow) -> Self {
-        Self {
-            seq: r.seq,
-            decision_id: r.decision_id,
-            recorded_at_us: r.recorded_at_us,
-            principal_type: r.principal_type,
-            principal_id: r.principal_id,
-            action: r.action,
-            resource_type: r.resource_type,
-            resource_id: r.resource_id,
-            outcome: r.outcome,
-            effective_outcome: r.effective_outcome,
-            shadow: r.shadow,
-            constitutional_hash: r.constitutional_hash,
-            constitution_version: r.constitution_version,
-            evaluated_in_us: r.evaluated_in_us,
-            body: r.event.as_deref().map(crate::event::decision_body).unwrap_or_default(),
-        }
-    }
-}
-
 /// A signed tree head as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredCheckpoint {

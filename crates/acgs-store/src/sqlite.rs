@@ -24,13 +24,13 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use acgs_audit::{NodeId, NodeMap};
 
-use crate::record::DecisionRow;
+use crate::index::{DecisionRow, IndexRow};
 use crate::sqlite_appender::{Appender, FlushFailure, flush_failure};
 use crate::sqlite_checkpointer;
 use crate::sqlite_derived::node_position;
 use crate::{
-    AuditEntry, BlockingAppend, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, SELECT_DECISIONS,
-    StoreError, StoreOptions, StoredCheckpoint, node_map, push_list_query,
+    AuditEntry, BlockingAppend, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, StoreError, StoreOptions,
+    StoredCheckpoint, node_map, push_list_query,
 };
 
 /// Stored tree nodes named by a JSON array of `[level, idx, position]` (level 0 from the leaf hashes; `position`
@@ -103,9 +103,15 @@ pub struct SqliteStore {
     wal_long: Arc<AtomicBool>,
     /// Why flushing the database file failed, once it has (every write is then refused; `ping` fails).
     flush_failed: FlushFailure,
+    /// The directory holding the database, its write-ahead log and shared memory file.
+    directory: std::path::PathBuf,
     /// Dropped with the last clone, which stops the background WAL checkpointer.
     _stop_wal_checkpointer: Arc<std::sync::mpsc::Sender<()>>,
 }
+
+/// Free space a write probe requires on the database's filesystem: room for a few large batches in the
+/// write-ahead log and for the checkpoint to copy them into the database file.
+pub const PROBE_MIN_FREE_BYTES: u64 = 4 << 20;
 
 impl SqliteStore {
     /// Open (creating the file and its directory if needed) and migrate.
@@ -124,6 +130,10 @@ impl SqliteStore {
             // of the bytes 4 KiB pages do (applies when the database is created).
             .page_size(1024);
         let path = connect.get_filename().to_path_buf();
+        let directory = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => dir.to_path_buf(),
+            None => std::path::PathBuf::from("."),
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
                 path: dir.display().to_string(),
@@ -166,6 +176,7 @@ impl SqliteStore {
             appender: Arc::new(Mutex::new(appender)),
             wal_long,
             flush_failed,
+            directory,
             _stop_wal_checkpointer: Arc::new(stop_wal_checkpointer),
         })
     }
@@ -270,20 +281,30 @@ impl DecisionStore for SqliteStore {
 
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError> {
         self.write_pending().await?;
-        Ok(
-            sqlx::query_as::<_, DecisionRow>(&format!("{SELECT_DECISIONS} WHERE decision_id = ?"))
-                .bind(decision_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(DecisionRecord::from),
-        )
+        sqlx::query_as::<_, DecisionRow>(&crate::index::select_decision_by_id())
+            .bind(decision_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(DecisionRow::checked)
+            .transpose()
     }
 
     async fn list(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StoreError> {
         self.write_pending().await?;
-        let mut qb = QueryBuilder::<Sqlite>::new(SELECT_DECISIONS);
+        let mut qb = QueryBuilder::<Sqlite>::new(crate::index::select_decisions());
         push_list_query(&mut qb, query);
         let rows: Vec<DecisionRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(DecisionRow::checked).collect()
+    }
+
+    async fn decision_index(&self, after_seq: i64, limit: u32) -> Result<Vec<DecisionRecord>, StoreError> {
+        // Rows this process or another (a running server) still holds in memory: derive them from the log.
+        self.write(Appender::catch_up_from_log).await?;
+        let rows: Vec<IndexRow> = sqlx::query_as(&crate::index::select_index_rows())
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(DecisionRecord::from).collect())
     }
 
@@ -350,6 +371,31 @@ impl DecisionStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         flush_failure(&self.flush_failed)?;
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        flush_failure(&self.flush_failed)?;
+        let stats = rustix::fs::statvfs(&self.directory).map_err(|e| StoreError::Filesystem {
+            path: self.directory.display().to_string(),
+            source: e.into(),
+        })?;
+        let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+        if free < PROBE_MIN_FREE_BYTES {
+            return Err(StoreError::StorageFull {
+                path: self.directory.display().to_string(),
+                free,
+                needed: PROBE_MIN_FREE_BYTES,
+            });
+        }
+        let mut probe = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) \
+             VALUES (-1, 'readiness.probe', 0, zeroblob(32), NULL)",
+        )
+        .execute(&mut *probe)
+        .await?;
+        probe.rollback().await?;
         Ok(())
     }
 
@@ -426,10 +472,10 @@ mod tests {
         assert!(store.get("dec-1").await.unwrap().is_some());
     }
 
-    /// A decision-index row at seq 1000 with decision id ?1 and outcome ?2, written directly.
+    /// A decision-index row at seq ?3 with decision id ?1 and outcome ?2, written directly.
     const INSERT_OUTCOME: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, \
          principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
-         constitution_version, evaluated_in_us) VALUES (1000, ?1, 1, 'Agent', 'a', 'read_data', 'Tool', 't', ?2, \
+         constitution_version, evaluated_in_us) VALUES (?3, ?1, 1, 'Agent', 'a', 'read_data', 'Tool', 't', ?2, \
          'allow', 0, 'h', 'v', 1)";
 
     /// A database written before migration 0004 (the decision index's outcome checks as `IN` lists) opens with
@@ -464,7 +510,38 @@ mod tests {
                 .await
                 .unwrap();
             assert!(old_check.contains("outcome IN ("), "{old_check}");
-            sqlx::query(&INSERT_OUTCOME.replace("?1", "'old-1'").replace("?2", "'escalate'"))
+            // A decision as the old version logged it: its event, and its index row (the derived data reaches it).
+            let old = DecisionRecord {
+                seq: 1,
+                decision_id: "old-1".into(),
+                recorded_at_us: 1,
+                principal_id: "a".into(),
+                resource_id: "t".into(),
+                outcome: "escalate".into(),
+                constitutional_hash: "h".into(),
+                constitution_version: "v".into(),
+                evaluated_in_us: 1,
+                ..record()
+            };
+            let entry = crate::event::PendingEvent::Decision(&old).at(1);
+            sqlx::query(
+                "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) VALUES (1, 'decision', 1, ?1, ?2)",
+            )
+            .bind(entry.leaf_hash.as_slice())
+            .bind(&entry.event)
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                &INSERT_OUTCOME
+                    .replace("?1", "'old-1'")
+                    .replace("?2", "'escalate'")
+                    .replace("?3", "1"),
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query("UPDATE audit_derived SET through_seq = 1")
                 .execute(&pool)
                 .await
                 .unwrap();
@@ -496,10 +573,15 @@ mod tests {
         let mut escalated: Vec<&str> = by_outcome.iter().map(|r| r.decision_id.as_str()).collect();
         escalated.sort_unstable();
         assert_eq!(escalated, ["dec-2", "old-1"]);
-        assert_eq!(store.get("old-1").await.unwrap().unwrap().seq, 1000);
-        let refused = sqlx::query(&INSERT_OUTCOME.replace("?1", "'x'").replace("?2", "'maybe'"))
-            .execute(&store.pool)
-            .await;
+        assert_eq!(store.get("old-1").await.unwrap().unwrap().seq, 1);
+        let refused = sqlx::query(
+            &INSERT_OUTCOME
+                .replace("?1", "'x'")
+                .replace("?2", "'maybe'")
+                .replace("?3", "1000"),
+        )
+        .execute(&store.pool)
+        .await;
         assert!(
             refused.is_err(),
             "an outcome outside allow/deny/escalate must be refused"

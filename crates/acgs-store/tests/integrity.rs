@@ -8,7 +8,9 @@ mod common;
 use std::sync::Arc;
 
 use acgs_audit::{LogKey, VerifierKey, VerifyFailure, leaf_hash};
-use acgs_store::{Checkpointer, DecisionStore, IntegrityError, StoreOptions};
+use acgs_store::{
+    Checkpointer, DecisionQuery, DecisionStore, IndexMismatch, IndexProblem, IntegrityError, StoreError, StoreOptions,
+};
 use common::{acgs_test_postgres_url, record};
 
 /// A store plus a raw connection to tamper with it.
@@ -80,14 +82,17 @@ fn sql_text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// 20 decisions in batches of 5, 7 and 8, with a checkpoint after each batch (sizes 5, 12, 20).
+/// 20 decisions in batches of 5, 7 and 8, with a checkpoint after each batch (sizes 5, 12, 20). All are `allow`
+/// but decision `dec-000010` (seq 11), which is `escalate`.
 async fn seeded(db: &Db) -> (Checkpointer, VerifierKey) {
     let key = LogKey::generate(Some("acgs.test/audit")).unwrap();
     let verifier = VerifierKey::parse(&key.verifier_key()).unwrap();
     let checkpointer = Checkpointer::new(db.store.clone(), key);
     let mut n = 0;
     for batch in [5, 7, 8] {
-        let mut records: Vec<_> = (n..n + batch).map(|i| record(i, "allow")).collect();
+        let mut records: Vec<_> = (n..n + batch)
+            .map(|i| record(i, if i == 10 { "escalate" } else { "allow" }))
+            .collect();
         n += batch;
         db.store.append(&mut records).await.unwrap();
         checkpointer.checkpoint_now().await.unwrap();
@@ -99,6 +104,22 @@ async fn failure(db: &Db, key: &VerifierKey) -> VerifyFailure {
     match acgs_store::verify_store(&*db.store, key).await {
         Err(IntegrityError::Verify(f)) => f,
         other => panic!("expected a verification failure, got {other:?}"),
+    }
+}
+
+/// The first index problem verification reports.
+async fn index_failure(db: &Db, key: &VerifierKey) -> IndexMismatch {
+    match acgs_store::verify_store(&*db.store, key).await {
+        Err(IntegrityError::Index(m)) => m,
+        other => panic!("expected a decision-index failure, got {other:?}"),
+    }
+}
+
+/// The index problem a read fails with.
+fn read_failure<T: std::fmt::Debug>(read: Result<T, StoreError>) -> IndexMismatch {
+    match read {
+        Err(StoreError::IndexMismatch(m)) => m,
+        other => panic!("expected the read to refuse a tampered index, got {other:?}"),
     }
 }
 
@@ -376,6 +397,107 @@ async fn checkpoints_are_signed_in_the_background_as_the_log_grows(db: Db) {
     );
 }
 
+/// The defect this guards against: the index said `allow` while the signed event said `escalate`, verification
+/// passed, and every read showed `allow`.
+async fn forged_index_outcome_is_named_and_never_shown(db: Db) {
+    let (_, key) = seeded(&db).await;
+    assert_eq!(db.store.get("dec-000010").await.unwrap().unwrap().outcome, "escalate");
+    db.tamper("UPDATE decisions SET outcome = 'allow', effective_outcome = 'allow' WHERE seq = 11")
+        .await;
+    let forged = IndexMismatch {
+        seq: 11,
+        decision_id: "dec-000010".into(),
+        problem: IndexProblem::Column {
+            column: "outcome",
+            indexed: "allow".into(),
+            logged: "escalate".into(),
+        },
+    };
+    assert_eq!(index_failure(&db, &key).await, forged);
+    assert_eq!(
+        forged.to_string(),
+        "decision index does not match its audit event at seq 11 (decision `dec-000010`): column `outcome` holds \
+         `allow`, the event `escalate`"
+    );
+    // Reads fail closed rather than show the forged outcome: by id, in a list, and filtered by the forged value.
+    assert_eq!(read_failure(db.store.get("dec-000010").await), forged);
+    assert_eq!(read_failure(db.store.list(&DecisionQuery::default()).await), forged);
+    let allowed = DecisionQuery {
+        outcome: Some("allow".into()),
+        ..Default::default()
+    };
+    assert_eq!(read_failure(db.store.list(&allowed).await), forged);
+    // Rows that agree with their events are still read.
+    let older = DecisionQuery {
+        before_seq: Some(11),
+        ..Default::default()
+    };
+    assert_eq!(db.store.list(&older).await.unwrap().len(), 10);
+    assert_eq!(db.store.get("dec-000009").await.unwrap().unwrap().seq, 10);
+}
+
+async fn deleted_index_row_is_named(db: Db) {
+    let (_, key) = seeded(&db).await;
+    db.tamper("DELETE FROM decisions WHERE seq = 11").await;
+    assert_eq!(
+        index_failure(&db, &key).await,
+        IndexMismatch {
+            seq: 11,
+            decision_id: "dec-000010".into(),
+            problem: IndexProblem::NoIndexRow,
+        }
+    );
+}
+
+async fn index_row_without_an_event_is_named(db: Db) {
+    let (_, key) = seeded(&db).await;
+    db.tamper(
+        "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, principal_id, action, \
+         resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, constitution_version, \
+         evaluated_in_us) SELECT 25, 'dec-forged', recorded_at_us, principal_type, principal_id, action, \
+         resource_type, resource_id, 'allow', 'allow', shadow, constitutional_hash, constitution_version, \
+         evaluated_in_us FROM decisions WHERE seq = 11",
+    )
+    .await;
+    let invented = IndexMismatch {
+        seq: 25,
+        decision_id: "dec-forged".into(),
+        problem: IndexProblem::NoEvent,
+    };
+    assert_eq!(index_failure(&db, &key).await, invented);
+    assert_eq!(read_failure(db.store.get("dec-forged").await), invented);
+    assert_eq!(read_failure(db.store.list(&DecisionQuery::default()).await), invented);
+}
+
+/// An event edited in place (its leaf hash left alone) is refused by reads too, not only by verification.
+async fn edited_event_is_refused_on_read(db: Db) {
+    let (_, key) = seeded(&db).await;
+    db.tamper(r#"UPDATE audit_log SET event = replace(event, '"escalate"', '"allow"') WHERE seq = 11"#)
+        .await;
+    assert_eq!(failure(&db, &key).await, VerifyFailure::Modified { seq: 11 });
+    assert_eq!(
+        read_failure(db.store.get("dec-000010").await).problem,
+        IndexProblem::EventModified
+    );
+}
+
+/// The root stored next to a checkpoint's note (which readers are shown) no longer matches the root the note
+/// signs: the failure names the checkpoint, not an entry.
+async fn altered_checkpoint_root_names_the_checkpoint(db: Db) {
+    let (_, key) = seeded(&db).await;
+    db.tamper(&format!(
+        "UPDATE audit_checkpoints SET root = {} WHERE tree_size = 12",
+        db.blob(&[7; 32])
+    ))
+    .await;
+    let failure = failure(&db, &key).await;
+    assert_eq!(failure, VerifyFailure::StoredRootMismatch { size: 12 });
+    assert_eq!(
+        failure.to_string(),
+        "checkpoint at size 12: its stored root does not match its signed root"
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -409,4 +531,9 @@ on_both_backends!(
     truncated_log_is_detected,
     corrupted_tree_node_is_detected,
     checkpoints_are_signed_in_the_background_as_the_log_grows,
+    forged_index_outcome_is_named_and_never_shown,
+    deleted_index_row_is_named,
+    index_row_without_an_event_is_named,
+    edited_event_is_refused_on_read,
+    altered_checkpoint_root_names_the_checkpoint,
 );

@@ -106,6 +106,16 @@ async fn list_filters_and_pages(store: Arc<dyn DecisionStore>) {
         .await
         .unwrap();
     assert_eq!(recent.len(), 5);
+    // The index as stored, ascending after a cursor, without bodies: what verification walks.
+    let rows = store.decision_index(10, 5).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![11, 12, 13, 14, 15]);
+    assert_eq!(
+        rows[0],
+        DecisionRecord {
+            body: String::new(),
+            ..records[10].clone()
+        }
+    );
 }
 
 async fn group_commit_log_commits_concurrent_appends(store: Arc<dyn DecisionStore>) {
@@ -144,6 +154,21 @@ async fn log_reports_write_failures_to_every_caller(store: Arc<dyn DecisionStore
         Err(acgs_store::LogError::WriteFailed(_))
     ));
     assert_eq!(store.count().await.unwrap(), 1);
+    log.shutdown().await;
+}
+
+async fn a_write_probe_stores_nothing_and_clears_a_failed_commit(store: Arc<dyn DecisionStore>) {
+    let log = DecisionLog::start(store.clone(), LogConfig::default());
+    log.append(record(1, "allow")).await.unwrap();
+    assert_eq!(log.writable().await, Ok(()));
+    store.probe_write().await.unwrap();
+    // A failed commit makes the log unwritable until a probe (or a commit) succeeds; this store is healthy, so
+    // the probe run by `writable` succeeds at once.
+    assert!(log.append(record(1, "allow")).await.is_err());
+    assert_eq!(log.writable().await, Ok(()));
+    assert_eq!(store.count().await.unwrap(), 1);
+    assert_eq!(store.last_seq().await.unwrap(), 1);
+    assert_eq!(log.append(record(2, "deny")).await.unwrap(), 2);
     log.shutdown().await;
 }
 
@@ -290,6 +315,7 @@ conformance!(
     list_filters_and_pages,
     group_commit_log_commits_concurrent_appends,
     log_reports_write_failures_to_every_caller,
+    a_write_probe_stores_nothing_and_clears_a_failed_commit,
     large_batches_are_contiguous,
     prune_removes_the_prefix_recorded_before_the_cut_off,
 );

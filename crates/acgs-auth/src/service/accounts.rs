@@ -226,6 +226,7 @@ impl AuthService {
             .await?
             .ok_or_else(|| AuthError::NotFound(format!("no user `{username}`")))?;
         let now = self.now_us();
+        let was_active_admin = is_active_admin(&user);
         let mut what = Vec::new();
         let mut end_sessions = None;
         if let Some(roles) = changes.roles {
@@ -251,6 +252,15 @@ impl AuthService {
             return Err(AuthError::Invalid(
                 "nothing to change (roles, disabled or password)".into(),
             ));
+        }
+        if was_active_admin && !is_active_admin(&user) {
+            let others = self.store.users().await?;
+            if !others.iter().any(|u| u.id != user.id && is_active_admin(u)) {
+                return Err(AuthError::Conflict(format!(
+                    "`{username}` is the last active administrator: create or enable another administrator \
+                     before disabling it or removing its `admin` role"
+                )));
+            }
         }
         self.store.update_user(&user).await?;
         if let Some(reason) = end_sessions {
@@ -330,4 +340,9 @@ impl AuthService {
         self.reload_api_keys().await?;
         self.record("api_key.revoked", Some(actor), Some(id), None, None).await
     }
+}
+
+/// Whether `user` is enabled and holds the `admin` role (a lockout is temporary and does not count).
+fn is_active_admin(user: &UserRecord) -> bool {
+    !user.disabled && user.roles.iter().any(|r| r == Role::Admin.as_str())
 }

@@ -19,6 +19,7 @@ impl From<IntegrityError> for ApiError {
             IntegrityError::Store(e) => e.into(),
             IntegrityError::Proof(e) => ApiError::BadRequest(e.to_string()),
             IntegrityError::Verify(e) => ApiError::Internal(format!("stored log fails verification: {e}")),
+            IntegrityError::Index(e) => ApiError::Integrity(e.to_string()),
         }
     }
 }

@@ -107,60 +107,58 @@ struct LoggedBody<'a> {
     explanation: &'a str,
 }
 
-/// Decide, log durably (with the caller), then answer.
+/// A request bigger than this many entities (besides principal and resource) is decided off the async workers.
+const HEAVY_ENTITIES: usize = 64;
+
+/// A request whose `content` is longer than this is decided off the async workers.
+const HEAVY_CONTENT_BYTES: usize = 16 * 1024;
+
+/// Whether deciding `request` may take long enough (milliseconds: a large entity hierarchy, a long content scan)
+/// that it should not hold an async worker thread, which would delay every other request on it.
+fn is_heavy(request: &DecisionRequest) -> bool {
+    request.entities.len() > HEAVY_ENTITIES || request.content.as_ref().is_some_and(|c| c.len() > HEAVY_CONTENT_BYTES)
+}
+
+/// A decision and the audit record that logs it, before it is logged.
+struct Decided {
+    decision: Decision,
+    record: DecisionRecord,
+    effective: Outcome,
+}
+
+/// Decide, log durably (with the caller), then answer. A heavy request is decided on the blocking pool, at most
+/// [`AppState::heavy_decisions`] at a time, so that it holds no async worker and heavy requests queue behind each
+/// other rather than ahead of light ones.
 async fn decide_and_log(
     state: &AppState,
     caller: &str,
     request: &DecisionRequest,
 ) -> Result<DecisionResponse, ApiError> {
-    let started = Instant::now();
-    let decision: Decision = state.engine.decide(request)?;
-    let evaluated_in_us = started.elapsed().as_micros() as u64;
-    metrics::histogram!("acgs_decision_evaluation_seconds").record(started.elapsed().as_secs_f64());
-
-    let constitution = state.engine.constitution();
-    let shadow = state.settings.shadow;
-    let effective = if shadow { Outcome::Allow } else { decision.outcome };
-    let decision_id = uuid::Uuid::now_v7().to_string();
-    let constitutional_hash = constitution.hash().to_hex();
-    let constitution_version = constitution.metadata().version.clone();
-    let body = LoggedBody {
-        caller,
-        request: LoggedRequest {
-            principal: &request.principal,
-            action: &request.action,
-            resource: &request.resource,
-            context: &request.context,
-            entities: &request.entities,
-            content: request.content.as_ref().map(|c| ContentDigest {
-                sha256: hex::encode(Sha256::digest(c.as_bytes())),
-                bytes: c.len(),
-            }),
-        },
-        reasons: &decision.reasons,
-        detections: &decision.detections,
-        errors: &decision.errors,
-        explanation: &decision.explanation,
+    let decided = if is_heavy(request) {
+        let _slot = state
+            .heavy_decisions
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Unavailable("the server is shutting down".into()))?;
+        metrics::counter!("acgs_decisions_offloaded_total").increment(1);
+        let (state, caller, request) = (state.clone(), caller.to_owned(), request.clone());
+        tokio::task::spawn_blocking(move || decide(&state, &caller, &request))
+            .await
+            .map_err(|e| ApiError::Internal(format!("a decision task failed: {e}")))??
+    } else {
+        decide(state, caller, request)?
     };
-    // Canonical JSON: the body becomes part of the decision's audit leaf, which must not depend on key order.
-    let body = acgs_audit::to_canonical_json(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let record = DecisionRecord {
-        seq: 0,
-        decision_id: decision_id.clone(),
-        recorded_at_us: chrono::Utc::now().timestamp_micros(),
-        principal_type: request.principal.entity_type.clone(),
-        principal_id: request.principal.id.clone(),
-        action: request.action.clone(),
-        resource_type: request.resource.entity_type.clone(),
-        resource_id: request.resource.id.clone(),
-        outcome: decision.outcome.as_str().to_owned(),
-        effective_outcome: effective.as_str().to_owned(),
-        shadow,
-        constitutional_hash: constitutional_hash.clone(),
-        constitution_version: constitution_version.clone(),
-        evaluated_in_us: evaluated_in_us as i64,
-        body,
-    };
+    let Decided {
+        decision,
+        record,
+        effective,
+    } = decided;
+    let (decision_id, constitutional_hash, constitution_version) = (
+        record.decision_id.clone(),
+        record.constitutional_hash.clone(),
+        record.constitution_version.clone(),
+    );
+    let (shadow, evaluated_in_us) = (record.shadow, record.evaluated_in_us as u64);
     let audit_seq = state.log.append(record).await?;
 
     let mode = if shadow { "shadow" } else { "enforce" };
@@ -185,6 +183,60 @@ async fn decide_and_log(
         audit_seq,
         evaluated_in_us,
         shadow_decision: shadow.then_some(decision.outcome),
+    })
+}
+
+/// Decide `request` and build the audit record that logs it (synchronous: the CPU part of a decision).
+fn decide(state: &AppState, caller: &str, request: &DecisionRequest) -> Result<Decided, ApiError> {
+    let started = Instant::now();
+    let decision: Decision = state.engine.decide(request)?;
+    let evaluated_in_us = started.elapsed().as_micros() as u64;
+    metrics::histogram!("acgs_decision_evaluation_seconds").record(started.elapsed().as_secs_f64());
+
+    let constitution = state.engine.constitution();
+    let shadow = state.settings.shadow;
+    let effective = if shadow { Outcome::Allow } else { decision.outcome };
+    let body = LoggedBody {
+        caller,
+        request: LoggedRequest {
+            principal: &request.principal,
+            action: &request.action,
+            resource: &request.resource,
+            context: &request.context,
+            entities: &request.entities,
+            content: request.content.as_ref().map(|c| ContentDigest {
+                sha256: hex::encode(Sha256::digest(c.as_bytes())),
+                bytes: c.len(),
+            }),
+        },
+        reasons: &decision.reasons,
+        detections: &decision.detections,
+        errors: &decision.errors,
+        explanation: &decision.explanation,
+    };
+    // Canonical JSON: the body becomes part of the decision's audit leaf, which must not depend on key order.
+    let body = acgs_audit::to_canonical_json(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let record = DecisionRecord {
+        seq: 0,
+        decision_id: uuid::Uuid::now_v7().to_string(),
+        recorded_at_us: chrono::Utc::now().timestamp_micros(),
+        principal_type: request.principal.entity_type.clone(),
+        principal_id: request.principal.id.clone(),
+        action: request.action.clone(),
+        resource_type: request.resource.entity_type.clone(),
+        resource_id: request.resource.id.clone(),
+        outcome: decision.outcome.as_str().to_owned(),
+        effective_outcome: effective.as_str().to_owned(),
+        shadow,
+        constitutional_hash: constitution.hash().to_hex(),
+        constitution_version: constitution.metadata().version.clone(),
+        evaluated_in_us: evaluated_in_us as i64,
+        body,
+    };
+    Ok(Decided {
+        decision,
+        record,
+        effective,
     })
 }
 
@@ -231,9 +283,15 @@ pub async fn create_batch(
             batch.requests.len()
         )));
     }
-    // All items are queued together so they share group commits.
+    // All items are queued together so they share group commits. Each decision first takes a unit of the task's
+    // cooperative budget, so a large batch gives its worker thread back to other requests every ~128 decisions
+    // instead of deciding them all in one go.
     let caller = principal.label();
-    let results = futures::future::join_all(batch.requests.iter().map(|r| decide_and_log(&state, &caller, r))).await;
+    let results = futures::future::join_all(batch.requests.iter().map(|r| async {
+        tokio::task::consume_budget().await;
+        decide_and_log(&state, &caller, r).await
+    }))
+    .await;
     Ok(Json(BatchResponse {
         results: results
             .into_iter()

@@ -30,6 +30,12 @@ pub struct Readiness {
     /// Storage error, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_error: Option<String>,
+    /// Whether a decision can be durably recorded now: false after a failed commit until a commit or a write
+    /// probe succeeds.
+    pub writable: bool,
+    /// Why decisions cannot be recorded, if they cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_error: Option<String>,
     /// Loaded constitution version.
     pub constitution_version: String,
     /// Loaded constitution short hash.
@@ -47,7 +53,8 @@ pub async fn health() -> Json<Health> {
     })
 }
 
-/// Readiness: storage reachable and a constitution loaded (503 otherwise).
+/// Readiness: storage reachable and a decision can be durably recorded now (503 otherwise, e.g. while the disk
+/// is full: see `DecisionLog::writable`).
 #[utoipa::path(get, path = "/ready", tag = "system", security(()), responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let store = state.log.store();
@@ -57,17 +64,21 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         Ok(Err(e)) => Some(e.to_string()),
         Err(_) => Some("storage did not answer within 2 s".to_owned()),
     };
+    let write_error = state.log.writable().await.err();
+    let ready = storage_error.is_none() && write_error.is_none();
     let constitution = state.engine.constitution();
     let body = Readiness {
-        status: if storage_error.is_none() { "ready" } else { "not_ready" },
+        status: if ready { "ready" } else { "not_ready" },
         storage: store.backend(),
         storage_ok: storage_error.is_none(),
         storage_error,
+        writable: write_error.is_none(),
+        write_error,
         constitution_version: constitution.metadata().version.clone(),
         constitutional_hash: constitution.hash().short(),
         shadow: state.settings.shadow,
     };
-    let status = if body.storage_ok {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
