@@ -39,6 +39,11 @@ where
             None => read.await,
         }
         .map_err(JsonRejection::from)?;
+        // Every request body of the API is an object (as the OpenAPI document says); serde would also read a
+        // struct from an array, taking `[true]` for `{"revoke_api_keys": true}` and `[]` for `{}`.
+        if bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) != Some(&b'{') {
+            return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+        }
         // serde_json directly: the same grammar and checks as axum's extractor, without tracking the path of
         // every field, which only an error needs. On an error, axum's extractor parses again to name the field.
         let value = match serde_json::from_slice(&bytes) {

@@ -409,6 +409,15 @@ async fn the_server_refuses_what_the_schemas_refuse() {
     s.post("/v1/decisions/batch", json!({"requests": []}).to_string())
         .await
         .assert_problem(StatusCode::BAD_REQUEST);
+    // Bodies are objects: serde alone would read a struct from an array (`[]` rotated every credential).
+    for (path, body) in [
+        ("/v1/auth/rotate-all", "[]"),
+        ("/v1/auth/rotate-all", " [true]"),
+        ("/v1/auth/login", r#"["admin", "password"]"#),
+        ("/v1/auth/login", "null"),
+    ] {
+        s.post(path, body).await.assert_problem(StatusCode::BAD_REQUEST);
+    }
     // Sequence numbers and tree sizes are 1 to 2^63 - 1, as documented (2^63 used to overflow).
     for query in [
         "seq=1&size=9223372036854775808",

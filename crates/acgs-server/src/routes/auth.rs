@@ -296,7 +296,8 @@ pub async fn users(State(state): State<AppState>) -> Result<Json<Vec<UserView>>,
     post, path = "/v1/auth/users", tag = "auth", security(("bearer" = [])), request_body = NewUser,
     responses(
         (status = 201, body = CreatedUser), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 403, body = Problem),
+        (status = 409, description = "A user with that name exists", body = Problem),
     )
 )]
 pub async fn create_user(
@@ -319,6 +320,7 @@ pub async fn create_user(
     responses(
         (status = 200, body = UserView), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "Disabling, or removing `admin` from, the last active administrator", body = Problem),
     )
 )]
 pub async fn update_user(
