@@ -573,6 +573,48 @@ async fn the_last_active_administrator_cannot_be_disabled_or_demoted(backend: &s
     ));
 }
 
+async fn own_passwords_are_changed_with_the_current_one_and_bad_usernames_are_not_logged(backend: &str) {
+    let h = Harness::new(backend).await;
+    h.user("root", &[Role::Admin], "root password 1").await;
+    h.user("other", &[Role::Admin], "other password 1").await;
+    let reset = || UserChanges {
+        password: Some("a brand new password".into()),
+        ..Default::default()
+    };
+    // An administrator's token alone cannot set its own password (a stolen token would take the account over).
+    match h.auth.update_user("user:root", "root", reset()).await {
+        Err(AuthError::Invalid(message)) => assert!(message.contains("/v1/auth/password"), "{message}"),
+        other => panic!("an administrator reset its own password: {other:?}"),
+    }
+    assert!(h.auth.login("root", "root password 1", "10.0.0.1").await.is_ok());
+    // Another administrator, or the host CLI, still can.
+    h.auth.update_user("user:other", "root", reset()).await.unwrap();
+    h.auth.update_user("cli:ops", "other", reset()).await.unwrap();
+    assert!(h.auth.login("root", "a brand new password", "10.0.0.1").await.is_ok());
+
+    // A login with a name no account can have is refused like any other, and recorded as a digest only.
+    let huge = "u".repeat(100_000);
+    for name in [huge.as_str(), "bad\u{0}name"] {
+        assert!(matches!(
+            h.auth.login(name, "whatever password", "10.0.0.2").await,
+            Err(AuthError::InvalidCredentials)
+        ));
+    }
+    let failed: Vec<String> = h
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.starts_with("login.failed"))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    for event in &failed {
+        assert!(
+            event.starts_with("login.failed invalid-username:sha256:") && event.len() < 80,
+            "{event}"
+        );
+    }
+}
+
 async fn a_lost_master_key_is_replaced_and_every_session_ends(backend: &str) {
     let h = Harness::new(backend).await;
     h.user("alice", &[Role::Auditor], "alice password 1").await;
@@ -676,5 +718,6 @@ on_both_backends!(
     api_keys_authenticate_until_revoked_or_expired,
     account_administration_rules,
     the_last_active_administrator_cannot_be_disabled_or_demoted,
+    own_passwords_are_changed_with_the_current_one_and_bad_usernames_are_not_logged,
     a_lost_master_key_is_replaced_and_every_session_ends,
 );

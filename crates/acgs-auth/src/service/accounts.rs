@@ -241,6 +241,13 @@ impl AuthService {
             user.disabled = disabled;
         }
         if let Some(password) = changes.password {
+            // One's own password is changed with the current one (`change_password`): a stolen access token must
+            // not be enough to take the account over. The host CLI (actor `cli:…`) may reset any password.
+            if actor == format!("user:{}", user.username) {
+                return Err(AuthError::Invalid(
+                    "change your own password with POST /v1/auth/password (it needs the current one)".into(),
+                ));
+            }
             check_password_policy(&password)?;
             user.password_hash = hash_password(&password)?;
             user.password_changed_at_us = now;

@@ -11,7 +11,7 @@ use crate::credentials::{
 use crate::error::AuthError;
 use crate::signing::{AccessClaims, TOKEN_ISSUER};
 
-use super::{AuthService, Principal, PrincipalKind, micros};
+use super::{AuthService, Principal, PrincipalKind, check_username, micros};
 
 /// Tokens handed out by a login or a refresh.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +33,15 @@ impl AuthService {
     /// Log in with a username and password from `source`. Too many failures lock the username; too many from
     /// one source refuse the source for a while.
     pub async fn login(&self, username: &str, password: &str, source: &str) -> Result<Tokens, AuthError> {
+        // A name no account can have (too long, control characters, …) is counted and recorded as a digest, so
+        // an unauthenticated caller cannot write arbitrary bytes into the audit log or the failure table.
+        let digest;
+        let username = if check_username(username).is_ok() {
+            username
+        } else {
+            digest = format!("invalid-username:sha256:{}", &hex::encode(sha256(username))[..16]);
+            digest.as_str()
+        };
         let now = self.now_us();
         let window_start = now - micros(self.settings.lockout_window);
         let from_source = self.store.login_failures_from_source(source, window_start).await?;
