@@ -22,6 +22,14 @@ pub enum ProofError {
         /// Newer tree size.
         to: u64,
     },
+    /// A tree size larger than the log (a proof for a tree that does not exist yet).
+    #[error("tree size {size} is beyond the log, which holds {log_size} entries")]
+    SizeBeyondLog {
+        /// The requested tree size.
+        size: u64,
+        /// The log's size.
+        log_size: u64,
+    },
     /// The proof has the wrong number of hashes for the sizes.
     #[error("proof has the wrong length")]
     WrongLength,

@@ -622,6 +622,14 @@ async fn audit_endpoints_serve_checkpoints_entries_proofs_and_receipts() {
     s.get("/v1/audit/proof/inclusion?seq=x")
         .await
         .assert_problem(StatusCode::BAD_REQUEST);
+    let beyond = s
+        .get("/v1/audit/proof/inclusion?seq=1&size=100000")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    assert!(
+        beyond["detail"].as_str().unwrap().contains("beyond the log"),
+        "{beyond}"
+    );
     s.get("/v1/audit/proof/consistency?from=5&to=3")
         .await
         .assert_problem(StatusCode::BAD_REQUEST);

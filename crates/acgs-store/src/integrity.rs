@@ -22,7 +22,7 @@ async fn over_stored_nodes<T>(
 async fn check_size(store: &dyn DecisionStore, size: u64) -> Result<(), IntegrityError> {
     let stored = store.last_seq().await? as u64;
     if size > stored {
-        return Err(acgs_audit::ProofError::InvalidSizes { from: size, to: stored }.into());
+        return Err(acgs_audit::ProofError::SizeBeyondLog { size, log_size: stored }.into());
     }
     Ok(())
 }
