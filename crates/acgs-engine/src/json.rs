@@ -1,14 +1,70 @@
-//! Strict JSON for requests: a document that repeats a key inside any object is refused.
+//! Strict JSON for requests: a document that repeats a key inside any object is refused, and a request type is
+//! read only from an object.
 //!
 //! serde keeps the last of repeated keys in a map, while other parsers (a proxy, a WAF, the caller's own log)
 //! may keep the first; the same bytes would then mean one request to them and another to ACGS. So a request
-//! body must name each key of each object once, at every depth.
+//! body must name each key of each object once, at every depth. Likewise serde's derived structs also accept an
+//! array of their fields in order (`["Agent", "a1"]` for an entity), a reading no other client of the document
+//! would share: [`object`] accepts only an object.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
+use std::marker::PhantomData;
 
+use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// A type whose fields are read by serde's derived code (`#[serde(remote = "Self")]`) and whose `Deserialize`
+/// is [`object`]: from a JSON object only.
+pub(crate) trait FromObject<'de>: Sized {
+    /// Read the fields (the derived deserializer).
+    fn from_fields<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
+}
+
+/// Deserialize `T` from an object, refusing the array form serde's derive would also accept.
+pub(crate) fn object<'de, D: Deserializer<'de>, T: FromObject<'de>>(deserializer: D) -> Result<T, D::Error> {
+    struct ObjectVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: FromObject<'de>> Visitor<'de> for ObjectVisitor<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::from_fields(MapAccessDeserializer::new(map))
+        }
+    }
+
+    deserializer.deserialize_map(ObjectVisitor(PhantomData))
+}
+
+/// `Serialize`, `Deserialize` (objects only, see [`object`]) and [`FromObject`] for a type whose serde derives
+/// carry `#[serde(remote = "Self")]`.
+macro_rules! serde_object_only {
+    ($type:ty) => {
+        impl<'de> $crate::json::FromObject<'de> for $type {
+            fn from_fields<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                <$type>::deserialize(deserializer)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                $crate::json::object(deserializer)
+            }
+        }
+
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                <$type>::serialize(self, serializer)
+            }
+        }
+    };
+}
+pub(crate) use serde_object_only;
 
 /// Objects with more keys than this are checked with a hash set instead of a linear scan.
 const LINEAR_SCAN_KEYS: usize = 16;
@@ -159,6 +215,33 @@ mod tests {
         reject_duplicate_keys(unique.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
         let repeated = format!("{{{}, \"k7\": 0}}", keys.join(","));
         assert!(refused(&repeated).contains("duplicate key `k7`"));
+    }
+
+    #[test]
+    fn request_types_are_read_from_objects_only() {
+        use crate::{DecisionRequest, EntityInput, EntityRef};
+        let request: DecisionRequest = serde_json::from_str(
+            r#"{"principal": {"type": "Agent", "id": "a", "parents": [{"type": "Role", "id": "r"}]},
+                "action": "read", "resource": {"type": "Tool", "id": "t"}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(request.principal.parents[0].id, "r");
+        for refused in [
+            r#"{"principal": ["Agent", "a"], "action": "read", "resource": {"type": "Tool", "id": "t"}}"#,
+            r#"{"principal": {"type": "Agent", "id": "a", "parents": [["Role", "r"]]},
+                "action": "read", "resource": {"type": "Tool", "id": "t"}}"#,
+            r#"[{"type": "Agent", "id": "a"}, "read", {"type": "Tool", "id": "t"}]"#,
+        ] {
+            let e = serde_json::from_str::<DecisionRequest>(refused)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("expected a JSON object"), "{e}");
+        }
+        assert!(serde_json::from_str::<EntityInput>(r#"["Agent", "a"]"#).is_err());
+        assert!(serde_json::from_str::<EntityRef>(r#"["Role", "r"]"#).is_err());
+        // Serialising is unchanged.
+        let json = serde_json::to_value(&request).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(json["principal"]["parents"][0]["type"], "Role");
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub const MAX_ANCESTOR_LINKS: usize = 50_000;
 /// "May this principal perform this action on this resource?", with optional context and content.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct DecisionRequest {
     /// Who acts (an agent, a user, a service).
     pub principal: EntityInput,
@@ -62,10 +62,15 @@ pub struct DecisionRequest {
     pub entities: Vec<EntityInput>,
 }
 
+// Read from JSON objects only (serde's derive would also read an array of the fields in order).
+crate::json::serde_object_only!(DecisionRequest);
+crate::json::serde_object_only!(EntityInput);
+crate::json::serde_object_only!(EntityRef);
+
 /// An entity: its type, id, attributes and parents.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct EntityInput {
     /// Entity type name, e.g. `Agent` or `Acme::Agent`.
     #[serde(rename = "type")]
@@ -84,7 +89,7 @@ pub struct EntityInput {
 /// A reference to an entity by type and id.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct EntityRef {
     /// Entity type name.
     #[serde(rename = "type")]

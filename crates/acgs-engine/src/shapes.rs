@@ -528,7 +528,7 @@ impl<'a> Escape<'a> {
 }
 
 fn parse_reference(json: &Json) -> Result<EntityRef, String> {
-    EntityRef::deserialize(json).map_err(|e| format!("bad `__entity` reference: {e}"))
+    <EntityRef as Deserialize>::deserialize(json).map_err(|e| format!("bad `__entity` reference: {e}"))
 }
 
 fn parse_extension(json: &Json) -> Result<(ExtensionKind, &str), String> {
