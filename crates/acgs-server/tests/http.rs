@@ -354,30 +354,14 @@ async fn health_ready_metrics_and_openapi() {
 #[tokio::test]
 async fn a_decision_that_cannot_be_logged_is_not_answered() {
     // PostgreSQL in its own schema; dropping the table makes every append fail.
-    let base =
-        std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("acgs_http_test_{}_{}", std::process::id(), chrono_like_nanos());
-    assert!(
-        std::process::Command::new("psql")
-            .args([base.as_str(), "-q", "-c", &format!("CREATE SCHEMA {schema}")])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let url = format!("{base}?options=-c%20search_path%3D{schema}");
+    let (schema, url) = common::postgres_schema();
     let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
     let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap()).await;
     assert_eq!(
         s.post("/v1/decisions", first(Outcome::Allow).to_string()).await.status,
         StatusCode::OK
     );
-    assert!(
-        std::process::Command::new("psql")
-            .args([base.as_str(), "-q", "-c", &format!("DROP TABLE {schema}.decisions")])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::psql(&format!("DROP TABLE {schema}.decisions"));
     let reply = s.post("/v1/decisions", first(Outcome::Allow).to_string()).await;
     let body = reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.get("decision").is_none());
@@ -461,22 +445,7 @@ async fn ready_fails_when_storage_is_gone() {
 /// naming the entry, never with the forged outcome.
 #[tokio::test]
 async fn a_forged_decision_index_is_a_problem_not_the_forged_outcome() {
-    let base =
-        std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("acgs_http_index_{}_{}", std::process::id(), chrono_like_nanos());
-    let psql = |sql: String| {
-        assert!(
-            std::process::Command::new("psql")
-                .args([base.as_str(), "-q", "-c", &sql])
-                .status()
-                .unwrap()
-                .success(),
-            "{sql}"
-        );
-    };
-    psql(format!("CREATE SCHEMA {schema}"));
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let (schema, url) = common::postgres_schema();
     let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
     let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap()).await;
     let reply = s.post("/v1/decisions", first(Outcome::Escalate).to_string()).await;
@@ -487,7 +456,7 @@ async fn a_forged_decision_index_is_a_problem_not_the_forged_outcome() {
         decided["decision_id"].as_str().unwrap(),
         decided["audit_seq"].as_i64().unwrap(),
     );
-    psql(format!(
+    common::psql(&format!(
         "UPDATE {schema}.decisions SET outcome = 'allow', effective_outcome = 'allow' WHERE seq = {seq}"
     ));
     for uri in [format!("/v1/decisions/{id}"), "/v1/decisions".to_owned()] {
@@ -645,25 +614,11 @@ async fn audit_endpoints_serve_checkpoints_entries_proofs_and_receipts() {
 async fn ready_reflects_whether_decisions_can_be_recorded() {
     // PostgreSQL in its own schema; a trigger makes every insert into the audit log fail (as a full disk or a
     // read-only database would), and dropping it lets writes succeed again.
-    let base =
-        std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("acgs_http_test_{}_{}", std::process::id(), chrono_like_nanos());
-    let psql = |sql: String| {
-        assert!(
-            std::process::Command::new("psql")
-                .args([base.as_str(), "-q", "-v", "ON_ERROR_STOP=1", "-c", &sql])
-                .status()
-                .unwrap()
-                .success(),
-            "{sql}"
-        );
-    };
-    psql(format!("CREATE SCHEMA {schema}"));
-    let url = format!("{base}?options=-c%20search_path%3D{schema}");
+    let (schema, url) = common::postgres_schema();
     let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
     let s = server_on(store, ServerSettings::default(), tempfile::tempdir().unwrap()).await;
     assert_eq!(s.get("/ready").await.status, StatusCode::OK);
-    psql(format!(
+    common::psql(&format!(
         "CREATE FUNCTION {schema}.refuse() RETURNS trigger LANGUAGE plpgsql AS \
          $$BEGIN RAISE EXCEPTION 'writes refused for this test'; END$$; \
          CREATE TRIGGER refuse BEFORE INSERT ON {schema}.audit_log FOR EACH ROW EXECUTE FUNCTION {schema}.refuse()"
@@ -683,7 +638,7 @@ async fn ready_reflects_whether_decisions_can_be_recorded() {
         "{body}"
     );
     // Writes work again: the next probe (at most one a second) finds it, without any decision being sent.
-    psql(format!("DROP TRIGGER refuse ON {schema}.audit_log"));
+    common::psql(&format!("DROP TRIGGER refuse ON {schema}.audit_log"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let reply = s.get("/ready").await;

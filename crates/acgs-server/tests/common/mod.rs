@@ -138,3 +138,37 @@ impl TestServer {
         self.state.engine.constitution().hash().short()
     }
 }
+
+/// The test PostgreSQL server (`ACGS_TEST_POSTGRES_URL`).
+pub fn postgres_base() -> String {
+    std::env::var("ACGS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Run `sql` on the test PostgreSQL server with psql; the test fails if it fails.
+pub fn psql(sql: &str) {
+    let status = std::process::Command::new("psql")
+        .args([postgres_base().as_str(), "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .status()
+        .expect("psql runs");
+    assert!(status.success(), "{sql}");
+}
+
+/// A fresh schema on the test PostgreSQL server, named so that `scripts/test.sh` drops it once this test
+/// process is gone: its name, and a database URL whose search path is it.
+pub fn postgres_schema() -> (String, String) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() % 1_000_000_000);
+    let schema = format!(
+        "acgs_http_test_{}_{}_{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    psql(&format!("CREATE SCHEMA {schema}"));
+    let base = postgres_base();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    (schema, url)
+}
