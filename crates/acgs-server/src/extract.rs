@@ -62,9 +62,17 @@ fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = value.split(';').next().unwrap_or("").trim();
     match essence.split_once('/') {
-        Some(("application", subtype)) => subtype == "json" || (subtype.len() > 5 && subtype.ends_with("+json")),
+        Some((kind, subtype)) if kind.eq_ignore_ascii_case("application") => {
+            subtype.eq_ignore_ascii_case("json")
+                || subtype
+                    .len()
+                    .checked_sub(5)
+                    .filter(|&at| at > 0)
+                    .and_then(|at| subtype.get(at..))
+                    .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"))
+        }
         _ => false,
     }
 }
@@ -85,5 +93,42 @@ where
             .await
             .map_err(|e| ApiError::BadRequest(format!("invalid query parameters: {}", e.body_text())))?;
         Ok(Self(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
+
+    use super::is_json;
+
+    fn with(content_type: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers
+    }
+
+    #[test]
+    fn json_media_types_are_recognised() {
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/problem+json",
+            "application/merge-patch+JSON",
+        ] {
+            assert!(is_json(&with(json)), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "application/+json",
+            "application/jsonx",
+            "text/json",
+            "json",
+            "",
+        ] {
+            assert!(!is_json(&with(other)), "{other}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
     }
 }
