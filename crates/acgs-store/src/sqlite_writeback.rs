@@ -4,7 +4,7 @@
 //!
 //! Why: a checkpoint pass copies a few hundred pages scattered over the database file into the page cache, and
 //! its flush then sends them to the disk at once. The commits' own flushes of the write-ahead log queue behind
-//! that burst. Modelled with `fio` and `scripts/disk-flush-tail.py` on the project's VM, a commit-like flush
+//! that burst. Modelled with `fio` and `scripts/probes/disk-flush-tail.py` on the project's VM, a commit-like flush
 //! has p99 ~0.2 ms alone, 1.2–2.9 ms beside such bursts, and 0.24–0.33 ms when the same pages are written back
 //! a few at a time first. In the server, group commits over 1 ms fell by about 60 % (`docs/performance.md`).
 //!

@@ -7,7 +7,7 @@ otherwise idle machine is time the host (or the kernel) took the vCPU away. At 5
 the vCPU that runs the log writer or an HTTP worker holds up about 5·g requests; an HTTP p99 of 2 ms allows 1 % of
 requests over 2 ms, i.e. about 50 a second. Run it with nothing else running:
 
-    python3 scripts/vcpu-gaps.py --seconds 5
+    python3 scripts/probes/vcpu-gaps.py --seconds 5
 """
 import argparse
 import multiprocessing

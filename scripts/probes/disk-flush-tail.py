@@ -9,7 +9,7 @@ write-back of its pages G blocks at a time (posix_fadvise DONTNEED on each 4 KiB
 order), pausing --writeback-pause-us between groups, and flushes after that. Prints the foreground flush latency
 distribution.
 
-Usage: python3 scripts/disk-flush-tail.py [--dir /var/tmp] [--seconds 10]
+Usage: python3 scripts/probes/disk-flush-tail.py [--dir /var/tmp] [--seconds 10]
                                           [--background-pages 1500 --background-interval-ms 100]
                                           [--writeback-group 4 --writeback-pause-us 200]
 """
