@@ -16,8 +16,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc: the decision path allocates many small objects (Cedar values, entities); measured ~10% faster
-/// than the system allocator in `cargo bench -p acgs-engine --bench decision_latency`.
+/// mimalloc: the decision path allocates many small objects (Cedar values, entities); it is faster there than
+/// the system allocator (`cargo bench -p acgs-engine --bench decision_latency`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

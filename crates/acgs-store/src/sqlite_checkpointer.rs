@@ -10,8 +10,8 @@
 //!    it flushes the log first, as SQLite's own checkpoint does, since commits then do not);
 //! 3. starts writing the copied pages back to the disk a few runs of blocks at a time, pausing between steps
 //!    for at most a pass interval in all (`sqlite_writeback.rs`), so that they do not reach the disk as one
-//!    burst that the commits' flushes of the log would queue behind (under load a pass so takes up to ~10 ms,
-//!    and the next starts [`PASS_INTERVAL`] after it ends);
+//!    burst that the commits' flushes of the log would queue behind (so a pass under load takes up to about
+//!    a pass interval longer, and the next starts [`PASS_INTERVAL`] after it ends);
 //! 4. flushes the database file (`fdatasync`), and only then
 //! 5. ends the guard's read transaction.
 //!
@@ -21,9 +21,7 @@
 //! them at once. SQLite's own arrangement is different: a checkpoint flushes the database file only when it
 //! reaches the end of the log, which under steady load it never does, so the copied pages went to the disk in
 //! bursts (the kernel's writeback, or the flush of the writer's catch-up), and the commits' flushes queued
-//! behind them. Interleaved runs of `acgs bench --rate 5000 --duration 8` (`docs/performance.md`):
-//! requests over 2 ms fell from 775–2,017 to 423–600 per 40,000 and p99 from 3.7–65 ms to 2.1–2.8 ms; passes
-//! every 1, 2, 5 and 10 ms measured alike, except that 1 ms raised the median by 0.1 ms.
+//! behind them. The measurements that chose this design and its interval are in `docs/performance.md`.
 //!
 //! Because the copier does not flush, it must never be the connection that checkpoints on closing (the last
 //! connection to close checkpoints the whole log and deletes it): both connections are opened with

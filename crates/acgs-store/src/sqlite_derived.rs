@@ -6,15 +6,12 @@
 //! appended by another process, is derived again from the log itself.
 //!
 //! Why their own transaction, when the writer is idle: written inside a decision commit, they made that commit
-//! slower, and every decision queued behind it waited (written on their own, 5 ms of them take 0.5–1 ms, flush
-//! included: `acgs_sqlite_derived_write_seconds`, 1,076 of 1,418 writes in a 10 s run at 5,000/s). In 6
-//! interleaved pairs at 5,000/s on the benchmark VM's disk, p99 was 2.0–3.5 ms against 2.5–121 ms, with no
-//! stalled run against three (`docs/performance.md`).
+//! slower, and every decision queued behind it waited; written apart, they delay no decision
+//! (`acgs_sqlite_derived_write_seconds` shows what they cost; the measurements are in `docs/performance.md`).
 //!
-//! Why keep them in memory at all: a commit of one or two decisions touched about 16 pages, 10 of them index and tree-node pages, each
-//! written to the write-ahead log in full and flushed. Written once per interval, those pages are shared by
-//! every decision of the interval: 8.4 pages per commit, 5 % less server CPU and a quarter fewer bytes written
-//! per decision (the HTTP tail on the benchmark VM did not change; `docs/performance.md`).
+//! Why keep them in memory at all: the index and tree-node pages are most of the pages a small commit touches,
+//! each written to the write-ahead log in full and flushed. Written once per interval, those pages are shared by
+//! every decision of the interval, so a commit writes fewer pages and the server spends less CPU per decision.
 //!
 //! `audit_derived.through_seq` says how far the derived data reaches: every event up to it has its
 //! decision-index row and the tree nodes it completed. Readers in this process write what is pending before

@@ -4,9 +4,8 @@
 //!
 //! Why: a checkpoint pass copies a few hundred pages scattered over the database file into the page cache, and
 //! its flush then sends them to the disk at once. The commits' own flushes of the write-ahead log queue behind
-//! that burst. Modelled with `fio` and `scripts/probes/disk-flush-tail.py` on the project's VM, a commit-like flush
-//! has p99 ~0.2 ms alone, 1.2–2.9 ms beside such bursts, and 0.24–0.33 ms when the same pages are written back
-//! a few at a time first. In the server, group commits over 1 ms fell by about 60 % (`docs/performance.md`).
+//! that burst; started a few at a time first, the same pages leave a commit-like flush nearly as fast as it is
+//! alone (modelled with `scripts/probes/disk-flush-tail.py`; the measurements are in `docs/performance.md`).
 //!
 //! Starting the write-back uses `posix_fadvise(POSIX_FADV_DONTNEED)`, which on Linux starts writing the range's
 //! dirty pages back without waiting for them, then drops the range's clean pages from the page cache; the
