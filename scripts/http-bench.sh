@@ -41,7 +41,7 @@ port=18099
 acgs_binary
 # Write back now what earlier commands left dirty in the page cache (a build's output, the last run's files), not
 # during the measured window: the kernel writes dirty pages back 30 s after they were written, and a few hundred
-# MB written back beside the commits' flushes delays them by up to ~160 ms (docs/performance.md).
+# MB written back beside the commits' flushes delays them by up to ~160 ms (docs/performance-history.md).
 sync
 "$acgs" up --data-dir "$data" --listen "127.0.0.1:$port" --public-metrics "$@" >"$data.server.log" 2>&1 &
 server=$!

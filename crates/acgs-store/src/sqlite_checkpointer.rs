@@ -21,7 +21,7 @@
 //! them at once. SQLite's own arrangement is different: a checkpoint flushes the database file only when it
 //! reaches the end of the log, which under steady load it never does, so the copied pages went to the disk in
 //! bursts (the kernel's writeback, or the flush of the writer's catch-up), and the commits' flushes queued
-//! behind them. The measurements that chose this design and its interval are in `docs/performance.md`.
+//! behind them. The measurements that chose this design and its interval are in `docs/performance-history.md`.
 //!
 //! Because the copier does not flush, it must never be the connection that checkpoints on closing (the last
 //! connection to close checkpoints the whole log and deletes it): both connections are opened with

@@ -7,7 +7,7 @@
 //!
 //! Why their own transaction, when the writer is idle: written inside a decision commit, they made that commit
 //! slower, and every decision queued behind it waited; written apart, they delay no decision
-//! (`acgs_sqlite_derived_write_seconds` shows what they cost; the measurements are in `docs/performance.md`).
+//! (`acgs_sqlite_derived_write_seconds` shows what they cost; the measurements are in `docs/performance-history.md`).
 //!
 //! Why keep them in memory at all: the index and tree-node pages are most of the pages a small commit touches,
 //! each written to the write-ahead log in full and flushed. Written once per interval, those pages are shared by

@@ -5,7 +5,7 @@
 //! Why: a checkpoint pass copies a few hundred pages scattered over the database file into the page cache, and
 //! its flush then sends them to the disk at once. The commits' own flushes of the write-ahead log queue behind
 //! that burst; started a few at a time first, the same pages leave a commit-like flush nearly as fast as it is
-//! alone (modelled with `scripts/probes/disk-flush-tail.py`; the measurements are in `docs/performance.md`).
+//! alone (modelled with `scripts/probes/disk-flush-tail.py`; the measurements are in `docs/performance-history.md`).
 //!
 //! Starting the write-back uses `posix_fadvise(POSIX_FADV_DONTNEED)`, which on Linux starts writing the range's
 //! dirty pages back without waiting for them, then drops the range's clean pages from the page cache; the
