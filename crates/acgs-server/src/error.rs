@@ -213,6 +213,18 @@ fn source_text(e: &dyn std::error::Error) -> String {
     current.to_string()
 }
 
+impl From<crate::decision_service::DecisionError> for ApiError {
+    fn from(e: crate::decision_service::DecisionError) -> Self {
+        use crate::decision_service::DecisionError;
+        match e {
+            DecisionError::Request(e) => e.into(),
+            DecisionError::Log(e) => e.into(),
+            DecisionError::ShuttingDown => ApiError::Unavailable(e.to_string()),
+            DecisionError::Internal(message) => ApiError::Internal(message),
+        }
+    }
+}
+
 impl From<acgs_engine::RequestError> for ApiError {
     fn from(e: acgs_engine::RequestError) -> Self {
         ApiError::BadRequest(e.to_string())

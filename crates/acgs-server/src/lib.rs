@@ -7,8 +7,10 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod active;
 mod body_limit;
 pub mod connection;
+pub mod decision_service;
 mod error;
 mod extract;
 pub mod openapi;

@@ -21,7 +21,7 @@ pub async fn check(State(state): State<AppState>, request: Request, next: Next) 
         }
         (Some(pin), None) => pin,
     };
-    let hash = state.engine.constitution().hash();
+    let hash = state.active.constitution().hash();
     let sent = pin.to_str().unwrap_or("");
     if hash.matches(sent) {
         return next.run(request).await;

@@ -6,6 +6,9 @@ use acgs_auth::AuthService;
 use acgs_engine::Engine;
 use acgs_store::{Checkpointer, DecisionLog};
 
+use crate::active::ActiveConstitution;
+use crate::decision_service::{Clock, DecisionService, IdSource, system_clock, uuid_v7_ids};
+
 /// Largest number of requests in one `POST /v1/decisions/batch`.
 pub const MAX_BATCH_REQUESTS: usize = 1000;
 
@@ -51,8 +54,10 @@ impl Default for ServerSettings {
 /// Everything the handlers share. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The engine with the active constitution.
-    pub engine: Arc<Engine>,
+    /// The constitution in force.
+    pub active: Arc<ActiveConstitution>,
+    /// Decides and records decisions.
+    pub decisions: DecisionService,
     /// The durable decision log.
     pub log: DecisionLog,
     /// Signs checkpoints of the audit log with the log key.
@@ -63,13 +68,11 @@ pub struct AppState {
     pub settings: Arc<ServerSettings>,
     /// Prometheus renderer.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    /// Slots for heavy decisions (large hierarchies, long content), which run on the blocking pool: half the CPUs
-    /// (at least one), so that heavy requests, however many arrive, leave CPU time to the others.
-    pub heavy_decisions: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
-    /// Build the state; installs the process-wide Prometheus recorder on first use.
+    /// Build the state, with `engine` in force, the system clock and UUID v7 decision ids; installs the
+    /// process-wide Prometheus recorder on first use.
     pub fn new(
         engine: Arc<Engine>,
         log: DecisionLog,
@@ -77,16 +80,34 @@ impl AppState {
         auth: Arc<AuthService>,
         settings: ServerSettings,
     ) -> Self {
+        let active = Arc::new(ActiveConstitution::new(engine));
         Self {
-            engine,
+            decisions: decision_service(&active, &log, &settings, system_clock(), uuid_v7_ids()),
+            active,
             checkpointer: Checkpointer::new(log.store().clone(), key),
             auth,
             log,
             settings: Arc::new(settings),
             metrics: crate::telemetry::prometheus_handle(),
-            heavy_decisions: Arc::new(tokio::sync::Semaphore::new(
-                (std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) / 2).max(1),
-            )),
         }
     }
+
+    /// The same state with decisions timed by `clock` and named by `ids` (for reproducible tests).
+    pub fn with_clock_and_ids(mut self, clock: Clock, ids: IdSource) -> Self {
+        self.decisions = decision_service(&self.active, &self.log, &self.settings, clock, ids);
+        self
+    }
+}
+
+/// The decision service: heavy decisions (large hierarchies, long content) run on the blocking pool, on half the
+/// CPUs (at least one), so that heavy requests, however many arrive, leave CPU time to the others.
+fn decision_service(
+    active: &Arc<ActiveConstitution>,
+    log: &DecisionLog,
+    settings: &ServerSettings,
+    clock: Clock,
+    ids: IdSource,
+) -> DecisionService {
+    let heavy_slots = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) / 2;
+    DecisionService::new(active.clone(), log.clone(), settings.shadow, heavy_slots, clock, ids)
 }

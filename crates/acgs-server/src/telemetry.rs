@@ -59,7 +59,7 @@ pub fn prometheus_handle() -> PrometheusHandle {
 /// is checked in `pin`).
 pub async fn measure_and_stamp(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let hash = state.engine.constitution().hash();
+    let hash = state.active.constitution().hash();
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -36,17 +36,18 @@ async fn decisions_are_answered_logged_and_readable() {
     let body = reply.json();
     let expected = s
         .state
-        .engine
+        .active
+        .engine()
         .decide(&serde_json::from_value(request.clone()).unwrap())
         .unwrap();
     assert_eq!(body["decision"], expected.outcome.as_str());
     assert_eq!(
         body["constitutional_hash"],
-        s.state.engine.constitution().hash().to_hex()
+        s.state.active.constitution().hash().to_hex()
     );
     assert_eq!(
         body["constitution_version"],
-        s.state.engine.constitution().metadata().version
+        s.state.active.constitution().metadata().version
     );
     assert!(
         body["reasons"]
@@ -129,7 +130,7 @@ async fn shadow_mode_answers_allow_and_logs_the_real_outcome() {
 #[tokio::test]
 async fn mismatched_constitutional_hash_is_409_and_counted() {
     let s = server(ServerSettings::default()).await;
-    let full = s.state.engine.constitution().hash().to_hex();
+    let full = s.state.active.constitution().hash().to_hex();
     let request = first(Outcome::Allow).to_string();
     for good in [full.clone(), s.short_hash()] {
         let reply = s
@@ -297,7 +298,7 @@ async fn batch_decides_each_request_and_reports_bad_ones() {
 #[tokio::test]
 async fn constitution_endpoints_publish_the_active_document() {
     let s = server(ServerSettings::default()).await;
-    let c = s.state.engine.constitution().clone();
+    let c = s.state.active.constitution().clone();
     let body = s.get("/v1/constitution").await.json();
     assert_eq!(body["hash"], c.hash().to_hex());
     assert_eq!(body["hash_short"], c.hash().short());
@@ -500,7 +501,7 @@ async fn audit_endpoints_serve_checkpoints_entries_proofs_and_receipts() {
     assert_eq!(verified.event["decision"]["decision_id"], ids[2].as_str());
     assert_eq!(
         verified.event["constitutional_hash"],
-        s.state.engine.constitution().hash().to_hex()
+        s.state.active.constitution().hash().to_hex()
     );
     assert!(verified.checkpoint.size >= (base + 3) as u64);
     let mut forged = receipt.clone();
@@ -855,4 +856,51 @@ async fn offloaded(s: &common::TestServer) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix("acgs_decisions_offloaded_total "))
         .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn decisions_are_timed_and_named_by_the_injected_clock_and_ids() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let mut s = server(ServerSettings::default()).await;
+    let next = Arc::new(AtomicU64::new(1));
+    s.state = s.state.clone().with_clock_and_ids(
+        Arc::new(|| 1_800_000_000_123_456),
+        Arc::new(move || format!("dec-test-{}", next.fetch_add(1, Ordering::SeqCst))),
+    );
+    for n in 1..=2 {
+        let decided = s.post("/v1/decisions", first(Outcome::Allow).to_string()).await.json();
+        assert_eq!(decided["decision_id"], format!("dec-test-{n}"));
+    }
+    let logged = s.get("/v1/decisions/dec-test-2").await.json();
+    assert_eq!(logged["recorded_at"], "2027-01-15T08:00:00.123456Z");
+    assert_eq!(logged["decision_id"], "dec-test-2");
+}
+
+#[tokio::test]
+async fn a_newly_activated_constitution_decides_the_next_request() {
+    let s = server(ServerSettings::default()).await;
+    let before = s.short_hash();
+    let text = std::fs::read_to_string(EXAMPLE)
+        .unwrap()
+        .replacen("version = \"1.0.0\"", "version = \"1.0.1\"", 1);
+    let next = acgs_engine::Constitution::from_toml("example 1.0.1", &text).unwrap();
+    s.state
+        .active
+        .activate(std::sync::Arc::new(acgs_engine::Engine::new(std::sync::Arc::new(next))));
+    let reply = s.post("/v1/decisions", first(Outcome::Allow).to_string()).await;
+    assert_eq!(reply.json()["constitution_version"], "1.0.1");
+    assert_ne!(reply.hash_header(), before);
+    assert_eq!(reply.hash_header(), s.short_hash());
+    // The old pin is now refused.
+    let pinned = s
+        .send(
+            Request::post("/v1/decisions")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("X-Constitutional-Hash", before)
+                .body(Body::from(first(Outcome::Allow).to_string()))
+                .unwrap(),
+        )
+        .await;
+    pinned.assert_problem(StatusCode::CONFLICT);
 }

@@ -139,13 +139,13 @@ impl PrincipleView {
 /// The active constitution: metadata, hash, principles, policies, invariants and schema.
 #[utoipa::path(get, path = "/v1/constitution", tag = "constitution", responses((status = 200, body = ConstitutionView)))]
 pub async fn show(State(state): State<AppState>) -> Json<ConstitutionView> {
-    Json(ConstitutionView::from(state.engine.constitution().as_ref()))
+    Json(ConstitutionView::from(state.active.constitution().as_ref()))
 }
 
 /// The principles of the active constitution, each with its policies.
 #[utoipa::path(get, path = "/v1/constitution/principles", tag = "constitution", responses((status = 200, body = Vec<PrincipleView>)))]
 pub async fn principles(State(state): State<AppState>) -> Json<Vec<PrincipleView>> {
-    let c = state.engine.constitution();
+    let c = state.active.constitution();
     Json(
         c.principles()
             .map(|p| {

@@ -1,15 +1,13 @@
 //! `POST /v1/decisions`, `POST /v1/decisions/batch`, and reading decisions back from the log.
 
-use std::time::Instant;
-
 use acgs_auth::Principal;
-use acgs_engine::{Decision, DecisionRequest, Detection, EvaluationError, Outcome, Reason};
+use acgs_engine::{DecisionRequest, Detection, EvaluationError, Outcome, Reason};
 use acgs_store::{DecisionQuery, DecisionRecord};
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::decision_service::RecordedDecision;
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::{AppState, MAX_BATCH_REQUESTS};
@@ -72,172 +70,41 @@ pub struct BatchResponse {
     pub results: Vec<BatchItem>,
 }
 
-/// What the log keeps of a request: everything but the raw content, which may hold personal data or
-/// secrets; of the content only its SHA-256 and length are kept.
-#[derive(Debug, Serialize)]
-struct LoggedRequest<'a> {
-    principal: &'a acgs_engine::EntityInput,
-    action: &'a str,
-    resource: &'a acgs_engine::EntityInput,
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    context: &'a serde_json::Map<String, serde_json::Value>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    entities: &'a [acgs_engine::EntityInput],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<ContentDigest>,
+impl From<RecordedDecision> for DecisionResponse {
+    fn from(recorded: RecordedDecision) -> Self {
+        let RecordedDecision {
+            decision,
+            effective,
+            shadow,
+            decision_id,
+            constitutional_hash,
+            constitution_version,
+            audit_seq,
+            evaluated_in_us,
+        } = recorded;
+        Self {
+            decision: effective,
+            decision_id,
+            constitutional_hash,
+            constitution_version,
+            reasons: decision.reasons,
+            detections: decision.detections,
+            errors: decision.errors,
+            explanation: decision.explanation,
+            audit_seq,
+            evaluated_in_us,
+            shadow_decision: shadow.then_some(decision.outcome),
+        }
+    }
 }
 
-#[derive(Debug, Serialize)]
-struct ContentDigest {
-    sha256: String,
-    bytes: usize,
-}
-
-/// The JSON body stored with each decision record.
-#[derive(Debug, Serialize)]
-struct LoggedBody<'a> {
-    /// Who asked: `api_key:<id>` or `user:<name>`.
-    caller: &'a str,
-    request: LoggedRequest<'a>,
-    reasons: &'a [Reason],
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    detections: &'a [Detection],
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [EvaluationError],
-    explanation: &'a str,
-}
-
-/// A request bigger than this many entities (besides principal and resource) is decided off the async workers.
-const HEAVY_ENTITIES: usize = 64;
-
-/// A request whose `content` is longer than this is decided off the async workers.
-const HEAVY_CONTENT_BYTES: usize = 16 * 1024;
-
-/// Whether deciding `request` may take long enough (milliseconds: a large entity hierarchy, a long content scan)
-/// that it should not hold an async worker thread, which would delay every other request on it.
-fn is_heavy(request: &DecisionRequest) -> bool {
-    request.entities.len() > HEAVY_ENTITIES || request.content.as_ref().is_some_and(|c| c.len() > HEAVY_CONTENT_BYTES)
-}
-
-/// A decision and the audit record that logs it, before it is logged.
-struct Decided {
-    decision: Decision,
-    record: DecisionRecord,
-    effective: Outcome,
-}
-
-/// Decide, log durably (with the caller), then answer. A heavy request is decided on the blocking pool, at most
-/// [`AppState::heavy_decisions`] at a time, so that it holds no async worker and heavy requests queue behind each
-/// other rather than ahead of light ones.
+/// Decide and record through the decision service, answered as a [`DecisionResponse`].
 async fn decide_and_log(
     state: &AppState,
     caller: &str,
     request: &DecisionRequest,
 ) -> Result<DecisionResponse, ApiError> {
-    let decided = if is_heavy(request) {
-        let _slot = state
-            .heavy_decisions
-            .acquire()
-            .await
-            .map_err(|_| ApiError::Unavailable("the server is shutting down".into()))?;
-        metrics::counter!("acgs_decisions_offloaded_total").increment(1);
-        let (state, caller, request) = (state.clone(), caller.to_owned(), request.clone());
-        tokio::task::spawn_blocking(move || decide(&state, &caller, &request))
-            .await
-            .map_err(|e| ApiError::Internal(format!("a decision task failed: {e}")))??
-    } else {
-        decide(state, caller, request)?
-    };
-    let Decided {
-        decision,
-        record,
-        effective,
-    } = decided;
-    let (decision_id, constitutional_hash, constitution_version) = (
-        record.decision_id.clone(),
-        record.constitutional_hash.clone(),
-        record.constitution_version.clone(),
-    );
-    let (shadow, evaluated_in_us) = (record.shadow, record.evaluated_in_us as u64);
-    let audit_seq = state.log.append(record).await?;
-
-    let mode = if shadow { "shadow" } else { "enforce" };
-    metrics::counter!("acgs_decisions_total", "outcome" => decision.outcome.as_str(), "mode" => mode).increment(1);
-    for reason in &decision.reasons {
-        metrics::counter!(
-            "acgs_decisions_by_principle_total",
-            "principle" => reason.principle_id.clone(),
-            "outcome" => decision.outcome.as_str()
-        )
-        .increment(1);
-    }
-    Ok(DecisionResponse {
-        decision: effective,
-        decision_id,
-        constitutional_hash,
-        constitution_version,
-        reasons: decision.reasons,
-        detections: decision.detections,
-        errors: decision.errors,
-        explanation: decision.explanation,
-        audit_seq,
-        evaluated_in_us,
-        shadow_decision: shadow.then_some(decision.outcome),
-    })
-}
-
-/// Decide `request` and build the audit record that logs it (synchronous: the CPU part of a decision).
-fn decide(state: &AppState, caller: &str, request: &DecisionRequest) -> Result<Decided, ApiError> {
-    let started = Instant::now();
-    let decision: Decision = state.engine.decide(request)?;
-    let evaluated_in_us = started.elapsed().as_micros() as u64;
-    metrics::histogram!("acgs_decision_evaluation_seconds").record(started.elapsed().as_secs_f64());
-
-    let constitution = state.engine.constitution();
-    let shadow = state.settings.shadow;
-    let effective = if shadow { Outcome::Allow } else { decision.outcome };
-    let body = LoggedBody {
-        caller,
-        request: LoggedRequest {
-            principal: &request.principal,
-            action: &request.action,
-            resource: &request.resource,
-            context: &request.context,
-            entities: &request.entities,
-            content: request.content.as_ref().map(|c| ContentDigest {
-                sha256: hex::encode(Sha256::digest(c.as_bytes())),
-                bytes: c.len(),
-            }),
-        },
-        reasons: &decision.reasons,
-        detections: &decision.detections,
-        errors: &decision.errors,
-        explanation: &decision.explanation,
-    };
-    // Canonical JSON: the body becomes part of the decision's audit leaf, which must not depend on key order.
-    let body = acgs_audit::to_canonical_json(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let record = DecisionRecord {
-        seq: 0,
-        decision_id: uuid::Uuid::now_v7().to_string(),
-        recorded_at_us: chrono::Utc::now().timestamp_micros(),
-        principal_type: request.principal.entity_type.clone(),
-        principal_id: request.principal.id.clone(),
-        action: request.action.clone(),
-        resource_type: request.resource.entity_type.clone(),
-        resource_id: request.resource.id.clone(),
-        outcome: decision.outcome.as_str().to_owned(),
-        effective_outcome: effective.as_str().to_owned(),
-        shadow,
-        constitutional_hash: constitution.hash().to_hex(),
-        constitution_version: constitution.metadata().version.clone(),
-        evaluated_in_us: evaluated_in_us as i64,
-        body,
-    };
-    Ok(Decided {
-        decision,
-        record,
-        effective,
-    })
+    Ok(state.decisions.decide(caller, request).await?.into())
 }
 
 /// Decide one action.

@@ -66,7 +66,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     };
     let write_error = state.log.writable().await.err();
     let ready = storage_error.is_none() && write_error.is_none();
-    let constitution = state.engine.constitution();
+    let constitution = state.active.constitution();
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         storage: store.backend(),

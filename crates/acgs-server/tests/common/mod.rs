@@ -135,7 +135,7 @@ impl TestServer {
     }
 
     pub fn short_hash(&self) -> String {
-        self.state.engine.constitution().hash().short()
+        self.state.active.constitution().hash().short()
     }
 }
 

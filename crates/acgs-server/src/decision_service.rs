@@ -1,0 +1,280 @@
+//! The decision service: decide a request under the constitution in force, record it durably in the audit log,
+//! apply shadow mode and count it. HTTP handlers (and anything else that decides on the server's behalf) call it;
+//! it knows nothing of HTTP. Time and decision ids come from an injected [`Clock`] and [`IdSource`], so what it
+//! logs is reproducible in tests.
+//!
+//! A heavy request (a large entity hierarchy, long content) is decided on the blocking pool, at most
+//! [`DecisionService::new`]'s `heavy_slots` at a time, so that it never holds a thread that serves other requests.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use acgs_engine::{Decision, DecisionRequest, Detection, Engine, EvaluationError, Outcome, Reason, RequestError};
+use acgs_store::{DecisionLog, DecisionRecord, LogError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::active::ActiveConstitution;
+
+/// Microseconds since the Unix epoch, for a decision's `recorded_at`.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// A new decision id for each decision.
+pub type IdSource = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| chrono::Utc::now().timestamp_micros())
+}
+
+/// UUID v7 ids: unique, and ordered by time.
+pub fn uuid_v7_ids() -> IdSource {
+    Arc::new(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// A request with more entities than this (besides principal and resource) is decided off the async workers.
+const HEAVY_ENTITIES: usize = 64;
+
+/// A request whose `content` is longer than this is decided off the async workers.
+const HEAVY_CONTENT_BYTES: usize = 16 * 1024;
+
+/// Why a decision was not made or not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionError {
+    /// The request does not fit the constitution's schema (or is otherwise malformed).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The decision could not be recorded, so it is not answered.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// A bug: the audit record could not be encoded, or a decision task failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// A decision, durably recorded.
+#[derive(Debug, Clone)]
+pub struct RecordedDecision {
+    /// The engine's decision (the real outcome, also in shadow mode).
+    pub decision: Decision,
+    /// What the caller must do: the outcome, or `allow` in shadow mode.
+    pub effective: Outcome,
+    /// Whether shadow mode was on.
+    pub shadow: bool,
+    /// The decision's id.
+    pub decision_id: String,
+    /// Full hash of the constitution that decided.
+    pub constitutional_hash: String,
+    /// Its version label.
+    pub constitution_version: String,
+    /// The audit log sequence number of its record.
+    pub audit_seq: i64,
+    /// Engine time in microseconds.
+    pub evaluated_in_us: u64,
+}
+
+/// Decides and records. Cheap to clone.
+#[derive(Clone)]
+pub struct DecisionService {
+    active: Arc<ActiveConstitution>,
+    log: DecisionLog,
+    shadow: bool,
+    heavy: Arc<Semaphore>,
+    clock: Clock,
+    ids: IdSource,
+}
+
+impl std::fmt::Debug for DecisionService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionService")
+            .field("active", &self.active)
+            .field("shadow", &self.shadow)
+            .field("heavy_slots", &self.heavy.available_permits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DecisionService {
+    /// A service deciding under `active`, recording in `log`; `heavy_slots` heavy decisions may run at once.
+    pub fn new(
+        active: Arc<ActiveConstitution>,
+        log: DecisionLog,
+        shadow: bool,
+        heavy_slots: usize,
+        clock: Clock,
+        ids: IdSource,
+    ) -> Self {
+        Self {
+            active,
+            log,
+            shadow,
+            heavy: Arc::new(Semaphore::new(heavy_slots.max(1))),
+            clock,
+            ids,
+        }
+    }
+
+    /// The constitution in force.
+    pub fn active(&self) -> &Arc<ActiveConstitution> {
+        &self.active
+    }
+
+    /// Decide `request` for `caller` (`api_key:<id>` or `user:<name>`) under the constitution in force, and
+    /// record it; answered only once the record is durable.
+    pub async fn decide(&self, caller: &str, request: &DecisionRequest) -> Result<RecordedDecision, DecisionError> {
+        let engine = self.active.engine();
+        let unrecorded = if is_heavy(request) {
+            let _slot = self.heavy.acquire().await.map_err(|_| DecisionError::ShuttingDown)?;
+            metrics::counter!("acgs_decisions_offloaded_total").increment(1);
+            let (service, caller, request) = (self.clone(), caller.to_owned(), request.clone());
+            tokio::task::spawn_blocking(move || service.decide_now(&engine, &caller, &request))
+                .await
+                .map_err(|e| DecisionError::Internal(format!("a decision task failed: {e}")))??
+        } else {
+            self.decide_now(&engine, caller, request)?
+        };
+        let Unrecorded {
+            decision,
+            record,
+            effective,
+        } = unrecorded;
+        let recorded = RecordedDecision {
+            effective,
+            shadow: record.shadow,
+            decision_id: record.decision_id.clone(),
+            constitutional_hash: record.constitutional_hash.clone(),
+            constitution_version: record.constitution_version.clone(),
+            evaluated_in_us: record.evaluated_in_us as u64,
+            audit_seq: 0,
+            decision,
+        };
+        let audit_seq = self.log.append(record).await?;
+        count(&recorded);
+        Ok(RecordedDecision { audit_seq, ..recorded })
+    }
+
+    /// Decide `request` with `engine` and build its audit record (synchronous: the CPU part of a decision).
+    fn decide_now(
+        &self,
+        engine: &Engine,
+        caller: &str,
+        request: &DecisionRequest,
+    ) -> Result<Unrecorded, DecisionError> {
+        let started = Instant::now();
+        let decision: Decision = engine.decide(request)?;
+        let evaluated_in_us = started.elapsed().as_micros() as u64;
+        metrics::histogram!("acgs_decision_evaluation_seconds").record(started.elapsed().as_secs_f64());
+
+        let constitution = engine.constitution();
+        let effective = if self.shadow { Outcome::Allow } else { decision.outcome };
+        let body = LoggedBody {
+            caller,
+            request: LoggedRequest {
+                principal: &request.principal,
+                action: &request.action,
+                resource: &request.resource,
+                context: &request.context,
+                entities: &request.entities,
+                content: request.content.as_ref().map(|c| ContentDigest {
+                    sha256: hex::encode(Sha256::digest(c.as_bytes())),
+                    bytes: c.len(),
+                }),
+            },
+            reasons: &decision.reasons,
+            detections: &decision.detections,
+            errors: &decision.errors,
+            explanation: &decision.explanation,
+        };
+        // Canonical JSON: the body becomes part of the decision's audit leaf, which must not depend on key order.
+        let body = acgs_audit::to_canonical_json(&body).map_err(|e| DecisionError::Internal(e.to_string()))?;
+        let record = DecisionRecord {
+            seq: 0,
+            decision_id: (self.ids)(),
+            recorded_at_us: (self.clock)(),
+            principal_type: request.principal.entity_type.clone(),
+            principal_id: request.principal.id.clone(),
+            action: request.action.clone(),
+            resource_type: request.resource.entity_type.clone(),
+            resource_id: request.resource.id.clone(),
+            outcome: decision.outcome.as_str().to_owned(),
+            effective_outcome: effective.as_str().to_owned(),
+            shadow: self.shadow,
+            constitutional_hash: constitution.hash().to_hex(),
+            constitution_version: constitution.metadata().version.clone(),
+            evaluated_in_us: evaluated_in_us as i64,
+            body,
+        };
+        Ok(Unrecorded {
+            decision,
+            record,
+            effective,
+        })
+    }
+}
+
+/// A decision and the audit record that logs it, before it is logged.
+struct Unrecorded {
+    decision: Decision,
+    record: DecisionRecord,
+    effective: Outcome,
+}
+
+/// Whether deciding `request` may take long enough (milliseconds: a large entity hierarchy, a long content scan)
+/// that it should not hold an async worker thread, which would delay every other request on it.
+fn is_heavy(request: &DecisionRequest) -> bool {
+    request.entities.len() > HEAVY_ENTITIES || request.content.as_ref().is_some_and(|c| c.len() > HEAVY_CONTENT_BYTES)
+}
+
+/// The decision counters of `/metrics`.
+fn count(recorded: &RecordedDecision) {
+    let outcome = recorded.decision.outcome.as_str();
+    let mode = if recorded.shadow { "shadow" } else { "enforce" };
+    metrics::counter!("acgs_decisions_total", "outcome" => outcome, "mode" => mode).increment(1);
+    for reason in &recorded.decision.reasons {
+        metrics::counter!(
+            "acgs_decisions_by_principle_total",
+            "principle" => reason.principle_id.clone(),
+            "outcome" => outcome
+        )
+        .increment(1);
+    }
+}
+
+/// What the log keeps of a request: everything but the raw content, which may hold personal data or
+/// secrets; of the content only its SHA-256 and length are kept.
+#[derive(Debug, Serialize)]
+struct LoggedRequest<'a> {
+    principal: &'a acgs_engine::EntityInput,
+    action: &'a str,
+    resource: &'a acgs_engine::EntityInput,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    context: &'a serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    entities: &'a [acgs_engine::EntityInput],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<ContentDigest>,
+}
+
+#[derive(Debug, Serialize)]
+struct ContentDigest {
+    sha256: String,
+    bytes: usize,
+}
+
+/// The JSON body stored with each decision record.
+#[derive(Debug, Serialize)]
+struct LoggedBody<'a> {
+    /// Who asked: `api_key:<id>` or `user:<name>`.
+    caller: &'a str,
+    request: LoggedRequest<'a>,
+    reasons: &'a [Reason],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    detections: &'a [Detection],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [EvaluationError],
+    explanation: &'a str,
+}
