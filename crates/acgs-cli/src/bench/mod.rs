@@ -2,17 +2,18 @@
 //!
 //! The load comes at a fixed arrival rate; latency is measured from each request's intended send time.
 //!
-//! Method (see also `docs/performance.md`):
+//! Method (in full in `docs/load-generator.md`):
 //! - **Request mix.** Every `tests[].request` of a constitution (the embedded example by default) is serialised to
 //!   JSON once, before the run; each arrival picks one uniformly at random from a seeded RNG, so runs are
 //!   repeatable and client-side serialisation is never measured.
-//! - **Open loop.** Request `i` is due at `start + i / rate`. One scheduler task sleeps until each due time and
-//!   spawns the send without waiting for earlier responses, so a slow server faces the same arrival rate as a fast
-//!   one. Arrivals that would exceed `--max-in-flight` are counted as `dropped`; the scheduler never waits.
+//! - **Open loop.** Request `i` is due at `start + i / rate`. Each client thread's scheduler sleeps until each of
+//!   its due times and starts the send without waiting for earlier responses, so a slow server faces the same
+//!   arrival rate as a fast one. Arrivals that would exceed `--max-in-flight` are counted as `dropped`; the
+//!   scheduler never waits.
 //! - **Latency** is `completion − intended send time` (the full response body read), recorded in microseconds in an
-//!   HDR histogram. Measuring from the intended time avoids coordinated omission. Tokio's timer has 1 ms
-//!   granularity, so requests leave in small bursts at each millisecond tick; the burst delay is included in the
-//!   latency, which makes the numbers slightly pessimistic (never optimistic).
+//!   HDR histogram. Measuring from the intended time avoids coordinated omission. The scheduler's timer is a
+//!   `timerfd`, woken within the kernel's timer slack of each due time (Tokio's own timer would send requests in
+//!   millisecond bursts); any delay in sending counts in the latency, so the numbers are never optimistic.
 //! - **Phases.** Warm-up arrivals (the first `warmup × rate`) are sent but not recorded. The histogram and the
 //!   `sent`/`ok`/error counts cover arrivals whose intended time falls in the measured window; the achieved rate is
 //!   the number of 200 responses that *completed* inside the measured window divided by its length.
