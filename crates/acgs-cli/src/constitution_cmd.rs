@@ -1,4 +1,4 @@
-//! `acgs constitution validate|hash|show|test FILE`.
+//! `acgs constitution validate|hash|show|test FILE`, and the stored versions: `versions`, `activate FILE`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,10 +37,66 @@ pub enum ConstitutionCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List the constitution versions a server's database holds; the last is in force.
+    Versions {
+        #[command(flatten)]
+        source: crate::decisions_cmd::Source,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a constitution file in force as the next version; servers run it from their next start.
+    Activate {
+        /// Constitution file (TOML); it must validate and pass its tests.
+        file: PathBuf,
+        /// Why the constitution changes (recorded with the version).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        source: crate::decisions_cmd::Source,
+    },
 }
 
 pub fn run(cmd: ConstitutionCommand) -> Result<ExitCode> {
     match cmd {
+        ConstitutionCommand::Versions { source, json } => block_on(async move {
+            let store = crate::decisions_cmd::open(&source).await?;
+            let versions = store.constitution_versions().await?;
+            if json {
+                let rows: Vec<serde_json::Value> = versions.iter().map(version_json).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if versions.is_empty() {
+                println!("no constitution version recorded yet (the server records one on its first start)");
+            } else {
+                for v in &versions {
+                    println!(
+                        "{:>4}  {}  {} v{}  {}  by {}: {}",
+                        v.number,
+                        &v.version.hash[..16],
+                        v.version.name,
+                        v.version.version_label,
+                        crate::decisions_cmd::time(v.version.activated_at_us),
+                        v.version.activated_by,
+                        v.version.reason
+                    );
+                }
+                if let Some(last) = versions.last() {
+                    println!("in force: version {} ({})", last.number, last.version.source_name);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        ConstitutionCommand::Activate { file, reason, source } => block_on(async move {
+            let store = crate::decisions_cmd::open(&source).await?;
+            let now = chrono::Utc::now().timestamp_micros();
+            let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+            let version = crate::constitution_versions::activate(&*store, &file, now, &actor, &reason).await?;
+            println!(
+                "version {} is in force: {} v{}, hash {}; restart the servers to run it",
+                version.number, version.version.name, version.version.version_label, version.version.hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
         ConstitutionCommand::Validate { file } => match Constitution::load(&file) {
             Ok(c) => {
                 println!(
@@ -97,6 +153,26 @@ pub fn run(cmd: ConstitutionCommand) -> Result<ExitCode> {
             Err(e) => report_load_error(e),
         },
     }
+}
+
+fn block_on(work: impl std::future::Future<Output = Result<ExitCode>>) -> Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(work)
+}
+
+fn version_json(v: &acgs_store::ConstitutionVersion) -> serde_json::Value {
+    serde_json::json!({
+        "number": v.number,
+        "hash": v.version.hash,
+        "name": v.version.name,
+        "version": v.version.version_label,
+        "source_name": v.version.source_name,
+        "activated_at": crate::decisions_cmd::time(v.version.activated_at_us),
+        "activated_by": v.version.activated_by,
+        "reason": v.version.reason,
+    })
 }
 
 fn report_load_error(e: LoadError) -> Result<ExitCode> {

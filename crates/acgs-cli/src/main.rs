@@ -7,6 +7,7 @@ mod bench;
 mod chain;
 mod config;
 mod constitution_cmd;
+mod constitution_versions;
 mod decide_cmd;
 mod decisions_cmd;
 mod keys;

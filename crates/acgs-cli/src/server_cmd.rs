@@ -69,7 +69,6 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
     // to the user it runs as; `acgs security audit` reports anything wider.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     init_tracing(&config);
-    let constitution = load_constitution(config.constitution.as_deref()).context("refusing to start")?;
     let (key, created) = acgs_audit::LogKey::load_or_create(&config.audit_key, config.audit_log_name.as_deref())
         .context("refusing to start: the audit log key is unusable")?;
     if created {
@@ -103,6 +102,13 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
                 );
             }
         }
+        let (constitution, in_force) = crate::constitution_versions::to_run(
+            &*store,
+            config.constitution.as_deref(),
+            chrono::Utc::now().timestamp_micros(),
+        )
+        .await
+        .context("refusing to start")?;
         let backend = store.backend();
         if !config.auth_master_key.exists() && !store.signing_keys().await?.is_empty() {
             anyhow::bail!(
@@ -163,7 +169,11 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
             shadow = config.shadow, "ACGS started"
         );
         println!("ACGS is running at http://{addr}");
-        println!("  constitution: {name} v{version} ({source})");
+        println!(
+            "  constitution: {name} v{version} ({source}), version {} in force since {}",
+            in_force.number,
+            crate::decisions_cmd::time(in_force.version.activated_at_us)
+        );
         println!("  constitutional hash: {hash} (short {})", hash.short());
         println!(
             "  decision log: {backend} {}{}",

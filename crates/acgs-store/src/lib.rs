@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod constitutions;
 mod error;
 mod event;
 mod index;
@@ -39,6 +40,7 @@ pub use auth::{
     ApiKeyRecord, AuthStore, FailureCount, RefreshOutcome, RefreshTokenRecord, SecurityEvent, SessionRecord,
     SigningKeyRecord, UserRecord,
 };
+pub use constitutions::{ConstitutionStore, ConstitutionVersion, NewConstitutionVersion};
 pub use error::{IndexMismatch, IndexProblem, IntegrityError, LogError, StoreError};
 pub use event::{AuditEntry, DECISION_EVENT_KIND, SECURITY_EVENT_KIND};
 pub use integrity::{Checkpointer, consistency_proof, inclusion_proof, tree_root, verify_store};
@@ -116,11 +118,12 @@ pub trait BlockingAppend: Send {
     fn finish(&mut self) {}
 }
 
-/// Everything ACGS keeps: the audit log with its decision index ([`DecisionStore`]) and who may use the API
-/// ([`AuthStore`]). Both backends implement it; an `Arc<dyn Store>` coerces to either trait object.
-pub trait Store: DecisionStore + AuthStore {}
+/// Everything ACGS keeps: the audit log with its decision index ([`DecisionStore`]), who may use the API
+/// ([`AuthStore`]) and the constitution versions ([`ConstitutionStore`]). Both backends implement it; an
+/// `Arc<dyn Store>` coerces to each trait object.
+pub trait Store: DecisionStore + AuthStore + ConstitutionStore {}
 
-impl<T: DecisionStore + AuthStore + ?Sized> Store for T {}
+impl<T: DecisionStore + AuthStore + ConstitutionStore + ?Sized> Store for T {}
 
 /// Options for opening a store.
 #[derive(Debug, Clone, Default)]
