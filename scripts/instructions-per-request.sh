@@ -46,7 +46,7 @@ parts = {
     "HTTP connections": "axum::serve::handle_connection::{{closure}}::{{closure}} ",
     "  of which the decision engine": "acgs_engine::decision::decide ",
     "group-commit writer": "acgs_store::log::run_blocking_writer",
-    "WAL checkpointer": "acgs_store::sqlite_checkpointer::Checkpointer::pass ",
+    "WAL checkpointer": "acgs_store::sqlite::checkpointer::Checkpointer::pass ",
 }
 found = {}
 for line in sys.stdin:

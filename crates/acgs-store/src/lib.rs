@@ -26,10 +26,6 @@ mod log;
 mod postgres;
 mod record;
 mod sqlite;
-mod sqlite_appender;
-mod sqlite_checkpointer;
-mod sqlite_derived;
-mod sqlite_writeback;
 
 use std::sync::Arc;
 

@@ -1,13 +1,13 @@
 //! The embedded SQLite backend (default): one file under the data directory, WAL journal. Reads go through a
 //! sqlx pool; every write goes through the one writing connection, the [`Appender`]. The tree nodes and
 //! decision-index rows of the group-commit writer's batches follow a few milliseconds behind their events
-//! (`sqlite_derived.rs`): the reads that use them write what is pending first, and opening derives what a crash
+//! ([`derived`]): the reads that use them write what is pending first, and opening derives what a crash
 //! left out.
 //!
-//! Commits only append to the write-ahead log. The background checkpointer (`sqlite_checkpointer.rs`) moves
+//! Commits only append to the write-ahead log. The background checkpointer ([`checkpointer`]) moves
 //! committed pages into the database file every 10 ms, each step flushed at once, without blocking the writer.
 //! When commits arrive so steadily that its passes never reach the log's end (SQLite reuses the log from its
-//! start only after one has), the log grows; past [`sqlite_checkpointer::WAL_CATCH_UP_FRAMES`] pages the
+//! start only after one has), the log grows; past [`checkpointer::WAL_CATCH_UP_FRAMES`] pages the
 //! group-commit writer, right after its next commit and with nothing else writing, checkpoints the few pages
 //! committed since the last pass, and the commit after that starts the log over.
 //! (SQLite's default, a checkpoint of everything inside whichever commit passes 1,000 pages, stalled the
@@ -20,77 +20,32 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite};
 
 use acgs_audit::{NodeId, NodeMap};
 
+mod appender;
+mod checkpointer;
+mod derived;
+mod durability;
+mod nodes;
+mod writeback;
+
+pub use durability::SqliteSync;
+
 use crate::index::{DecisionRow, IndexRow};
-use crate::sqlite_appender::{Appender, FlushFailure, flush_failure};
-use crate::sqlite_checkpointer;
-use crate::sqlite_derived::node_position;
 use crate::{
     AuditEntry, BlockingAppend, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, StoreError, StoreOptions,
-    StoredCheckpoint, node_map, push_list_query,
+    StoredCheckpoint, push_list_query,
 };
-
-/// Stored tree nodes named by a JSON array of `[level, idx, position]` (level 0 from the leaf hashes; `position`
-/// is the node's key in `audit_nodes`, see `sqlite_derived::node_position`).
-const SELECT_NODES: &str = "SELECT 0 AS level, a.seq - 1 AS idx, a.leaf_hash AS hash \
-     FROM json_each(?1) j JOIN audit_log a ON a.seq = (j.value ->> 1) + 1 WHERE j.value ->> 0 = 0 \
-     UNION ALL SELECT j.value ->> 0, j.value ->> 1, n.hash \
-     FROM json_each(?1) j JOIN audit_nodes n ON n.position = j.value ->> 2 WHERE j.value ->> 0 > 0";
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Encode(e.to_string()))
-}
-
-/// The stored nodes among `ids`.
-async fn select_nodes(conn: &mut SqliteConnection, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
-    let wanted = ids
-        .iter()
-        .map(|&id| Ok((id.level, id.index, if id.level == 0 { 0 } else { node_position(id)? })))
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let wanted = to_json(&wanted)?;
-    let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(SELECT_NODES).bind(wanted).fetch_all(conn).await?;
-    node_map(rows)
-}
+use appender::Appender;
+use durability::{FlushFailure, flush_failure};
 
 /// WAL length (pages) at which the writing connection checkpoints inside a commit whatever else happens (only
 /// reached if the background checkpointer or the group-commit writer is not running).
 const WAL_SAFETY_FRAMES: i64 = 262_144;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// How hard SQLite works to make a commit durable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SqliteSync {
-    /// `synchronous=FULL`: every commit is fsynced; survives power loss and OS crashes.
-    #[default]
-    Full,
-    /// `synchronous=NORMAL` (WAL): survives a crash of the process (kill -9) but not of the machine.
-    Normal,
-}
-
-impl std::fmt::Display for SqliteSync {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Full => "full",
-            Self::Normal => "normal",
-        })
-    }
-}
-
-impl FromStr for SqliteSync {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "full" => Ok(Self::Full),
-            "normal" => Ok(Self::Normal),
-            other => Err(format!("unknown sqlite sync mode `{other}` (expected full or normal)")),
-        }
-    }
-}
 
 /// Decision store in an SQLite file.
 #[derive(Debug, Clone)]
@@ -154,7 +109,7 @@ impl SqliteStore {
         let wal_long = Arc::new(AtomicBool::new(false));
         let flush_failed = FlushFailure::default();
         let (stop_wal_checkpointer, stop) = std::sync::mpsc::channel();
-        sqlite_checkpointer::spawn(
+        checkpointer::spawn(
             path.clone(),
             options.sqlite_sync,
             Arc::clone(&wal_long),
@@ -163,7 +118,7 @@ impl SqliteStore {
         )
         .map_err(|e| StoreError::Encode(format!("starting the WAL checkpointer: {e}")))?;
         let appender_flush_failed = Arc::clone(&flush_failed);
-        // Derive what a crash left underived (tree nodes, decision-index rows; see `sqlite_derived.rs`).
+        // Derive what a crash left underived (tree nodes, decision-index rows; see [`derived`]).
         let appender = tokio::task::spawn_blocking(move || {
             let mut appender = Appender::open(&path, sync, WAL_SAFETY_FRAMES, appender_flush_failed)?;
             appender.catch_up_from_log()?;
@@ -335,7 +290,7 @@ impl DecisionStore for SqliteStore {
     async fn tree_nodes(&self, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
         self.write_pending().await?;
         let mut conn = self.pool.acquire().await?;
-        select_nodes(&mut conn, ids).await
+        nodes::select_nodes(&mut conn, ids).await
     }
 
     async fn add_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {

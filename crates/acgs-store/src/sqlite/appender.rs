@@ -1,6 +1,6 @@
 //! The SQLite backend's one writing connection: it appends events (leaves, tree nodes, decision-index rows),
 //! prunes, and keeps signed checkpoints, each in one `BEGIN IMMEDIATE` transaction. The group-commit writer's
-//! decisions leave their tree nodes and index rows to a later commit (`sqlite_derived.rs`); every other write
+//! decisions leave their tree nodes and index rows to a later commit ([`super::derived`]); every other write
 //! first brings that derived data up to the log's end and then writes its own with its events.
 //!
 //! It is a synchronous rusqlite connection, used by whichever thread holds it: the group-commit writer's own
@@ -10,34 +10,22 @@
 //! more than the statements themselves.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use acgs_audit::{Frontier, NodeId, NodeMap};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use acgs_audit::Frontier;
+use rusqlite::{Connection, TransactionBehavior, params};
 
+use super::derived::{self, Pending};
+use super::durability::{FlushFailure, SqliteSync, flush_failure};
+use super::nodes::stored_nodes;
 use crate::event::{PendingEvent, PreparedBatch, prepare_batch};
-use crate::sqlite::SqliteSync;
-use crate::sqlite_derived::{self, Pending, node_index, node_position};
-use crate::{DecisionRecord, PruneOutcome, StoreError, StoredCheckpoint, frontier_from, node_map};
+use crate::{DecisionRecord, PruneOutcome, StoreError, StoredCheckpoint, frontier_from};
 
 /// How long a write waits for another process's write lock (e.g. `acgs audit prune`) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const INSERT_ENTRY: &str =
     "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) VALUES (?1, ?2, ?3, ?4, ?5)";
-
-/// Set once, by the WAL checkpointer, when flushing the database file failed (see `sqlite_checkpointer.rs`);
-/// from then on every write is refused.
-pub(crate) type FlushFailure = Arc<OnceLock<String>>;
-
-/// The flush failure recorded in `failure`, if any, as the error every write then returns.
-pub(crate) fn flush_failure(failure: &FlushFailure) -> Result<(), StoreError> {
-    match failure.get() {
-        Some(reason) => Err(StoreError::FlushFailed(reason.clone())),
-        None => Ok(()),
-    }
-}
 
 /// The writing connection and what it knows about the log's end.
 #[derive(Debug)]
@@ -53,7 +41,7 @@ pub(crate) struct Appender {
 
 impl Appender {
     /// Open the writing connection on a migrated database file. `autocheckpoint_frames`: the log length (pages)
-    /// at which a commit also checkpoints the write-ahead log (see `sqlite.rs`).
+    /// at which a commit also checkpoints the write-ahead log (see [`super`]).
     pub(crate) fn open(
         path: &Path,
         sync: SqliteSync,
@@ -95,7 +83,7 @@ impl Appender {
         let size = log_size(&tx)?;
         let wrote_pending = self.pending.is_overdue();
         if wrote_pending {
-            sqlite_derived::catch_up(&tx, &self.pending, size)?;
+            derived::catch_up(&tx, &self.pending, size)?;
         }
         let (batch, frontier) = append_events(&tx, &events, size, self.frontier.take(), &self.pending)?;
         tx.commit()?;
@@ -121,7 +109,7 @@ impl Appender {
         self.catch_up_from_log()
     }
 
-    /// Write the derived data if it has waited long enough ([`sqlite_derived::DERIVED_WRITE_INTERVAL`]); the
+    /// Write the derived data if it has waited long enough ([`derived::DERIVED_WRITE_INTERVAL`]); the
     /// group-commit writer calls this when it has no decisions queued.
     pub(crate) fn write_pending_if_due(&mut self) -> Result<(), StoreError> {
         if !self.pending.is_due() {
@@ -138,7 +126,7 @@ impl Appender {
     pub(crate) fn catch_up_from_log(&mut self) -> Result<(), StoreError> {
         flush_failure(&self.flush_failed)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        sqlite_derived::catch_up(&tx, &self.pending, log_size(&tx)?)?;
+        derived::catch_up(&tx, &self.pending, log_size(&tx)?)?;
         tx.commit()?;
         self.pending = Pending::default();
         Ok(())
@@ -168,7 +156,7 @@ impl Appender {
     pub(crate) fn prune(&mut self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError> {
         flush_failure(&self.flush_failed)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        sqlite_derived::catch_up(&tx, &self.pending, log_size(&tx)?)?;
+        derived::catch_up(&tx, &self.pending, log_size(&tx)?)?;
         let (through_seq, already): (i64, i64) = tx.query_row(
             "SELECT COALESCE((SELECT seq - 1 FROM audit_log WHERE recorded_at_us >= ?1 ORDER BY seq LIMIT 1), \
                              (SELECT COALESCE(MAX(seq), 0) FROM audit_log)), \
@@ -230,9 +218,9 @@ fn append_with_derived<'a>(
     pending: &Pending,
 ) -> Result<(PreparedBatch<'a>, Frontier), StoreError> {
     let size = log_size(tx)?;
-    sqlite_derived::catch_up(tx, pending, size)?;
+    derived::catch_up(tx, pending, size)?;
     let (batch, frontier) = append_events(tx, events, size, cached, pending)?;
-    sqlite_derived::write_batch(tx, &batch)?;
+    derived::write_batch(tx, &batch)?;
     Ok((batch, frontier))
 }
 
@@ -258,7 +246,7 @@ fn append_events<'a>(
     let mut frontier = match cached {
         Some(f) if f.size() == size as u64 => f,
         _ => {
-            sqlite_derived::catch_up(conn, pending, size)?;
+            derived::catch_up(conn, pending, size)?;
             let ids = Frontier::ids(size as u64);
             let stored = stored_nodes(conn, &ids)?;
             frontier_from(size, &ids, &stored)?
@@ -276,24 +264,4 @@ fn append_events<'a>(
         ])?;
     }
     Ok((batch, frontier))
-}
-
-/// The stored nodes among `ids` (level 0 from the leaf hashes); at most 64 point lookups.
-pub(crate) fn stored_nodes(conn: &Connection, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
-    let mut leaf = conn.prepare_cached("SELECT leaf_hash FROM audit_log WHERE seq = ?1")?;
-    let mut node = conn.prepare_cached("SELECT hash FROM audit_nodes WHERE position = ?1")?;
-    let mut rows = Vec::with_capacity(ids.len());
-    for id in ids {
-        let index = node_index(id.index)?;
-        let hash: Option<Vec<u8>> = if id.level == 0 {
-            leaf.query_row(params![index + 1], |row| row.get(0)).optional()?
-        } else {
-            node.query_row(params![node_position(*id)?], |row| row.get(0))
-                .optional()?
-        };
-        if let Some(hash) = hash {
-            rows.push((i64::from(id.level), index, hash));
-        }
-    }
-    node_map(rows)
 }

@@ -9,7 +9,7 @@
 //!    leaves flushing to this module (`synchronous=OFF` for the checkpoint only; with `sqlite_sync = normal`
 //!    it flushes the log first, as SQLite's own checkpoint does, since commits then do not);
 //! 3. starts writing the copied pages back to the disk a few runs of blocks at a time, pausing between steps
-//!    for at most a pass interval in all (`sqlite_writeback.rs`), so that they do not reach the disk as one
+//!    for at most a pass interval in all ([`super::writeback`]), so that they do not reach the disk as one
 //!    burst that the commits' flushes of the log would queue behind (so a pass under load takes up to about
 //!    a pass interval longer, and the next starts [`PASS_INTERVAL`] after it ends);
 //! 4. flushes the database file (`fdatasync`), and only then
@@ -38,7 +38,7 @@
 //! guard), a pass does nothing and the interval backs off to [`IDLE_INTERVAL`]. When the log is nevertheless
 //! longer than [`WAL_CATCH_UP_FRAMES`] (commits arrive so steadily that no pass ever reaches its end, which is
 //! what lets SQLite start it over), the checkpointer raises `wal_long` and the group-commit writer catches up
-//! between two commits (see `sqlite.rs`).
+//! between two commits (see [`super`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,9 +48,8 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
-use crate::sqlite::SqliteSync;
-use crate::sqlite_appender::FlushFailure;
-use crate::sqlite_writeback::{self, CopiedPages};
+use super::durability::{FlushFailure, SqliteSync};
+use super::writeback::{self, CopiedPages};
 
 /// Time between two passes while commits arrive.
 pub(crate) const PASS_INTERVAL: Duration = Duration::from_millis(10);
@@ -216,12 +215,12 @@ impl Checkpointer {
         })?;
         if backfilled > 0 {
             // Start writing the copied pages back a few at a time, so that the flush finds most of them on
-            // their way to the disk instead of sending them all at once (`sqlite_writeback.rs`).
+            // their way to the disk instead of sending them all at once ([`writeback`]).
             // Any failure here only loses the pacing: the flush below writes whatever is left.
             let paced = self
                 .copied
                 .since_last(backfilled)
-                .and_then(|runs| sqlite_writeback::start_paced(&self.db_file, &runs, PASS_INTERVAL));
+                .and_then(|runs| writeback::start_paced(&self.db_file, &runs, PASS_INTERVAL));
             if let Err(e) = paced {
                 tracing::debug!(error = %e, "cannot start the write-back of the checkpointed pages");
             }

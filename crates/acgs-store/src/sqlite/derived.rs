@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use acgs_audit::{Frontier, Hash, NodeId};
 use rusqlite::{Connection, params};
 
+use super::nodes::{node_position, stored_nodes};
 use crate::event::PreparedBatch;
 use crate::{DecisionRecord, StoreError, frontier_from};
 
@@ -225,7 +226,7 @@ pub(crate) fn write_batch(conn: &Connection, batch: &PreparedBatch<'_>) -> Resul
 /// Derive the data of events `through + 1 ..= log_size` from their stored leaf hashes and events.
 fn derive_from_log(conn: &Connection, through: i64, log_size: i64) -> Result<(), StoreError> {
     let ids = Frontier::ids(through as u64);
-    let stored = crate::sqlite_appender::stored_nodes(conn, &ids)?;
+    let stored = stored_nodes(conn, &ids)?;
     let mut frontier = frontier_from(through, &ids, &stored)?;
     let mut read = conn.prepare_cached(
         "SELECT seq, kind, leaf_hash, event FROM audit_log WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
@@ -268,29 +269,6 @@ fn derive_from_log(conn: &Connection, through: i64, log_size: i64) -> Result<(),
         write(conn, &nodes, &decisions, next)?;
     }
     Ok(())
-}
-
-pub(crate) fn node_index(index: u64) -> Result<i64, StoreError> {
-    i64::try_from(index).map_err(|_| StoreError::Corrupt(format!("tree node index {index} out of range")))
-}
-
-/// The key of node `id` (level >= 1) in `audit_nodes`: `((index + 1) << level) * 64 + level`. An append-only
-/// tree completes node (level, index) with leaf `(index + 1) * 2^level - 1`, after the nodes below it on that
-/// leaf's path, so positions grow with every append and new nodes are written at the table's right edge
-/// (migration 0006 says why).
-pub(crate) fn node_position(id: NodeId) -> Result<i64, StoreError> {
-    let level = u32::from(id.level);
-    id.index
-        .checked_add(1)
-        // The shifted value, then six bits for the level, must fit in an i64.
-        .filter(|completed_by| (1..64).contains(&level) && completed_by.leading_zeros() >= level + 7)
-        .and_then(|completed_by| i64::try_from((completed_by << level) << 6 | u64::from(level)).ok())
-        .ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "tree node (level {}, index {}) is beyond the largest tree stored",
-                id.level, id.index
-            ))
-        })
 }
 
 #[cfg(test)]
@@ -354,29 +332,6 @@ mod tests {
             frontier.root(),
             "root of the first {size} leaves"
         );
-    }
-
-    /// An append-only tree completes its nodes in the order of their positions, so new nodes always go to the
-    /// right edge of `audit_nodes`; a node whose position would not fit an i64 is refused, not wrapped.
-    #[test]
-    fn node_positions_grow_in_the_order_appends_complete_the_nodes() {
-        let mut frontier = Frontier::default();
-        let mut last = 0;
-        for leaf in 0..5000u64 {
-            frontier.push(acgs_audit::leaf_hash(&leaf.to_be_bytes()), |id, _| {
-                if id.level > 0 {
-                    let position = node_position(id).unwrap();
-                    assert!(position > last, "node {id:?} at {position}, after {last}");
-                    last = position;
-                }
-            });
-        }
-        let node = |level, index| node_position(NodeId { level, index });
-        assert_eq!(node(2, 2).unwrap(), ((2 + 1) << 2) * 64 + 2);
-        assert!(node(1, (1 << 56) - 2).is_ok());
-        assert!(node(1, (1 << 56) - 1).is_err());
-        assert!(node(40, 1 << 17).is_err());
-        assert!(node(0, 0).is_err(), "leaves are not stored in audit_nodes");
     }
 
     /// A database whose tree nodes are keyed by (level, idx), as before migration 0006, opens with every node

@@ -1,5 +1,8 @@
 //! The PostgreSQL backend, for deployments with several stateless replicas sharing one database.
 
+mod nodes;
+mod sequencer;
+
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -7,122 +10,16 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder};
 
 use acgs_audit::{Frontier, NodeId, NodeMap};
-use sqlx::PgConnection;
 
-use crate::event::{NewEntry, PendingEvent, PreparedBatch, prepare_batch};
+use crate::event::PendingEvent;
 use crate::index::{DecisionRow, IndexRow};
 use crate::{
     AuditEntry, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, StoreError, StoreOptions, StoredCheckpoint,
-    frontier_from, node_map, push_list_query,
+    push_list_query,
 };
+use sequencer::{append_after, append_events, begin_sequencing};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// Append a batch (entries, tree nodes, decision-index rows, one array per column) under the sequencer lock if
-/// the log still ends at the expected size; returns whether it did (migration 0004). Outside a transaction this is
-/// one round trip that commits; inside one that already holds the lock, it takes the lock again at no cost.
-const APPEND_BATCH: &str = "SELECT acgs_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)";
-
-/// Stored tree nodes named by parallel arrays of levels and indexes (level 0 from the leaf hashes).
-const SELECT_NODES: &str = "SELECT 0::bigint AS level, a.seq - 1 AS idx, a.leaf_hash AS hash \
-     FROM UNNEST($1::bigint[], $2::bigint[]) AS j(level, idx) JOIN audit_log a ON a.seq = j.idx + 1 \
-     WHERE j.level = 0 \
-     UNION ALL SELECT n.level::bigint, n.idx, n.hash \
-     FROM UNNEST($1::bigint[], $2::bigint[]) AS j(level, idx) JOIN audit_nodes n \
-     ON n.level = j.level AND n.idx = j.idx";
-
-/// The stored nodes among `ids`.
-async fn select_nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
-    let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(SELECT_NODES)
-        .bind(ids.iter().map(|id| i64::from(id.level)).collect::<Vec<_>>())
-        .bind(ids.iter().map(|id| id.index as i64).collect::<Vec<_>>())
-        .fetch_all(conn)
-        .await?;
-    node_map(rows)
-}
-
-/// Append `events` inside the open transaction `conn`, which holds the sequencer lock. `cached` is the tree's
-/// right edge as this process last committed it, used if the log still ends there; otherwise the edge is read
-/// from the stored nodes. Returns the new entries and the right edge after them.
-async fn append_events(
-    conn: &mut PgConnection,
-    events: &[PendingEvent<'_>],
-    cached: Option<Frontier>,
-) -> Result<(Vec<NewEntry>, Frontier), StoreError> {
-    if let Some(frontier) = cached
-        && let Some(appended) = append_after(&mut *conn, events, frontier).await?
-    {
-        return Ok(appended);
-    }
-    let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
-        .fetch_one(&mut *conn)
-        .await?;
-    let ids = Frontier::ids(size as u64);
-    let stored = select_nodes(&mut *conn, &ids).await?;
-    let frontier = frontier_from(size, &ids, &stored)?;
-    append_after(&mut *conn, events, frontier)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt("the audit log grew while this writer held the sequencer lock".into()))
-}
-
-/// Append `events` after `frontier`, the tree's right edge where the caller expects the log to end, with
-/// [`APPEND_BATCH`]. Returns the new entries and the right edge after them, or `None` (and appends nothing) if
-/// the log no longer ends there.
-async fn append_after<'c, E>(
-    conn: E,
-    events: &[PendingEvent<'_>],
-    mut frontier: Frontier,
-) -> Result<Option<(Vec<NewEntry>, Frontier)>, StoreError>
-where
-    E: sqlx::PgExecutor<'c>,
-{
-    let size = frontier.size() as i64;
-    let PreparedBatch {
-        entries,
-        nodes,
-        decisions,
-    } = prepare_batch(&mut frontier, events);
-    let column = |f: fn(&DecisionRecord) -> &str| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<&str>>();
-    let int = |f: fn(&DecisionRecord) -> i64| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<i64>>();
-    let appended: bool = sqlx::query_scalar(APPEND_BATCH)
-        .bind(SEQUENCER_LOCK)
-        .bind(size)
-        .bind(entries.iter().map(|e| e.seq).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.kind).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.recorded_at_us).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.leaf_hash.to_vec()).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.event.as_str()).collect::<Vec<_>>())
-        .bind(nodes.iter().map(|(id, _)| i16::from(id.level)).collect::<Vec<_>>())
-        .bind(nodes.iter().map(|(id, _)| id.index as i64).collect::<Vec<_>>())
-        .bind(nodes.iter().map(|(_, h)| h.to_vec()).collect::<Vec<_>>())
-        .bind(decisions.iter().map(|(_, seq)| *seq).collect::<Vec<i64>>())
-        .bind(column(|r| &r.decision_id))
-        .bind(int(|r| r.recorded_at_us))
-        .bind(column(|r| &r.principal_type))
-        .bind(column(|r| &r.principal_id))
-        .bind(column(|r| &r.action))
-        .bind(column(|r| &r.resource_type))
-        .bind(column(|r| &r.resource_id))
-        .bind(column(|r| &r.outcome))
-        .bind(column(|r| &r.effective_outcome))
-        .bind(decisions.iter().map(|(r, _)| r.shadow).collect::<Vec<bool>>())
-        .bind(column(|r| &r.constitutional_hash))
-        .bind(column(|r| &r.constitution_version))
-        .bind(int(|r| r.evaluated_in_us))
-        .fetch_one(conn)
-        .await?;
-    Ok(appended.then_some((entries, frontier)))
-}
-
-/// Advisory lock key serialising sequence assignment across replicas ("ACGS-SEQ" in ASCII).
-const SEQUENCER_LOCK: i64 = 0x4143_4753_2d53_4551;
-
-/// The statement that opens an appending transaction: `BEGIN` and the sequencer lock, in one round trip (two
-/// statements of one simple query; the lock is granted before any later statement takes its snapshot).
-fn begin_sequencing() -> String {
-    format!("BEGIN; SELECT pg_advisory_xact_lock({SEQUENCER_LOCK})")
-}
 
 /// Decision store in PostgreSQL.
 #[derive(Debug, Clone)]
@@ -253,7 +150,7 @@ impl DecisionStore for PostgresStore {
 
     async fn tree_nodes(&self, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        select_nodes(&mut conn, ids).await
+        nodes::select_nodes(&mut conn, ids).await
     }
 
     async fn add_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
