@@ -1,12 +1,13 @@
 //! Storage of the constitution versions: every constitution the server has run, with its full source, hash,
 //! version label, and when, by whom and why it was put in force. The newest is the one in force. The
 //! [`ConstitutionStore`] trait and its implementation for both backends (one set of SQL statements, `?`
-//! placeholders numbered for PostgreSQL).
+//! placeholders numbered for PostgreSQL once, see [`crate::sql`]).
 
 use async_trait::async_trait;
 
 use crate::StoreError;
-use crate::auth::{conflict_or, numbered};
+use crate::error::conflict_or;
+use crate::sql::statement;
 
 /// A constitution to put in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +57,13 @@ pub trait ConstitutionStore: Send + Sync {
 }
 
 type VersionRow = (i64, String, String, String, String, String, i64, String, String);
-const VERSION_COLUMNS: &str =
-    "number, hash, version_label, name, source_name, source, activated_at_us, activated_by, reason";
+
+/// The columns of [`VersionRow`], in its order.
+macro_rules! version_columns {
+    () => {
+        "number, hash, version_label, name, source_name, source, activated_at_us, activated_by, reason"
+    };
+}
 
 fn version_from(row: VersionRow) -> ConstitutionVersion {
     ConstitutionVersion {
@@ -75,23 +81,30 @@ fn version_from(row: VersionRow) -> ConstitutionVersion {
     }
 }
 
-fn same(sql: &str) -> String {
-    sql.to_owned()
-}
-
+/// [`ConstitutionStore`] for the backend `$db`, whose pool is the store's `pool`.
 macro_rules! constitution_store_impl {
-    ($store:ty, $sql:expr) => {
+    ($store:ty, $db:ty) => {
         #[async_trait]
         impl ConstitutionStore for $store {
             async fn active_constitution(&self) -> Result<Option<ConstitutionVersion>, StoreError> {
-                let sql = format!("SELECT {VERSION_COLUMNS} FROM constitution_versions ORDER BY number DESC LIMIT 1");
-                let row: Option<VersionRow> = sqlx::query_as(&sql).fetch_optional(&self.pool).await?;
+                let sql = statement!(
+                    $db,
+                    "SELECT ",
+                    version_columns!(),
+                    " FROM constitution_versions ORDER BY number DESC LIMIT 1"
+                );
+                let row: Option<VersionRow> = sqlx::query_as(sql).fetch_optional(&self.pool).await?;
                 Ok(row.map(version_from))
             }
 
             async fn constitution_versions(&self) -> Result<Vec<ConstitutionVersion>, StoreError> {
-                let sql = format!("SELECT {VERSION_COLUMNS} FROM constitution_versions ORDER BY number");
-                let rows: Vec<VersionRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+                let sql = statement!(
+                    $db,
+                    "SELECT ",
+                    version_columns!(),
+                    " FROM constitution_versions ORDER BY number"
+                );
+                let rows: Vec<VersionRow> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
                 Ok(rows.into_iter().map(version_from).collect())
             }
 
@@ -103,12 +116,14 @@ macro_rules! constitution_store_impl {
                 // The number is the primary key: of two activations after the same version, one inserts and the
                 // other fails on the key, so neither overwrites the other.
                 let number = expected_active + 1;
-                let sql = $sql(&format!(
-                    "INSERT INTO constitution_versions ({VERSION_COLUMNS}) \
-                     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+                let sql = statement!(
+                    $db,
+                    "INSERT INTO constitution_versions (",
+                    version_columns!(),
+                    ") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
                      WHERE (SELECT COALESCE(MAX(number), 0) FROM constitution_versions) = ?"
-                ));
-                let done = sqlx::query(&sql)
+                );
+                let done = sqlx::query(sql)
                     .bind(number)
                     .bind(&v.hash)
                     .bind(&v.version_label)
@@ -136,5 +151,5 @@ macro_rules! constitution_store_impl {
     };
 }
 
-constitution_store_impl!(crate::SqliteStore, same);
-constitution_store_impl!(crate::PostgresStore, numbered);
+constitution_store_impl!(crate::SqliteStore, sqlx::Sqlite);
+constitution_store_impl!(crate::PostgresStore, sqlx::Postgres);

@@ -64,6 +64,15 @@ pub enum StoreError {
     },
 }
 
+/// A database error as a [`StoreError`], with unique-key violations as [`StoreError::Conflict`] (`what` names
+/// the record, e.g. "user `alice`").
+pub(crate) fn conflict_or(e: sqlx::Error, what: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!("{what} exists already")),
+        _ => StoreError::Database(e),
+    }
+}
+
 /// Why appending to the decision log failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LogError {

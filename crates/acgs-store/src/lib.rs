@@ -25,6 +25,7 @@ mod integrity;
 mod log;
 mod postgres;
 mod record;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;

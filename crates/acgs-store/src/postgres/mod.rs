@@ -101,7 +101,7 @@ impl DecisionStore for PostgresStore {
     }
 
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError> {
-        sqlx::query_as::<_, DecisionRow>(&crate::auth::numbered(&crate::index::select_decision_by_id()))
+        sqlx::query_as::<_, DecisionRow>(&crate::sql::numbered(&crate::index::select_decision_by_id()))
             .bind(decision_id)
             .fetch_optional(&self.pool)
             .await?
@@ -117,7 +117,7 @@ impl DecisionStore for PostgresStore {
     }
 
     async fn decision_index(&self, after_seq: i64, limit: u32) -> Result<Vec<DecisionRecord>, StoreError> {
-        let rows: Vec<IndexRow> = sqlx::query_as(&crate::auth::numbered(&crate::index::select_index_rows()))
+        let rows: Vec<IndexRow> = sqlx::query_as(&crate::sql::numbered(&crate::index::select_index_rows()))
             .bind(after_seq)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
