@@ -4,33 +4,12 @@
 //! [`IndexMismatch`]. Reads ([`crate::DecisionStore::get`] and [`crate::DecisionStore::list`]) fail closed on
 //! one: a tampered index is an incident, not something to paper over. [`crate::verify_store`] walks every row.
 //!
-//! The SQL here is written once for both backends (`?` placeholders, numbered for PostgreSQL).
+//! The rows are read with the statements of [`crate::queries`], written once for both backends.
 
 use acgs_audit::leaf_hash;
 use serde::Deserialize;
 
 use crate::{AuditEntry, DECISION_EVENT_KIND, DecisionRecord, IndexMismatch, IndexProblem, StoreError};
-
-/// The index columns, as `FROM decisions d` names them.
-const INDEX_COLUMNS: &str = "d.seq, d.decision_id, d.recorded_at_us, d.principal_type, d.principal_id, d.action, \
-     d.resource_type, d.resource_id, d.outcome, d.effective_outcome, d.shadow, d.constitutional_hash, \
-     d.constitution_version, d.evaluated_in_us";
-
-/// The decisions a read returns: each index row with the leaf hash and event of its audit log entry (one join,
-/// `NULL`s when there is no such entry). Filters name the index's columns as `d.<column>`.
-pub(crate) fn select_decisions() -> String {
-    format!("SELECT {INDEX_COLUMNS}, a.leaf_hash, a.event FROM decisions d LEFT JOIN audit_log a ON a.seq = d.seq")
-}
-
-/// One decision by id (a `?` placeholder).
-pub(crate) fn select_decision_by_id() -> String {
-    format!("{} WHERE d.decision_id = ?", select_decisions())
-}
-
-/// Index rows alone, as stored, with `seq` above the first placeholder, ascending, at most the second.
-pub(crate) fn select_index_rows() -> String {
-    format!("SELECT {INDEX_COLUMNS} FROM decisions d WHERE d.seq > ? ORDER BY d.seq LIMIT ?")
-}
 
 /// A row of the decision index as stored.
 #[derive(Debug, sqlx::FromRow)]
@@ -74,7 +53,7 @@ impl From<IndexRow> for DecisionRecord {
     }
 }
 
-/// An index row with its audit log entry, as [`select_decisions`] reads it.
+/// An index row with its audit log entry, as a decision read returns it (see [`crate::queries`]).
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct DecisionRow {
     #[sqlx(flatten)]

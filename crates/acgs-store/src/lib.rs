@@ -24,9 +24,11 @@ mod index;
 mod integrity;
 mod log;
 mod postgres;
+mod queries;
 mod record;
 mod sql;
 mod sqlite;
+mod tree;
 
 use std::sync::Arc;
 
@@ -145,85 +147,3 @@ pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, S
 
 /// Page size used when reading the log in order.
 pub(crate) const ENTRY_PAGE: u32 = 10_000;
-
-/// Push the WHERE clause and ORDER/LIMIT of a list query after `index::select_decisions` (shared SQL,
-/// backend-specific binds).
-pub(crate) fn push_list_query<'a, DB>(qb: &mut sqlx::QueryBuilder<'a, DB>, query: &'a DecisionQuery)
-where
-    DB: sqlx::Database,
-    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    qb.push(" WHERE 1 = 1");
-    let text_filters = [
-        ("outcome", &query.outcome),
-        ("principal_type", &query.principal_type),
-        ("principal_id", &query.principal_id),
-        ("action", &query.action),
-    ];
-    for (column, value) in text_filters {
-        if let Some(v) = value {
-            qb.push(format!(" AND d.{column} = ")).push_bind(v.clone());
-        }
-    }
-    if let Some(before) = query.before_seq {
-        qb.push(" AND d.seq < ").push_bind(before);
-    }
-    if let Some(since) = query.since_us {
-        qb.push(" AND d.recorded_at_us >= ").push_bind(since);
-    }
-    qb.push(" ORDER BY d.seq DESC LIMIT ")
-        .push_bind(query.effective_limit());
-}
-
-/// 32 stored bytes as a hash.
-pub(crate) fn hash_from(bytes: &[u8], what: &str) -> Result<acgs_audit::Hash, StoreError> {
-    acgs_audit::Hash::try_from(bytes).map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
-}
-
-/// Node rows `(level, idx, hash)` as a map.
-pub(crate) fn node_map(rows: Vec<(i64, i64, Vec<u8>)>) -> Result<NodeMap, StoreError> {
-    let mut nodes = Vec::with_capacity(rows.len());
-    for (level, index, hash) in rows {
-        let id = NodeId {
-            level: u8::try_from(level).map_err(|_| StoreError::Corrupt(format!("node level {level}")))?,
-            index: u64::try_from(index).map_err(|_| StoreError::Corrupt(format!("node index {index}")))?,
-        };
-        nodes.push((id, hash_from(&hash, "a tree node")?));
-    }
-    Ok(NodeMap::new(nodes))
-}
-
-/// The frontier of the stored tree of `size` leaves, whose nodes `ids` were fetched into `stored`.
-pub(crate) fn frontier_from(size: i64, ids: &[NodeId], stored: &NodeMap) -> Result<acgs_audit::Frontier, StoreError> {
-    use acgs_audit::SubtreeSource as _;
-    let hashes = ids
-        .iter()
-        .map(|id| stored.subtree_root(id.index << id.level, (id.index + 1) << id.level))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    acgs_audit::Frontier::from_hashes(size as u64, &hashes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// An `audit_log` row as an entry.
-pub(crate) fn entry_from_row(row: (i64, String, i64, Vec<u8>, Option<String>)) -> Result<AuditEntry, StoreError> {
-    let (seq, kind, recorded_at_us, leaf_hash, event) = row;
-    Ok(AuditEntry {
-        seq,
-        kind,
-        recorded_at_us,
-        leaf_hash: hash_from(&leaf_hash, "a leaf hash")?,
-        event,
-    })
-}
-
-/// An `audit_checkpoints` row as a checkpoint.
-pub(crate) fn checkpoint_from_row(row: (i64, Vec<u8>, i64, String)) -> Result<StoredCheckpoint, StoreError> {
-    let (tree_size, root, signed_at_us, note) = row;
-    Ok(StoredCheckpoint {
-        tree_size,
-        root: hash_from(&root, "a checkpoint root")?,
-        signed_at_us,
-        note,
-    })
-}

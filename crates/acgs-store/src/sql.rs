@@ -51,7 +51,7 @@ impl Dialect for Postgres {
 }
 
 /// `?` placeholders numbered `$1, $2, …` for PostgreSQL.
-pub(crate) fn numbered(sql: &str) -> String {
+fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut n = 0;
     for c in sql.chars() {

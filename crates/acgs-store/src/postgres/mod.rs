@@ -6,20 +6,27 @@ mod sequencer;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use sqlx::Postgres;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Postgres, QueryBuilder};
 
 use acgs_audit::{Frontier, NodeId, NodeMap};
 
 use crate::event::PendingEvent;
-use crate::index::{DecisionRow, IndexRow};
+use crate::queries::{INSERT_CHECKPOINT, LogReads, PRUNE_EVENTS, PRUNE_INDEX, PRUNE_THROUGH};
+use crate::sql::Dialect;
 use crate::{
     AuditEntry, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, StoreError, StoreOptions, StoredCheckpoint,
-    push_list_query,
 };
 use sequencer::{append_after, append_events, begin_sequencing};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The decision-index row a write probe inserts besides the audit-log row (and rolls back): on PostgreSQL a
+/// decision commit writes both.
+const PROBE_DECISION: &str = "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, principal_id, \
+     action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
+     constitution_version, evaluated_in_us) \
+     VALUES (-1, 'readiness.probe', 0, '', '', '', '', '', 'deny', 'deny', false, '', '', 0)";
 
 /// Decision store in PostgreSQL.
 #[derive(Debug, Clone)]
@@ -101,51 +108,27 @@ impl DecisionStore for PostgresStore {
     }
 
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError> {
-        sqlx::query_as::<_, DecisionRow>(&crate::sql::numbered(&crate::index::select_decision_by_id()))
-            .bind(decision_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(DecisionRow::checked)
-            .transpose()
+        self.pool.decision(decision_id).await
     }
 
     async fn list(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StoreError> {
-        let mut qb = QueryBuilder::<Postgres>::new(crate::index::select_decisions());
-        push_list_query(&mut qb, query);
-        let rows: Vec<DecisionRow> = qb.build_query_as().fetch_all(&self.pool).await?;
-        rows.into_iter().map(DecisionRow::checked).collect()
+        self.pool.decisions(query).await
     }
 
     async fn decision_index(&self, after_seq: i64, limit: u32) -> Result<Vec<DecisionRecord>, StoreError> {
-        let rows: Vec<IndexRow> = sqlx::query_as(&crate::sql::numbered(&crate::index::select_index_rows()))
-            .bind(after_seq)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(DecisionRecord::from).collect())
+        self.pool.index_rows(after_seq, limit).await
     }
 
     async fn count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM decisions")
-            .fetch_one(&self.pool)
-            .await?)
+        self.pool.count_decisions().await
     }
 
     async fn last_seq(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
-            .fetch_one(&self.pool)
-            .await?)
+        self.pool.last_seq().await
     }
 
     async fn audit_entries(&self, from_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows: Vec<(i64, String, i64, Vec<u8>, Option<String>)> = sqlx::query_as(
-            "SELECT seq, kind, recorded_at_us, leaf_hash, event FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(from_seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(crate::entry_from_row).collect()
+        self.pool.audit_entries(from_seq, limit).await
     }
 
     async fn tree_nodes(&self, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
@@ -154,59 +137,39 @@ impl DecisionStore for PostgresStore {
     }
 
     async fn add_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_checkpoints (tree_size, root, signed_at_us, note) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (tree_size) DO NOTHING",
-        )
-        .bind(c.tree_size)
-        .bind(c.root.as_slice())
-        .bind(c.signed_at_us)
-        .bind(&c.note)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(Postgres::sql(&INSERT_CHECKPOINT))
+            .bind(c.tree_size)
+            .bind(c.root.as_slice())
+            .bind(c.signed_at_us)
+            .bind(&c.note)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn checkpoints(&self, after_size: i64, limit: u32) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>, i64, String)> = sqlx::query_as(
-            "SELECT tree_size, root, signed_at_us, note FROM audit_checkpoints WHERE tree_size > $1 \
-             ORDER BY tree_size LIMIT $2",
-        )
-        .bind(after_size)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(crate::checkpoint_from_row).collect()
+        self.pool.checkpoints(after_size, limit).await
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row: Option<(i64, Vec<u8>, i64, String)> = sqlx::query_as(
-            "SELECT tree_size, root, signed_at_us, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(crate::checkpoint_from_row).transpose()
+        self.pool.latest_checkpoint().await
     }
 
     async fn prune(&self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError> {
         let mut tx = self.pool.begin_with(begin_sequencing()).await?;
-        let (through_seq, already): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE((SELECT seq - 1 FROM audit_log WHERE recorded_at_us >= $1 ORDER BY seq LIMIT 1), \
-                             (SELECT COALESCE(MAX(seq), 0) FROM audit_log)), \
-                    (SELECT COUNT(*) FROM audit_log WHERE event IS NULL)",
-        )
-        .bind(older_than_us)
-        .fetch_one(&mut *tx)
-        .await?;
+        let (through_seq, already): (i64, i64) = sqlx::query_as(Postgres::sql(&PRUNE_THROUGH))
+            .bind(older_than_us)
+            .fetch_one(&mut *tx)
+            .await?;
         if through_seq <= already {
             return Ok(None);
         }
-        let pruned = sqlx::query("UPDATE audit_log SET event = NULL WHERE seq <= $1 AND event IS NOT NULL")
+        let pruned = sqlx::query(Postgres::sql(&PRUNE_EVENTS))
             .bind(through_seq)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query("DELETE FROM decisions WHERE seq <= $1")
+        sqlx::query(Postgres::sql(&PRUNE_INDEX))
             .bind(through_seq)
             .execute(&mut *tx)
             .await?;
@@ -226,28 +189,11 @@ impl DecisionStore for PostgresStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.pool.ping().await
     }
 
     async fn probe_write(&self) -> Result<(), StoreError> {
-        let mut probe = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) \
-             VALUES (-1, 'readiness.probe', 0, decode(repeat('00', 32), 'hex'), NULL)",
-        )
-        .execute(&mut *probe)
-        .await?;
-        sqlx::query(
-            "INSERT INTO decisions (seq, decision_id, recorded_at_us, principal_type, principal_id, action, \
-             resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
-             constitution_version, evaluated_in_us) \
-             VALUES (-1, 'readiness.probe', 0, '', '', '', '', '', 'deny', 'deny', false, '', '', 0)",
-        )
-        .execute(&mut *probe)
-        .await?;
-        probe.rollback().await?;
-        Ok(())
+        self.pool.probe_write(&[PROBE_DECISION]).await
     }
 
     fn backend(&self) -> &'static str {

@@ -3,7 +3,8 @@
 use acgs_audit::{NodeId, NodeMap};
 use sqlx::PgConnection;
 
-use crate::{StoreError, node_map};
+use crate::StoreError;
+use crate::tree::node_map;
 
 /// Stored tree nodes named by parallel arrays of levels and indexes (level 0 from the leaf hashes).
 const SELECT_NODES: &str = "SELECT 0::bigint AS level, a.seq - 1 AS idx, a.leaf_hash AS hash \

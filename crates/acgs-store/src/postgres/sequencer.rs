@@ -3,11 +3,14 @@
 //! trip when the log still ends where this replica's last commit left it).
 
 use acgs_audit::Frontier;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres};
 
 use super::nodes::select_nodes;
 use crate::event::{NewEntry, PendingEvent, PreparedBatch, prepare_batch};
-use crate::{DecisionRecord, StoreError, frontier_from};
+use crate::queries::LAST_SEQ;
+use crate::sql::Dialect;
+use crate::tree::frontier_from;
+use crate::{DecisionRecord, StoreError};
 
 /// Append a batch (entries, tree nodes, decision-index rows, one array per column) under the sequencer lock if
 /// the log still ends at the expected size; returns whether it did (migration 0004). Outside a transaction this is
@@ -28,7 +31,7 @@ pub(crate) async fn append_events(
     {
         return Ok(appended);
     }
-    let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
+    let size: i64 = sqlx::query_scalar(Postgres::sql(&LAST_SEQ))
         .fetch_one(&mut *conn)
         .await?;
     let ids = Frontier::ids(size as u64);

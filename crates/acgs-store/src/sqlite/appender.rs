@@ -19,7 +19,9 @@ use super::derived::{self, Pending};
 use super::durability::{FlushFailure, SqliteSync, flush_failure};
 use super::nodes::stored_nodes;
 use crate::event::{PendingEvent, PreparedBatch, prepare_batch};
-use crate::{DecisionRecord, PruneOutcome, StoreError, StoredCheckpoint, frontier_from};
+use crate::queries::{INSERT_CHECKPOINT, LAST_SEQ, PRUNE_EVENTS, PRUNE_INDEX, PRUNE_THROUGH};
+use crate::tree::frontier_from;
+use crate::{DecisionRecord, PruneOutcome, StoreError, StoredCheckpoint};
 
 /// How long a write waits for another process's write lock (e.g. `acgs audit prune`) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -157,21 +159,14 @@ impl Appender {
         flush_failure(&self.flush_failed)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         derived::catch_up(&tx, &self.pending, log_size(&tx)?)?;
-        let (through_seq, already): (i64, i64) = tx.query_row(
-            "SELECT COALESCE((SELECT seq - 1 FROM audit_log WHERE recorded_at_us >= ?1 ORDER BY seq LIMIT 1), \
-                             (SELECT COALESCE(MAX(seq), 0) FROM audit_log)), \
-                    (SELECT COUNT(*) FROM audit_log WHERE event IS NULL)",
-            params![older_than_us],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )?;
+        let (through_seq, already): (i64, i64) = tx.query_row(PRUNE_THROUGH.text(), params![older_than_us], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
         if through_seq <= already {
             return Ok(None);
         }
-        let pruned = tx.execute(
-            "UPDATE audit_log SET event = NULL WHERE seq <= ?1 AND event IS NOT NULL",
-            params![through_seq],
-        )?;
-        tx.execute("DELETE FROM decisions WHERE seq <= ?1", params![through_seq])?;
+        let pruned = tx.execute(PRUNE_EVENTS.text(), params![through_seq])?;
+        tx.execute(PRUNE_INDEX.text(), params![through_seq])?;
         let record = PendingEvent::Pruned {
             through_seq,
             older_than_us,
@@ -199,12 +194,12 @@ impl Appender {
     /// Keep a signed checkpoint (a second one for the same size is ignored).
     pub(crate) fn add_checkpoint(&mut self, c: &StoredCheckpoint) -> Result<(), StoreError> {
         flush_failure(&self.flush_failed)?;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO audit_checkpoints (tree_size, root, signed_at_us, note) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (tree_size) DO NOTHING",
-            )?
-            .execute(params![c.tree_size, c.root.as_slice(), c.signed_at_us, c.note])?;
+        self.conn.prepare_cached(INSERT_CHECKPOINT.text())?.execute(params![
+            c.tree_size,
+            c.root.as_slice(),
+            c.signed_at_us,
+            c.note
+        ])?;
         Ok(())
     }
 }
@@ -226,9 +221,7 @@ fn append_with_derived<'a>(
 
 /// The number of events in the log (its last sequence number).
 fn log_size(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM audit_log")?
-        .query_row([], |row| row.get(0))?)
+    Ok(conn.prepare_cached(LAST_SEQ.text())?.query_row([], |row| row.get(0))?)
 }
 
 /// Append `events` (their leaves) at the end of the log, which holds `size` events, inside the open transaction

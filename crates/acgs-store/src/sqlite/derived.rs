@@ -25,7 +25,8 @@ use rusqlite::{Connection, params};
 
 use super::nodes::{node_position, stored_nodes};
 use crate::event::PreparedBatch;
-use crate::{DecisionRecord, StoreError, frontier_from};
+use crate::tree::{frontier_from, hash_from};
+use crate::{DecisionRecord, StoreError};
 
 /// How long decision-index rows and tree nodes wait in memory before the writer, when it has no decisions
 /// queued, writes them in a transaction of their own.
@@ -245,7 +246,7 @@ fn derive_from_log(conn: &Connection, through: i64, log_size: i64) -> Result<(),
                     next + 1
                 )));
             }
-            let leaf = crate::hash_from(&row.get::<_, Vec<u8>>(2)?, "a leaf hash")?;
+            let leaf = hash_from(&row.get::<_, Vec<u8>>(2)?, "a leaf hash")?;
             frontier.push(leaf, |id, hash| {
                 if id.level > 0 {
                     nodes.push((id, *hash));

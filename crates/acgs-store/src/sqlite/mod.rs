@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite};
 
 use acgs_audit::{NodeId, NodeMap};
 
@@ -33,10 +32,10 @@ mod writeback;
 
 pub use durability::SqliteSync;
 
-use crate::index::{DecisionRow, IndexRow};
+use crate::queries::LogReads;
 use crate::{
     AuditEntry, BlockingAppend, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, StoreError, StoreOptions,
-    StoredCheckpoint, push_list_query,
+    StoredCheckpoint,
 };
 use appender::Appender;
 use durability::{FlushFailure, flush_failure};
@@ -236,55 +235,31 @@ impl DecisionStore for SqliteStore {
 
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError> {
         self.write_pending().await?;
-        sqlx::query_as::<_, DecisionRow>(&crate::index::select_decision_by_id())
-            .bind(decision_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(DecisionRow::checked)
-            .transpose()
+        self.pool.decision(decision_id).await
     }
 
     async fn list(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StoreError> {
         self.write_pending().await?;
-        let mut qb = QueryBuilder::<Sqlite>::new(crate::index::select_decisions());
-        push_list_query(&mut qb, query);
-        let rows: Vec<DecisionRow> = qb.build_query_as().fetch_all(&self.pool).await?;
-        rows.into_iter().map(DecisionRow::checked).collect()
+        self.pool.decisions(query).await
     }
 
     async fn decision_index(&self, after_seq: i64, limit: u32) -> Result<Vec<DecisionRecord>, StoreError> {
         // Rows this process or another (a running server) still holds in memory: derive them from the log.
         self.write(Appender::catch_up_from_log).await?;
-        let rows: Vec<IndexRow> = sqlx::query_as(&crate::index::select_index_rows())
-            .bind(after_seq)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(DecisionRecord::from).collect())
+        self.pool.index_rows(after_seq, limit).await
     }
 
     async fn count(&self) -> Result<i64, StoreError> {
         self.write_pending().await?;
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM decisions")
-            .fetch_one(&self.pool)
-            .await?)
+        self.pool.count_decisions().await
     }
 
     async fn last_seq(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
-            .fetch_one(&self.pool)
-            .await?)
+        self.pool.last_seq().await
     }
 
     async fn audit_entries(&self, from_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows: Vec<(i64, String, i64, Vec<u8>, Option<String>)> = sqlx::query_as(
-            "SELECT seq, kind, recorded_at_us, leaf_hash, event FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?",
-        )
-        .bind(from_seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(crate::entry_from_row).collect()
+        self.pool.audit_entries(from_seq, limit).await
     }
 
     async fn tree_nodes(&self, ids: &[NodeId]) -> Result<NodeMap, StoreError> {
@@ -299,24 +274,11 @@ impl DecisionStore for SqliteStore {
     }
 
     async fn checkpoints(&self, after_size: i64, limit: u32) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>, i64, String)> = sqlx::query_as(
-            "SELECT tree_size, root, signed_at_us, note FROM audit_checkpoints WHERE tree_size > ? \
-             ORDER BY tree_size LIMIT ?",
-        )
-        .bind(after_size)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(crate::checkpoint_from_row).collect()
+        self.pool.checkpoints(after_size, limit).await
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row: Option<(i64, Vec<u8>, i64, String)> = sqlx::query_as(
-            "SELECT tree_size, root, signed_at_us, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(crate::checkpoint_from_row).transpose()
+        self.pool.latest_checkpoint().await
     }
 
     async fn prune(&self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError> {
@@ -325,8 +287,7 @@ impl DecisionStore for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         flush_failure(&self.flush_failed)?;
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.pool.ping().await
     }
 
     async fn probe_write(&self) -> Result<(), StoreError> {
@@ -343,15 +304,8 @@ impl DecisionStore for SqliteStore {
                 needed: PROBE_MIN_FREE_BYTES,
             });
         }
-        let mut probe = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) \
-             VALUES (-1, 'readiness.probe', 0, zeroblob(32), NULL)",
-        )
-        .execute(&mut *probe)
-        .await?;
-        probe.rollback().await?;
-        Ok(())
+        // A decision commit writes only its audit-log rows (the index rows follow, see `derived`): they alone are probed.
+        self.pool.probe_write(&[]).await
     }
 
     fn backend(&self) -> &'static str {

@@ -5,7 +5,8 @@ use acgs_audit::{NodeId, NodeMap};
 use rusqlite::{Connection, OptionalExtension, params};
 use sqlx::SqliteConnection;
 
-use crate::{StoreError, node_map};
+use crate::StoreError;
+use crate::tree::node_map;
 
 /// A tree node's index as stored.
 pub(crate) fn node_index(index: u64) -> Result<i64, StoreError> {
