@@ -14,6 +14,11 @@
 //! ```
 //!
 //! The server depends only on [`DecisionStore`]; [`open`] picks the backend from the URL once.
+//!
+//! Layout: each backend in a folder of its own (`sqlite/`, `postgres/`) holding only what differs between them
+//! (how they append, how they keep tree nodes, SQLite's writing connection and checkpointer); the SQL both run is
+//! written once outside them (`sql.rs`, `queries.rs`, `auth/sql.rs`, `constitutions.rs`). The backends use
+//! the shared modules, never each other.
 #![deny(missing_docs)]
 
 mod auth;

@@ -1,4 +1,6 @@
-//! The PostgreSQL backend, for deployments with several stateless replicas sharing one database.
+//! The PostgreSQL backend, for deployments with several stateless replicas sharing one database: the
+//! [`PostgresStore`] and its [`DecisionStore`]. Appends (decisions, security events, the prune record) go
+//! through the [`sequencer`]; the reads are the shared ones of [`crate::queries`].
 
 mod nodes;
 mod sequencer;
