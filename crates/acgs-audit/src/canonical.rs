@@ -88,6 +88,10 @@ pub fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// The newtype name by which a value tells [`to_canonical_json`] that its string is JSON text to be written as it
+/// is (other serializers see a plain string).
+pub(crate) const JSON_TEXT_TOKEN: &str = "$acgs_audit::JsonText";
+
 /// Why a value has no canonical JSON: a map key that is not a string, an integer or a boolean, an integer out of
 /// JSON's range, or an error the value's own `Serialize` raised.
 #[derive(Debug, thiserror::Error)]
@@ -265,10 +269,20 @@ impl<'a> serde::Serializer for CanonicalWriter<'a> {
     }
     fn serialize_newtype_struct<T: ?Sized + serde::Serialize>(
         self,
-        _name: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<(), CanonicalJsonError> {
-        value.serialize(self)
+        if name != JSON_TEXT_TOKEN {
+            return value.serialize(self);
+        }
+        // JSON text that is already in canonical form (see `crate::event::JsonText`): its string, written as it
+        // is. The text comes as a string literal; it is taken back out of its quotes and escapes.
+        let start = self.out.len();
+        value.serialize(CanonicalWriter { out: &mut *self.out })?;
+        let literal = self.out.split_off(start);
+        let text: String = serde_json::from_str(&literal).map_err(|e| CanonicalJsonError(e.to_string()))?;
+        self.out.push_str(&text);
+        Ok(())
     }
     fn serialize_newtype_variant<T: ?Sized + serde::Serialize>(
         mut self,

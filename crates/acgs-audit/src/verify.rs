@@ -119,7 +119,7 @@ pub struct VerifyReport {
     pub root: Hash,
 }
 
-/// The fields of an event the verifier reads.
+/// The fields of an event the verifier reads (of any kind, also one a later build added).
 #[derive(Deserialize)]
 struct EventHead {
     seq: u64,
@@ -132,9 +132,6 @@ struct EventHead {
 struct PrunedRange {
     through_seq: u64,
 }
-
-/// Event kind of the record a prune leaves in the log.
-pub const PRUNE_EVENT_KIND: &str = "audit.pruned";
 
 /// Rebuilds a log entry by entry; see the module docs.
 #[derive(Debug)]
@@ -199,7 +196,7 @@ impl LogVerifier {
                 if head.seq != seq {
                     return Err(VerifyFailure::Moved { seq, claimed: head.seq });
                 }
-                if head.kind == PRUNE_EVENT_KIND
+                if head.kind == crate::event::kind::PRUNED
                     && let Some(range) = head.pruned
                 {
                     self.pruned_through = self.pruned_through.max(range.through_seq.min(seq));

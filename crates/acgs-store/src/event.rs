@@ -1,24 +1,17 @@
-//! Audit events as leaves: the canonical JSON each event is hashed in, and what a stored entry holds.
-//!
-//! Every event is one JSON object in canonical form (keys sorted, no whitespace; see `docs/integrity.md`) with
-//! at least `v` (format version, 1), `kind`, `seq` (its audit sequence number, so an event cannot be moved to
-//! another position) and `recorded_at_us`. A decision event adds the constitutional hash in force and the
-//! decision:
-//!
-//! ```text
-//! {"constitutional_hash":"…","decision":{"action":"…","body":{…},"constitution_version":"…",
-//!  "decision_id":"…","effective_outcome":"…","evaluated_in_us":12,"outcome":"…",
-//!  "principal":{"id":"…","type":"…"},"resource":{"id":"…","type":"…"},"shadow":false},
-//!  "kind":"decision","recorded_at_us":1763800000000000,"seq":42,"v":1}
-//! ```
+//! What the store appends and how it becomes leaves. An event on its way into the log is a [`NewEvent`]: an
+//! `acgs_audit::AuditEvent` (the one typed enum of every kind of event) with the time it was recorded.
+//! [`prepare_batch`] gives a batch of them their sequence numbers and makes each its leaf with
+//! `acgs_audit::leaf_json` (the one writer of leaves), its leaf hash, the tree nodes the batch completes and the
+//! decision-index rows of the decisions among them. Both backends insert what it prepares; neither writes
+//! event JSON of its own. [`AuditEntry`] is an entry as stored.
 
-use acgs_audit::{Hash, PRUNE_EVENT_KIND, leaf_hash, write_json_string};
+use acgs_audit::event::{AuditEvent, DecisionEvent, EntityName, JsonText, LoggedEvent, PrunedRange};
+use acgs_audit::{Hash, leaf_hash, leaf_json};
 use serde::{Deserialize, Serialize};
 
-use crate::DecisionRecord;
+use crate::{DecisionRecord, StoreError};
 
-/// Event kind of decisions.
-pub const DECISION_EVENT_KIND: &str = "decision";
+pub use acgs_audit::event::kind::{DECISION as DECISION_EVENT_KIND, SECURITY as SECURITY_EVENT_KIND};
 
 /// One entry of the audit log as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,22 +48,86 @@ mod base64_hash {
     }
 }
 
-/// Event kind of security events (logins, lockouts, credential and permission changes).
-pub const SECURITY_EVENT_KIND: &str = "security";
+/// An event on its way into the log: what happened and when. The log gives it its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// When it happened (µs since the Unix epoch).
+    pub recorded_at_us: i64,
+    /// What happened.
+    pub event: AuditEvent,
+}
 
-/// An event waiting for its sequence number.
-#[derive(Debug)]
-pub(crate) enum PendingEvent<'a> {
-    /// A decision.
-    Decision(&'a DecisionRecord),
+impl NewEvent {
+    /// A decision, as its record holds it (its `seq` is left out: the log assigns it).
+    pub fn decision(record: DecisionRecord) -> Self {
+        Self {
+            recorded_at_us: record.recorded_at_us,
+            event: AuditEvent::Decision {
+                constitutional_hash: record.constitutional_hash,
+                decision: DecisionEvent {
+                    decision_id: record.decision_id,
+                    principal: EntityName {
+                        entity_type: record.principal_type,
+                        id: record.principal_id,
+                    },
+                    action: record.action,
+                    resource: EntityName {
+                        entity_type: record.resource_type,
+                        id: record.resource_id,
+                    },
+                    outcome: record.outcome,
+                    effective_outcome: record.effective_outcome,
+                    shadow: record.shadow,
+                    constitution_version: record.constitution_version,
+                    evaluated_in_us: record.evaluated_in_us,
+                    body: JsonText::new(record.body),
+                },
+            },
+        }
+    }
+
     /// A security event.
-    Security(&'a crate::SecurityEvent),
-    /// The record a prune leaves: event bodies up to `through_seq` were removed.
-    Pruned {
-        through_seq: i64,
-        older_than_us: i64,
-        recorded_at_us: i64,
-    },
+    pub fn security(event: &crate::SecurityEvent) -> Self {
+        Self {
+            recorded_at_us: event.recorded_at_us,
+            event: AuditEvent::Security {
+                security: acgs_audit::event::SecurityEvent {
+                    event: event.event.clone(),
+                    actor: event.actor.clone(),
+                    subject: event.subject.clone(),
+                    source: event.source.clone(),
+                    detail: event.detail.clone(),
+                },
+            },
+        }
+    }
+
+    /// The record a prune leaves: event bodies up to `through_seq`, recorded before `older_than_us`, were removed.
+    pub(crate) fn pruned(through_seq: i64, older_than_us: i64, recorded_at_us: i64) -> Self {
+        Self {
+            recorded_at_us,
+            event: AuditEvent::Pruned {
+                pruned: PrunedRange {
+                    through_seq,
+                    older_than_us,
+                },
+            },
+        }
+    }
+}
+
+impl NewEvent {
+    /// The entry this event becomes at `seq`: its leaf and leaf hash.
+    pub(crate) fn entry_at(&self, seq: i64) -> Result<NewEntry, StoreError> {
+        let event = leaf_json(seq, self.recorded_at_us, &self.event).map_err(|e| StoreError::Encode(e.to_string()))?;
+        Ok(NewEntry {
+            seq,
+            kind: self.event.kind(),
+            recorded_at_us: self.recorded_at_us,
+            leaf_hash: leaf_hash(event.as_bytes()),
+            event,
+        })
+    }
 }
 
 /// A new entry ready to insert.
@@ -83,19 +140,72 @@ pub(crate) struct NewEntry {
     pub leaf_hash: Hash,
 }
 
+/// A decision among a batch's events: what its decision-index row holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexedDecision<'a> {
+    pub seq: i64,
+    pub recorded_at_us: i64,
+    pub constitutional_hash: &'a str,
+    pub decision: &'a DecisionEvent,
+}
+
+impl IndexedDecision<'_> {
+    /// The index row as a record (without a body: the index has none).
+    pub(crate) fn record(&self) -> DecisionRecord {
+        let d = self.decision;
+        DecisionRecord {
+            seq: self.seq,
+            decision_id: d.decision_id.clone(),
+            recorded_at_us: self.recorded_at_us,
+            principal_type: d.principal.entity_type.clone(),
+            principal_id: d.principal.id.clone(),
+            action: d.action.clone(),
+            resource_type: d.resource.entity_type.clone(),
+            resource_id: d.resource.id.clone(),
+            outcome: d.outcome.clone(),
+            effective_outcome: d.effective_outcome.clone(),
+            shadow: d.shadow,
+            constitutional_hash: self.constitutional_hash.to_owned(),
+            constitution_version: d.constitution_version.clone(),
+            evaluated_in_us: d.evaluated_in_us,
+            body: String::new(),
+        }
+    }
+}
+
 /// A batch ready to insert: its entries, the tree nodes above the leaves that it completes, and the decisions
 /// among its events with their sequence numbers.
 #[derive(Debug)]
 pub(crate) struct PreparedBatch<'a> {
     pub entries: Vec<NewEntry>,
     pub nodes: Vec<(acgs_audit::NodeId, Hash)>,
-    pub decisions: Vec<(&'a DecisionRecord, i64)>,
+    pub decisions: Vec<IndexedDecision<'a>>,
 }
 
-/// Give `events` the sequence numbers after `frontier` (the tree's right edge) and extend it with their leaves.
-pub(crate) fn prepare_batch<'a>(frontier: &mut acgs_audit::Frontier, events: &[PendingEvent<'a>]) -> PreparedBatch<'a> {
+/// Give `events` the sequence numbers after `frontier` (the tree's right edge), make each its leaf, and extend
+/// the frontier with their leaf hashes.
+pub(crate) fn prepare_batch<'a>(
+    frontier: &mut acgs_audit::Frontier,
+    events: &'a [NewEvent],
+) -> Result<PreparedBatch<'a>, StoreError> {
     let first = frontier.size() as i64 + 1;
-    let entries: Vec<NewEntry> = events.iter().enumerate().map(|(i, e)| e.at(first + i as i64)).collect();
+    let mut entries = Vec::with_capacity(events.len());
+    let mut decisions = Vec::new();
+    for (seq, new) in (first..).zip(events) {
+        if let AuditEvent::Decision {
+            constitutional_hash,
+            decision,
+        } = &new.event
+        {
+            decisions.push(IndexedDecision {
+                seq,
+                recorded_at_us: new.recorded_at_us,
+                constitutional_hash,
+                decision,
+            });
+        }
+        entries.push(new.entry_at(seq)?);
+    }
     let mut nodes = Vec::with_capacity(entries.len());
     for entry in &entries {
         frontier.push(entry.leaf_hash, |id, hash| {
@@ -104,121 +214,14 @@ pub(crate) fn prepare_batch<'a>(frontier: &mut acgs_audit::Frontier, events: &[P
             }
         });
     }
-    let decisions = events
-        .iter()
-        .zip(&entries)
-        .filter_map(|(event, entry)| match event {
-            PendingEvent::Decision(r) => Some((*r, entry.seq)),
-            PendingEvent::Pruned { .. } | PendingEvent::Security(_) => None,
-        })
-        .collect();
-    PreparedBatch {
+    Ok(PreparedBatch {
         entries,
         nodes,
         decisions,
-    }
+    })
 }
 
-impl PendingEvent<'_> {
-    /// The entry this event becomes at `seq`.
-    pub(crate) fn at(&self, seq: i64) -> NewEntry {
-        let (kind, recorded_at_us, event) = match self {
-            Self::Decision(r) => (DECISION_EVENT_KIND, r.recorded_at_us, decision_event(r, seq)),
-            Self::Security(e) => (SECURITY_EVENT_KIND, e.recorded_at_us, security_event(e, seq)),
-            Self::Pruned {
-                through_seq,
-                older_than_us,
-                recorded_at_us,
-            } => (
-                PRUNE_EVENT_KIND,
-                *recorded_at_us,
-                format!(
-                    "{{\"kind\":\"{PRUNE_EVENT_KIND}\",\"pruned\":{{\"older_than_us\":{older_than_us},\
-                     \"through_seq\":{through_seq}}},\"recorded_at_us\":{recorded_at_us},\"seq\":{seq},\"v\":1}}"
-                ),
-            ),
-        };
-        NewEntry {
-            seq,
-            kind,
-            recorded_at_us,
-            leaf_hash: leaf_hash(event.as_bytes()),
-            event,
-        }
-    }
-}
-
-/// The canonical JSON of a decision at `seq`. `record.body` is already canonical JSON (or, if it is not JSON,
-/// it is carried as a string).
-fn decision_event(r: &DecisionRecord, seq: i64) -> String {
-    let mut out = String::with_capacity(r.body.len() + 512);
-    let field = |out: &mut String, name: &str, value: &str| {
-        out.push('"');
-        out.push_str(name);
-        out.push_str("\":");
-        write_json_string(value, out);
-        out.push(',');
-    };
-    out.push('{');
-    field(&mut out, "constitutional_hash", &r.constitutional_hash);
-    out.push_str("\"decision\":{");
-    field(&mut out, "action", &r.action);
-    out.push_str("\"body\":");
-    if serde_json::from_str::<serde::de::IgnoredAny>(&r.body).is_ok() {
-        out.push_str(&r.body);
-    } else {
-        write_json_string(&r.body, &mut out);
-    }
-    out.push(',');
-    field(&mut out, "constitution_version", &r.constitution_version);
-    field(&mut out, "decision_id", &r.decision_id);
-    field(&mut out, "effective_outcome", &r.effective_outcome);
-    out.push_str(&format!("\"evaluated_in_us\":{},", r.evaluated_in_us));
-    field(&mut out, "outcome", &r.outcome);
-    out.push_str("\"principal\":{");
-    field(&mut out, "id", &r.principal_id);
-    out.push_str("\"type\":");
-    write_json_string(&r.principal_type, &mut out);
-    out.push_str("},\"resource\":{");
-    field(&mut out, "id", &r.resource_id);
-    out.push_str("\"type\":");
-    write_json_string(&r.resource_type, &mut out);
-    out.push_str(&format!(
-        "}},\"shadow\":{}}},\"kind\":\"{DECISION_EVENT_KIND}\",\"recorded_at_us\":{},\"seq\":{seq},\"v\":1}}",
-        r.shadow, r.recorded_at_us
-    ));
-    out
-}
-
-/// The canonical JSON of a security event at `seq`.
-fn security_event(e: &crate::SecurityEvent, seq: i64) -> String {
-    let detail = serde_json::json!({
-        "actor": e.actor,
-        "detail": e.detail,
-        "event": e.event,
-        "source": e.source,
-        "subject": e.subject,
-    });
-    let mut fields = serde_json::Map::new();
-    if let serde_json::Value::Object(map) = detail {
-        for (k, v) in map {
-            if !v.is_null() {
-                fields.insert(k, v);
-            }
-        }
-    }
-    let value = serde_json::json!({
-        "kind": SECURITY_EVENT_KIND,
-        "recorded_at_us": e.recorded_at_us,
-        "security": fields,
-        "seq": seq,
-        "v": 1,
-    });
-    acgs_audit::canonical_json(&value)
-}
-
-/// The decision record a decision event stored at `seq` holds: the inverse of [`decision_event`] (the body comes
-/// back as canonical JSON text).
+/// The decision record a decision event stored at `seq` holds (the body comes back as canonical JSON text).
 pub(crate) fn decision_record(seq: i64, event: &str) -> Result<DecisionRecord, String> {
     read_decision_event(event)
         .map(|r| DecisionRecord { seq, ..r })
@@ -227,46 +230,30 @@ pub(crate) fn decision_record(seq: i64, event: &str) -> Result<DecisionRecord, S
 
 /// The decision record a decision event holds, with the sequence number the event itself names.
 pub(crate) fn read_decision_event(event: &str) -> Result<DecisionRecord, serde_json::Error> {
-    #[derive(Deserialize)]
-    struct Named {
-        id: String,
-        #[serde(rename = "type")]
-        kind: String,
-    }
-    #[derive(Deserialize)]
-    struct Decision {
-        action: String,
-        body: serde_json::Value,
-        constitution_version: String,
-        decision_id: String,
-        effective_outcome: String,
-        evaluated_in_us: i64,
-        outcome: String,
-        principal: Named,
-        resource: Named,
-        shadow: bool,
-    }
-    #[derive(Deserialize)]
-    struct Event {
-        constitutional_hash: String,
-        decision: Decision,
-        recorded_at_us: i64,
-        seq: i64,
-    }
-    let Event {
+    let LoggedEvent {
+        seq,
+        recorded_at_us,
+        event,
+        ..
+    } = LoggedEvent::parse(event)?;
+    let AuditEvent::Decision {
         constitutional_hash,
         decision: d,
-        recorded_at_us,
-        seq,
-    } = serde_json::from_str(event)?;
+    } = event
+    else {
+        return Err(serde::de::Error::custom(format_args!(
+            "a `{}` event, not a decision",
+            event.kind()
+        )));
+    };
     Ok(DecisionRecord {
         seq,
         decision_id: d.decision_id,
         recorded_at_us,
-        principal_type: d.principal.kind,
+        principal_type: d.principal.entity_type,
         principal_id: d.principal.id,
         action: d.action,
-        resource_type: d.resource.kind,
+        resource_type: d.resource.entity_type,
         resource_id: d.resource.id,
         outcome: d.outcome,
         effective_outcome: d.effective_outcome,
@@ -274,7 +261,7 @@ pub(crate) fn read_decision_event(event: &str) -> Result<DecisionRecord, serde_j
         constitutional_hash,
         constitution_version: d.constitution_version,
         evaluated_in_us: d.evaluated_in_us,
-        body: acgs_audit::canonical_json(&d.body),
+        body: d.body.into_string(),
     })
 }
 
@@ -282,9 +269,8 @@ pub(crate) fn read_decision_event(event: &str) -> Result<DecisionRecord, serde_j
 mod tests {
     use super::*;
 
-    #[test]
-    fn decision_events_are_canonical_json_carrying_their_seq_and_hash() {
-        let record = DecisionRecord {
+    fn record() -> DecisionRecord {
+        DecisionRecord {
             decision_id: "d-1".into(),
             recorded_at_us: 1_700_000_000_000_000,
             principal_type: "Agent".into(),
@@ -300,8 +286,17 @@ mod tests {
             evaluated_in_us: 17,
             body: r#"{"explanation":"no","reasons":[]}"#.into(),
             ..Default::default()
-        };
-        let entry = PendingEvent::Decision(&record).at(42);
+        }
+    }
+
+    #[test]
+    fn decision_events_are_canonical_json_carrying_their_seq_and_hash() {
+        let record = record();
+        let events = [NewEvent::decision(record.clone()), NewEvent::pruned(9, 5, 6)];
+        let mut frontier = acgs_audit::Frontier::from_hashes(41, &[[1; 32], [2; 32], [3; 32]]).unwrap();
+        let batch = prepare_batch(&mut frontier, &events).unwrap();
+        let entry = &batch.entries[0];
+        assert_eq!(entry.seq, 42);
         let value: serde_json::Value = serde_json::from_str(&entry.event).unwrap();
         assert_eq!(
             acgs_audit::canonical_json(&value),
@@ -321,15 +316,24 @@ mod tests {
             "the event reads back as the record it was made from"
         );
         assert!(decision_record(42, &entry.event.replace("\"outcome\"", "\"result\"")).is_err());
+        assert_eq!(batch.decisions.len(), 1, "only the decision has an index row");
+        assert_eq!(
+            batch.decisions[0].record(),
+            DecisionRecord {
+                seq: 42,
+                body: String::new(),
+                ..record
+            }
+        );
 
-        let pruned = PendingEvent::Pruned {
-            through_seq: 9,
-            older_than_us: 5,
-            recorded_at_us: 6,
-        }
-        .at(10);
+        let pruned = &batch.entries[1];
+        assert_eq!(pruned.seq, 43);
         let value: serde_json::Value = serde_json::from_str(&pruned.event).unwrap();
         assert_eq!(acgs_audit::canonical_json(&value), pruned.event);
         assert_eq!(value["pruned"]["through_seq"], 9);
+        assert!(
+            decision_record(43, &pruned.event).is_err(),
+            "a prune record is not a decision"
+        );
     }
 }

@@ -187,7 +187,7 @@ pub(crate) fn without_event(row: &DecisionRecord) -> IndexMismatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::PendingEvent;
+    use crate::event::NewEvent;
 
     fn record() -> DecisionRecord {
         DecisionRecord {
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_row_is_read_from_its_event_and_any_difference_is_named() {
-        let entry = PendingEvent::Decision(&record()).at(7);
+        let entry = NewEvent::decision(record()).entry_at(7).unwrap();
         let index = DecisionRecord {
             body: String::new(),
             ..record()

@@ -46,7 +46,7 @@ pub use auth::{
 };
 pub use constitutions::{ConstitutionStore, ConstitutionVersion, NewConstitutionVersion};
 pub use error::{IndexMismatch, IndexProblem, IntegrityError, LogError, StoreError};
-pub use event::{AuditEntry, DECISION_EVENT_KIND, SECURITY_EVENT_KIND};
+pub use event::{AuditEntry, DECISION_EVENT_KIND, NewEvent, SECURITY_EVENT_KIND};
 pub use integrity::{Checkpointer, consistency_proof, inclusion_proof, tree_root, verify_store};
 pub use log::{DecisionLog, LogConfig};
 pub use postgres::PostgresStore;
@@ -57,10 +57,22 @@ pub use sqlite::{PROBE_MIN_FREE_BYTES, SqliteStore, SqliteSync};
 /// both pass the same conformance suite (`tests/store_conformance.rs`).
 #[async_trait]
 pub trait DecisionStore: Send + Sync + std::fmt::Debug {
-    /// Commit `records` in one transaction as decision events: each gets the next gap-free sequence number
-    /// (written into the records), becomes a leaf of the tree (with the tree nodes it completes) and a row of
-    /// the decision index. Either all are stored or none.
-    async fn append(&self, records: &mut [DecisionRecord]) -> Result<(), StoreError>;
+    /// Commit `events` in one transaction at the end of the log: each gets the next gap-free sequence number,
+    /// becomes a leaf of the tree (written by `acgs_audit::leaf_json`; with the tree nodes it completes) and, if
+    /// it is a decision, a row of the decision index. Either all are stored or none. Returns the sequence number
+    /// of the first (the others follow it; 0 when `events` is empty). Every kind of event is appended here: the
+    /// group-commit writer's decisions, security events, and the kinds later capabilities add.
+    async fn append_events(&self, events: &[NewEvent]) -> Result<i64, StoreError>;
+    /// Commit `records` as decision events with [`DecisionStore::append_events`], writing each one's sequence
+    /// number into it.
+    async fn append(&self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
+        let events: Vec<NewEvent> = records.iter().cloned().map(NewEvent::decision).collect();
+        let first = self.append_events(&events).await?;
+        for (seq, record) in (first..).zip(records.iter_mut()) {
+            record.seq = seq;
+        }
+        Ok(())
+    }
     /// One decision by id, as its audit event holds it. Fails with [`StoreError::IndexMismatch`] when the index
     /// row disagrees with its event (or the event no longer hashes to its leaf hash).
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError>;
@@ -108,11 +120,20 @@ pub trait DecisionStore: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Commits batches of decision records like [`DecisionStore::append`], blocking the calling thread (the
+/// Commits batches of events like [`DecisionStore::append_events`], blocking the calling thread (the
 /// group-commit writer's own thread).
 pub trait BlockingAppend: Send {
-    /// Commit `records` in one transaction; each gets its sequence number.
-    fn append(&mut self, records: &mut [DecisionRecord]) -> Result<(), StoreError>;
+    /// Commit `events` in one transaction; returns the first one's sequence number (0 when there are none).
+    fn append_events(&mut self, events: &[NewEvent]) -> Result<i64, StoreError>;
+    /// Commit `records` as decision events; each gets its sequence number.
+    fn append(&mut self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
+        let events: Vec<NewEvent> = records.iter().cloned().map(NewEvent::decision).collect();
+        let first = self.append_events(&events)?;
+        for (seq, record) in (first..).zip(records.iter_mut()) {
+            record.seq = seq;
+        }
+        Ok(())
+    }
     /// Housekeeping after a batch was committed and its callers answered (SQLite: rewinding the write-ahead log).
     fn after_commit(&mut self) {}
     /// No decisions are queued after a commit: time for work that can wait (SQLite: writing the derived data

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{DecisionRecord, DecisionStore, LogError};
+use crate::{DecisionRecord, DecisionStore, LogError, NewEvent};
 
 /// Times the writer yields to let more records arrive before it commits a batch.
 const GATHER_YIELDS: usize = 8;
@@ -44,7 +44,7 @@ impl Default for LogConfig {
 )]
 enum Message {
     Append {
-        record: DecisionRecord,
+        event: NewEvent,
         done: oneshot::Sender<Result<i64, LogError>>,
     },
     /// Commit everything queued before this message, acknowledge, and stop.
@@ -67,10 +67,10 @@ struct WriteHealth {
 }
 
 impl WriteHealth {
-    fn commit_result(&self, result: &Result<(), crate::StoreError>) {
+    fn commit_result<T>(&self, result: &Result<T, crate::StoreError>) {
         let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
-            Ok(()) => *failure = None,
+            Ok(_) => *failure = None,
             Err(e) => *failure = Some(e.to_string()),
         }
     }
@@ -148,15 +148,19 @@ impl DecisionLog {
         &self.store
     }
 
-    /// Append one record and wait until it is committed; returns its sequence number.
+    /// Append one decision and wait until it is committed; returns its sequence number.
     pub async fn append(&self, record: DecisionRecord) -> Result<i64, LogError> {
+        self.append_event(NewEvent::decision(record)).await
+    }
+
+    /// Append one event of any kind and wait until it is committed (in a batch with whatever else is queued);
+    /// returns its sequence number.
+    pub async fn append_event(&self, event: NewEvent) -> Result<i64, LogError> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .try_send(Message::Append { record, done })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => LogError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => LogError::Closed,
-            })?;
+        self.tx.try_send(Message::Append { event, done }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => LogError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => LogError::Closed,
+        })?;
         wait.await.map_err(|_| LogError::Closed)?
     }
 
@@ -172,7 +176,7 @@ impl DecisionLog {
 
 /// What the writer does with one gathered run of messages.
 struct Gathered {
-    records: Vec<DecisionRecord>,
+    events: Vec<NewEvent>,
     waiters: Vec<oneshot::Sender<Result<i64, LogError>>>,
     /// A shutdown request among them: commit the records before it, then stop.
     shutdown: Option<oneshot::Sender<()>>,
@@ -182,14 +186,14 @@ impl Gathered {
     /// Split messages into the batch to commit and a shutdown request; appends after a shutdown are refused.
     fn from(messages: &mut Vec<Message>) -> Self {
         let mut gathered = Gathered {
-            records: Vec::with_capacity(messages.len()),
+            events: Vec::with_capacity(messages.len()),
             waiters: Vec::with_capacity(messages.len()),
             shutdown: None,
         };
         for message in messages.drain(..) {
             match message {
-                Message::Append { record, done } if gathered.shutdown.is_none() => {
-                    gathered.records.push(record);
+                Message::Append { event, done } if gathered.shutdown.is_none() => {
+                    gathered.events.push(event);
                     gathered.waiters.push(done);
                 }
                 Message::Append { done, .. } => {
@@ -241,12 +245,12 @@ fn run_blocking_writer(
                 Err(_) => break,
             }
         }
-        let mut gathered = Gathered::from(&mut messages);
-        if !gathered.records.is_empty() {
+        let gathered = Gathered::from(&mut messages);
+        if !gathered.events.is_empty() {
             let started = Instant::now();
-            let result = append.append(&mut gathered.records);
+            let result = append.append_events(&gathered.events);
             health.commit_result(&result);
-            report(result, started, gathered.records, gathered.waiters);
+            report(result, started, gathered.waiters);
             append.after_commit();
             if rx.is_empty() {
                 append.idle();
@@ -291,12 +295,12 @@ async fn run_writer(
                 break;
             }
         }
-        let mut gathered = Gathered::from(&mut messages);
-        if !gathered.records.is_empty() {
+        let gathered = Gathered::from(&mut messages);
+        if !gathered.events.is_empty() {
             let started = Instant::now();
-            let result = store.append(&mut gathered.records).await;
+            let result = store.append_events(&gathered.events).await;
             health.commit_result(&result);
-            report(result, started, gathered.records, gathered.waiters);
+            report(result, started, gathered.waiters);
         }
         if let Some(ack) = gathered.shutdown {
             finish_shutdown(&mut rx, ack);
@@ -307,21 +311,21 @@ async fn run_writer(
 
 /// Record a commit's metrics and answer every caller in its batch.
 fn report(
-    result: Result<(), crate::StoreError>,
+    result: Result<i64, crate::StoreError>,
     started: Instant,
-    records: Vec<DecisionRecord>,
     waiters: Vec<oneshot::Sender<Result<i64, LogError>>>,
 ) {
     metrics::histogram!("acgs_audit_write_seconds").record(started.elapsed().as_secs_f64());
-    metrics::histogram!("acgs_audit_batch_size").record(records.len() as f64);
+    metrics::histogram!("acgs_audit_batch_size").record(waiters.len() as f64);
     match result {
-        Ok(()) => {
-            for (done, record) in waiters.into_iter().zip(&records) {
-                let _ = done.send(Ok(record.seq));
+        Ok(first) => {
+            // The batch's events have consecutive sequence numbers, in the order they were queued.
+            for (done, seq) in waiters.into_iter().zip(first..) {
+                let _ = done.send(Ok(seq));
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, batch = records.len(), "decision log batch failed");
+            tracing::error!(error = %e, batch = waiters.len(), "audit log batch failed");
             metrics::counter!("acgs_audit_write_failures_total").increment(1);
             let message = e.to_string();
             for done in waiters {

@@ -630,7 +630,7 @@ macro_rules! auth_store_impl {
             }
 
             async fn record_security_event(&self, event: &SecurityEvent) -> Result<i64, StoreError> {
-                self.append_security_event(event).await
+                crate::DecisionStore::append_events(self, &[crate::NewEvent::security(event)]).await
             }
         }
     };

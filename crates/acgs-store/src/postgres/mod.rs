@@ -13,7 +13,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use acgs_audit::{Frontier, NodeId, NodeMap};
 
-use crate::event::PendingEvent;
+use crate::event::NewEvent;
 use crate::queries::{INSERT_CHECKPOINT, LogReads, PRUNE_EVENTS, PRUNE_INDEX, PRUNE_THROUGH};
 use crate::sql::Dialect;
 use crate::{
@@ -64,32 +64,18 @@ impl PostgresStore {
     fn keep_frontier(&self, frontier: Frontier) {
         *self.frontier.lock().unwrap_or_else(|e| e.into_inner()) = Some(frontier);
     }
-
-    /// Append one security event to the audit log, in its own transaction under the sequencer lock.
-    pub(crate) async fn append_security_event(&self, event: &crate::SecurityEvent) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin_with(begin_sequencing()).await?;
-        let (entries, frontier) =
-            append_events(&mut tx, &[PendingEvent::Security(event)], self.take_frontier()).await?;
-        tx.commit().await?;
-        self.keep_frontier(frontier);
-        entries
-            .first()
-            .map(|e| e.seq)
-            .ok_or_else(|| StoreError::Corrupt("an appended event got no sequence number".into()))
-    }
 }
 
 #[async_trait]
 impl DecisionStore for PostgresStore {
-    async fn append(&self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
+    async fn append_events(&self, events: &[NewEvent]) -> Result<i64, StoreError> {
+        if events.is_empty() {
+            return Ok(0);
         }
         // One sequencer at a time, across every replica: gap-free sequence numbers and one tree.
-        let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
         // From where this replica's last commit left the log's end: one round trip, which commits.
         let appended = match self.take_frontier() {
-            Some(frontier) => append_after(&self.pool, &events, frontier).await?,
+            Some(frontier) => append_after(&self.pool, events, frontier).await?,
             None => None,
         };
         // Otherwise (another replica appended since, or this is the first append) read the tree's right edge.
@@ -97,16 +83,16 @@ impl DecisionStore for PostgresStore {
             Some(appended) => appended,
             None => {
                 let mut tx = self.pool.begin_with(begin_sequencing()).await?;
-                let appended = append_events(&mut tx, &events, None).await?;
+                let appended = append_events(&mut tx, events, None).await?;
                 tx.commit().await?;
                 appended
             }
         };
         self.keep_frontier(frontier);
-        for (r, e) in records.iter_mut().zip(entries) {
-            r.seq = e.seq;
-        }
-        Ok(())
+        entries
+            .first()
+            .map(|e| e.seq)
+            .ok_or_else(|| StoreError::Corrupt("an appended event got no sequence number".into()))
     }
 
     async fn get(&self, decision_id: &str) -> Result<Option<DecisionRecord>, StoreError> {
@@ -175,11 +161,7 @@ impl DecisionStore for PostgresStore {
             .bind(through_seq)
             .execute(&mut *tx)
             .await?;
-        let record = PendingEvent::Pruned {
-            through_seq,
-            older_than_us,
-            recorded_at_us: now_us,
-        };
+        let record = NewEvent::pruned(through_seq, older_than_us, now_us);
         let (entries, frontier) = append_events(&mut tx, std::slice::from_ref(&record), self.take_frontier()).await?;
         tx.commit().await?;
         self.keep_frontier(frontier);

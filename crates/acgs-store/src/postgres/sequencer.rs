@@ -6,11 +6,11 @@ use acgs_audit::Frontier;
 use sqlx::{PgConnection, Postgres};
 
 use super::nodes::select_nodes;
-use crate::event::{NewEntry, PendingEvent, PreparedBatch, prepare_batch};
+use crate::StoreError;
+use crate::event::{IndexedDecision, NewEntry, NewEvent, PreparedBatch, prepare_batch};
 use crate::queries::LAST_SEQ;
 use crate::sql::Dialect;
 use crate::tree::frontier_from;
-use crate::{DecisionRecord, StoreError};
 
 /// Append a batch (entries, tree nodes, decision-index rows, one array per column) under the sequencer lock if
 /// the log still ends at the expected size; returns whether it did (migration 0004). Outside a transaction this is
@@ -23,7 +23,7 @@ const APPEND_BATCH: &str = "SELECT acgs_append_batch($1, $2, $3, $4, $5, $6, $7,
 /// from the stored nodes. Returns the new entries and the right edge after them.
 pub(crate) async fn append_events(
     conn: &mut PgConnection,
-    events: &[PendingEvent<'_>],
+    events: &[NewEvent],
     cached: Option<Frontier>,
 ) -> Result<(Vec<NewEntry>, Frontier), StoreError> {
     if let Some(frontier) = cached
@@ -47,7 +47,7 @@ pub(crate) async fn append_events(
 /// the log no longer ends there.
 pub(crate) async fn append_after<'c, E>(
     conn: E,
-    events: &[PendingEvent<'_>],
+    events: &[NewEvent],
     mut frontier: Frontier,
 ) -> Result<Option<(Vec<NewEntry>, Frontier)>, StoreError>
 where
@@ -58,9 +58,9 @@ where
         entries,
         nodes,
         decisions,
-    } = prepare_batch(&mut frontier, events);
-    let column = |f: fn(&DecisionRecord) -> &str| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<&str>>();
-    let int = |f: fn(&DecisionRecord) -> i64| decisions.iter().map(|(r, _)| f(r)).collect::<Vec<i64>>();
+    } = prepare_batch(&mut frontier, events)?;
+    let text = |f: for<'d> fn(&'d IndexedDecision<'_>) -> &'d str| decisions.iter().map(f).collect::<Vec<&str>>();
+    let int = |f: fn(&IndexedDecision<'_>) -> i64| decisions.iter().map(f).collect::<Vec<i64>>();
     let appended: bool = sqlx::query_scalar(APPEND_BATCH)
         .bind(SEQUENCER_LOCK)
         .bind(size)
@@ -72,20 +72,20 @@ where
         .bind(nodes.iter().map(|(id, _)| i16::from(id.level)).collect::<Vec<_>>())
         .bind(nodes.iter().map(|(id, _)| id.index as i64).collect::<Vec<_>>())
         .bind(nodes.iter().map(|(_, h)| h.to_vec()).collect::<Vec<_>>())
-        .bind(decisions.iter().map(|(_, seq)| *seq).collect::<Vec<i64>>())
-        .bind(column(|r| &r.decision_id))
-        .bind(int(|r| r.recorded_at_us))
-        .bind(column(|r| &r.principal_type))
-        .bind(column(|r| &r.principal_id))
-        .bind(column(|r| &r.action))
-        .bind(column(|r| &r.resource_type))
-        .bind(column(|r| &r.resource_id))
-        .bind(column(|r| &r.outcome))
-        .bind(column(|r| &r.effective_outcome))
-        .bind(decisions.iter().map(|(r, _)| r.shadow).collect::<Vec<bool>>())
-        .bind(column(|r| &r.constitutional_hash))
-        .bind(column(|r| &r.constitution_version))
-        .bind(int(|r| r.evaluated_in_us))
+        .bind(int(|d| d.seq))
+        .bind(text(|d| &d.decision.decision_id))
+        .bind(int(|d| d.recorded_at_us))
+        .bind(text(|d| &d.decision.principal.entity_type))
+        .bind(text(|d| &d.decision.principal.id))
+        .bind(text(|d| &d.decision.action))
+        .bind(text(|d| &d.decision.resource.entity_type))
+        .bind(text(|d| &d.decision.resource.id))
+        .bind(text(|d| &d.decision.outcome))
+        .bind(text(|d| &d.decision.effective_outcome))
+        .bind(decisions.iter().map(|d| d.decision.shadow).collect::<Vec<bool>>())
+        .bind(text(|d| d.constitutional_hash))
+        .bind(text(|d| &d.decision.constitution_version))
+        .bind(int(|d| d.decision.evaluated_in_us))
         .fetch_one(conn)
         .await?;
     Ok(appended.then_some((entries, frontier)))

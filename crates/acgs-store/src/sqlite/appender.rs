@@ -18,10 +18,10 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use super::derived::{self, Pending};
 use super::durability::{FlushFailure, SqliteSync, flush_failure};
 use super::nodes::stored_nodes;
-use crate::event::{PendingEvent, PreparedBatch, prepare_batch};
+use crate::event::{NewEvent, PreparedBatch, prepare_batch};
 use crate::queries::{INSERT_CHECKPOINT, LAST_SEQ, PRUNE_EVENTS, PRUNE_INDEX, PRUNE_THROUGH};
 use crate::tree::frontier_from;
-use crate::{DecisionRecord, PruneOutcome, StoreError, StoredCheckpoint};
+use crate::{PruneOutcome, StoreError, StoredCheckpoint};
 
 /// How long a write waits for another process's write lock (e.g. `acgs audit prune`) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,22 +72,22 @@ impl Appender {
         })
     }
 
-    /// Commit `records` as decision events; each gets its sequence number.
-    pub(crate) fn append_decisions(&mut self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
+    /// Commit `events` (see [`crate::DecisionStore::append_events`]); returns the first one's sequence number.
+    /// Their tree nodes and decision-index rows wait in memory ([`super::derived`]).
+    pub(crate) fn append(&mut self, events: &[NewEvent]) -> Result<i64, StoreError> {
+        if events.is_empty() {
+            return Ok(0);
         }
         flush_failure(&self.flush_failed)?;
-        let events: Vec<PendingEvent<'_>> = records.iter().map(PendingEvent::Decision).collect();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        self.pending.check(&tx, records)?;
+        self.pending.check(&tx, events)?;
         // What is pending is forgotten only once a commit wrote it; a failed transaction leaves it as it was.
         let size = log_size(&tx)?;
         let wrote_pending = self.pending.is_overdue();
         if wrote_pending {
             derived::catch_up(&tx, &self.pending, size)?;
         }
-        let (batch, frontier) = append_events(&tx, &events, size, self.frontier.take(), &self.pending)?;
+        let (batch, frontier) = append_events(&tx, events, size, self.frontier.take(), &self.pending)?;
         tx.commit()?;
         self.frontier = Some(frontier);
         if wrote_pending {
@@ -95,10 +95,7 @@ impl Appender {
         }
         self.pending.add(&batch);
         // The batch's sequence numbers follow the log's end without a gap.
-        for (seq, r) in (size + 1..).zip(records.iter_mut()) {
-            r.seq = seq;
-        }
-        Ok(())
+        Ok(size + 1)
     }
 
     /// Write the derived data still pending (tree nodes, decision-index rows), so that readers see every
@@ -134,26 +131,6 @@ impl Appender {
         Ok(())
     }
 
-    /// Commit one security event; returns its sequence number.
-    pub(crate) fn append_security_event(&mut self, event: &crate::SecurityEvent) -> Result<i64, StoreError> {
-        flush_failure(&self.flush_failed)?;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (batch, frontier) = append_with_derived(
-            &tx,
-            &[PendingEvent::Security(event)],
-            self.frontier.take(),
-            &self.pending,
-        )?;
-        tx.commit()?;
-        self.frontier = Some(frontier);
-        self.pending = Pending::default();
-        batch
-            .entries
-            .first()
-            .map(|e| e.seq)
-            .ok_or_else(|| StoreError::Corrupt("an appended event got no sequence number".into()))
-    }
-
     /// See [`crate::DecisionStore::prune`].
     pub(crate) fn prune(&mut self, older_than_us: i64, now_us: i64) -> Result<Option<PruneOutcome>, StoreError> {
         flush_failure(&self.flush_failed)?;
@@ -167,11 +144,7 @@ impl Appender {
         }
         let pruned = tx.execute(PRUNE_EVENTS.text(), params![through_seq])?;
         tx.execute(PRUNE_INDEX.text(), params![through_seq])?;
-        let record = PendingEvent::Pruned {
-            through_seq,
-            older_than_us,
-            recorded_at_us: now_us,
-        };
+        let record = NewEvent::pruned(through_seq, older_than_us, now_us);
         let (batch, frontier) =
             append_with_derived(&tx, std::slice::from_ref(&record), self.frontier.take(), &self.pending)?;
         tx.commit()?;
@@ -208,7 +181,7 @@ impl Appender {
 /// of earlier events up to date.
 fn append_with_derived<'a>(
     tx: &Connection,
-    events: &[PendingEvent<'a>],
+    events: &'a [NewEvent],
     cached: Option<Frontier>,
     pending: &Pending,
 ) -> Result<(PreparedBatch<'a>, Frontier), StoreError> {
@@ -231,7 +204,7 @@ fn log_size(conn: &Connection) -> Result<i64, StoreError> {
 /// caller writes now or later, and the right edge after it.
 fn append_events<'a>(
     conn: &Connection,
-    events: &[PendingEvent<'a>],
+    events: &'a [NewEvent],
     size: i64,
     cached: Option<Frontier>,
     pending: &Pending,
@@ -245,7 +218,7 @@ fn append_events<'a>(
             frontier_from(size, &ids, &stored)?
         }
     };
-    let batch = prepare_batch(&mut frontier, events);
+    let batch = prepare_batch(&mut frontier, events)?;
     let mut insert_entry = conn.prepare_cached(INSERT_ENTRY)?;
     for e in &batch.entries {
         insert_entry.execute(params![

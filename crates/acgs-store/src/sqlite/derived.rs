@@ -20,11 +20,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use acgs_audit::{Frontier, Hash, NodeId};
+use acgs_audit::{AuditEvent, Frontier, Hash, NodeId};
 use rusqlite::{Connection, params};
 
 use super::nodes::{node_position, stored_nodes};
-use crate::event::PreparedBatch;
+use crate::event::{IndexedDecision, NewEvent, PreparedBatch};
 use crate::tree::{frontier_from, hash_from};
 use crate::{DecisionRecord, StoreError};
 
@@ -47,27 +47,6 @@ const INSERT_DECISION: &str = "INSERT INTO decisions (seq, decision_id, recorded
      principal_id, action, resource_type, resource_id, outcome, effective_outcome, shadow, constitutional_hash, \
      constitution_version, evaluated_in_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
-/// The fields of `r` the decision index holds, at `seq` (the body stays in the event).
-fn index_fields(r: &DecisionRecord, seq: i64) -> DecisionRecord {
-    DecisionRecord {
-        seq,
-        decision_id: r.decision_id.clone(),
-        recorded_at_us: r.recorded_at_us,
-        principal_type: r.principal_type.clone(),
-        principal_id: r.principal_id.clone(),
-        action: r.action.clone(),
-        resource_type: r.resource_type.clone(),
-        resource_id: r.resource_id.clone(),
-        outcome: r.outcome.clone(),
-        effective_outcome: r.effective_outcome.clone(),
-        shadow: r.shadow,
-        constitutional_hash: r.constitutional_hash.clone(),
-        constitution_version: r.constitution_version.clone(),
-        evaluated_in_us: r.evaluated_in_us,
-        body: String::new(),
-    }
-}
-
 /// Derived data of committed events not yet written: it covers events `first_seq..=through_seq`.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
@@ -83,13 +62,17 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    /// Inside the write transaction on `conn`, before committing `records`: refuse them if the decision index
+    /// Inside the write transaction on `conn`, before committing `events`: refuse them if the decision index
     /// could not take their rows later (a decision id already used, an unknown outcome), as its constraints
     /// would have refused the commit had the rows been written with it.
-    pub(crate) fn check(&self, conn: &Connection, records: &[DecisionRecord]) -> Result<(), StoreError> {
+    pub(crate) fn check(&self, conn: &Connection, events: &[NewEvent]) -> Result<(), StoreError> {
         let mut exists = conn.prepare_cached("SELECT 1 FROM decisions WHERE decision_id = ?1")?;
-        let mut batch_ids = HashSet::with_capacity(records.len());
-        for r in records {
+        let mut batch_ids = HashSet::with_capacity(events.len());
+        let decisions = events.iter().filter_map(|e| match &e.event {
+            AuditEvent::Decision { decision, .. } => Some(decision),
+            _ => None,
+        });
+        for r in decisions {
             for (what, outcome) in [("outcome", &r.outcome), ("effective outcome", &r.effective_outcome)] {
                 if !matches!(outcome.as_str(), "allow" | "deny" | "escalate") {
                     return Err(StoreError::InvalidRecord(format!(
@@ -127,9 +110,9 @@ impl Pending {
         self.through_seq = last.seq;
         self.nodes.extend_from_slice(&batch.nodes);
         self.decisions
-            .extend(batch.decisions.iter().map(|(r, seq)| index_fields(r, *seq)));
+            .extend(batch.decisions.iter().map(IndexedDecision::record));
         self.decision_ids
-            .extend(batch.decisions.iter().map(|(r, _)| r.decision_id.clone()));
+            .extend(batch.decisions.iter().map(|d| d.decision.decision_id.clone()));
     }
 
     /// Whether nothing is pending.
@@ -220,7 +203,7 @@ pub(crate) fn write_batch(conn: &Connection, batch: &PreparedBatch<'_>) -> Resul
     let Some(last) = batch.entries.last() else {
         return Ok(());
     };
-    let decisions: Vec<DecisionRecord> = batch.decisions.iter().map(|(r, seq)| index_fields(r, *seq)).collect();
+    let decisions: Vec<DecisionRecord> = batch.decisions.iter().map(IndexedDecision::record).collect();
     write(conn, &batch.nodes, &decisions, last.seq)
 }
 
@@ -488,7 +471,7 @@ mod tests {
             appended.push(append_one(&store, n).await);
         }
         store
-            .append_security_event(&security_event("login.failed"))
+            .append_events(&[crate::NewEvent::security(&security_event("login.failed"))])
             .await
             .unwrap();
         for n in 40..45 {
@@ -528,7 +511,7 @@ mod tests {
         append_one(&other, 4).await;
         append_one(&server, 5).await;
         other
-            .append_security_event(&security_event("key.created"))
+            .append_events(&[crate::NewEvent::security(&security_event("key.created"))])
             .await
             .unwrap();
         append_one(&server, 7).await;

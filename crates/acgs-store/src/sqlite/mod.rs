@@ -34,8 +34,8 @@ pub use durability::SqliteSync;
 
 use crate::queries::LogReads;
 use crate::{
-    AuditEntry, BlockingAppend, DecisionQuery, DecisionRecord, DecisionStore, PruneOutcome, StoreError, StoreOptions,
-    StoredCheckpoint,
+    AuditEntry, BlockingAppend, DecisionQuery, DecisionRecord, DecisionStore, NewEvent, PruneOutcome, StoreError,
+    StoreOptions, StoredCheckpoint,
 };
 use appender::Appender;
 use durability::{FlushFailure, flush_failure};
@@ -135,12 +135,6 @@ impl SqliteStore {
         })
     }
 
-    /// Append one security event to the audit log.
-    pub(crate) async fn append_security_event(&self, event: &crate::SecurityEvent) -> Result<i64, StoreError> {
-        let event = event.clone();
-        self.write(move |appender| appender.append_security_event(&event)).await
-    }
-
     /// Write the tree nodes and decision-index rows the group-commit writer still holds, so that a read sees
     /// every decision committed before it.
     async fn write_pending(&self) -> Result<(), StoreError> {
@@ -167,8 +161,8 @@ struct LogWriter {
 }
 
 impl BlockingAppend for LogWriter {
-    fn append(&mut self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
-        lock(&self.appender).append_decisions(records)
+    fn append_events(&mut self, events: &[NewEvent]) -> Result<i64, StoreError> {
+        lock(&self.appender).append(events)
     }
 
     /// Write the derived data once it has waited long enough, in a transaction of its own, so that no decision
@@ -209,21 +203,12 @@ fn lock(appender: &Mutex<Appender>) -> std::sync::MutexGuard<'_, Appender> {
 
 #[async_trait]
 impl DecisionStore for SqliteStore {
-    async fn append(&self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
+    async fn append_events(&self, events: &[NewEvent]) -> Result<i64, StoreError> {
+        if events.is_empty() {
+            return Ok(0);
         }
-        let owned = records.to_vec();
-        let committed = self
-            .write(move |appender| {
-                let mut owned = owned;
-                appender.append_decisions(&mut owned).map(|()| owned)
-            })
-            .await?;
-        for (r, c) in records.iter_mut().zip(committed) {
-            r.seq = c.seq;
-        }
-        Ok(())
+        let events = events.to_vec();
+        self.write(move |appender| appender.append(&events)).await
     }
 
     fn blocking_appender(&self) -> Option<Box<dyn BlockingAppend>> {
@@ -371,7 +356,12 @@ mod tests {
             detail: None,
             recorded_at_us: 1,
         };
-        assert!(refused(store.append_security_event(&event).await.unwrap_err()));
+        assert!(refused(
+            store
+                .append_events(&[crate::NewEvent::security(&event)])
+                .await
+                .unwrap_err()
+        ));
         assert!(refused(store.ping().await.unwrap_err()));
         assert_eq!(
             store.last_seq().await.unwrap(),
@@ -432,7 +422,7 @@ mod tests {
                 evaluated_in_us: 1,
                 ..record()
             };
-            let entry = crate::event::PendingEvent::Decision(&old).at(1);
+            let entry = crate::NewEvent::decision(old).entry_at(1).unwrap();
             sqlx::query(
                 "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) VALUES (1, 'decision', 1, ?1, ?2)",
             )
