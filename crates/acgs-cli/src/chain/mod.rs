@@ -1,24 +1,22 @@
 //! `acgs chain`: the Quantumagi program on a Solana cluster, over JSON-RPC. Shows the on-chain governance
 //! (`status`, `proposal`), checks that the server enforces the constitution the chain holds (`verify`), anchors
-//! the audit log's latest signed checkpoint (`anchor`), and builds, signs and sends every governance
-//! instruction. The instructions come from the program crate's `client` module, the same builders the SVM tests
-//! send.
+//! the audit log's latest signed checkpoint (`anchor`), and sends every governance instruction. Thin: the clap
+//! arguments, their conversion to the acgs-chain library's values, and the output; each instruction is built by
+//! the program crate's `client` module and sent through one path, `GovernanceSession::submit`.
 
-mod rpc;
+mod show;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use acgs_chain::accounts::MotionState;
+use acgs_chain::address::{address, parse_address};
+use acgs_chain::payload::{self, check_params, decision_hash, key_set, parse_roles, sha256};
+use acgs_chain::program::state::Params;
+use acgs_chain::rpc::Rpc;
+use acgs_chain::transaction::{read_signer, signer_address};
+use acgs_chain::{GovernanceClient, GovernanceSession, InitializeArgs, Key};
 use anyhow::{Context, Result, bail, ensure};
-use quantumagi_program::client::{ClientInstruction, GovernanceClient, InitializeArgs};
-use quantumagi_program::instruction::payload;
-use quantumagi_program::state::{
-    AccountLayout, Anchor, Governance, Key, KeySet, MAX_EMERGENCY_KEYS, PAYLOAD_LEN, Params, Proposal, ProposalKind,
-    roles,
-};
-use rpc::{Rpc, address, parse_address};
-use sha2::{Digest, Sha256};
-use solana_signer::Signer as _;
 
 /// Where the program and the governance are.
 #[derive(Debug, Clone, clap::Args)]
@@ -344,96 +342,30 @@ pub enum Change {
     },
 }
 
-fn sha256(text: &[u8]) -> Key {
-    Sha256::digest(text).into()
+impl Target {
+    /// The cluster and the governance, for the commands that only read.
+    fn connect(&self) -> Result<(Rpc, GovernanceClient)> {
+        let client = self.client()?;
+        Ok((Rpc::new(&self.rpc_url)?, client))
+    }
+
+    /// A session paid and signed by `payer`'s keypair.
+    fn session(&self, payer: &Payer) -> Result<GovernanceSession> {
+        let rpc = Rpc::new(&self.rpc_url)?;
+        let client = self.client()?;
+        Ok(GovernanceSession::new(rpc, client, read_signer(&payer.keypair)?))
+    }
 }
 
-fn read_signer(path: &Path) -> Result<solana_keypair::Keypair> {
-    let keypair = crate::keys::keypair::Keypair::read(path)?;
-    solana_keypair::Keypair::try_from(&keypair.keypair_bytes()[..])
-        .map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))
-}
-
-fn parse_roles(names: &[String]) -> Result<u8> {
-    names.iter().try_fold(0u8, |bits, name| {
-        Ok(bits
-            | match name.trim() {
-                "voter" => roles::VOTER,
-                "proposer" => roles::PROPOSER,
-                "reviewer" => roles::REVIEWER,
-                other => bail!("unknown role `{other}` (voter, proposer, reviewer)"),
-            })
-    })
-}
-
+/// The hash of a constitution file, as the chain holds it.
 fn constitution_hash(path: &Path) -> Result<Key> {
     let constitution = acgs_engine::Constitution::load(path).with_context(|| format!("`{}`", path.display()))?;
     Ok(*constitution.hash().as_bytes())
 }
 
-fn key_set(threshold: u8, keys: &[String]) -> Result<KeySet> {
-    ensure!(
-        !keys.is_empty() && keys.len() <= MAX_EMERGENCY_KEYS,
-        "give 1 to {MAX_EMERGENCY_KEYS} keys"
-    );
-    let mut set = KeySet::EMPTY;
-    set.threshold = threshold;
-    set.count = u8::try_from(keys.len())?;
-    for (slot, text) in set.keys.iter_mut().zip(keys) {
-        *slot = parse_address(text)?;
-    }
-    set.validate()
-        .map_err(|_| anyhow::anyhow!("the set must have 1 ≤ M ≤ N distinct keys (M = {threshold})"))?;
-    Ok(set)
-}
-
-fn to_instruction(ci: &ClientInstruction) -> solana_instruction::Instruction {
-    solana_instruction::Instruction {
-        program_id: solana_address_of(&ci.program_id),
-        accounts: ci
-            .accounts
-            .iter()
-            .map(|a| solana_instruction::AccountMeta {
-                pubkey: solana_address_of(&a.pubkey),
-                is_signer: a.is_signer,
-                is_writable: a.is_writable,
-            })
-            .collect(),
-        data: ci.data.clone(),
-    }
-}
-
-fn solana_address_of(key: &Key) -> solana_transaction::Address {
-    solana_transaction::Address::new_from_array(*key)
-}
-
-/// Sign `instruction` with `signers` (the first pays), send it, wait for confirmation; print the signature.
-async fn send(rpc: &Rpc, instruction: &ClientInstruction, signers: &[&solana_keypair::Keypair]) -> Result<()> {
-    let payer = signers.first().context("no signer")?.pubkey();
-    let blockhash = solana_hash::Hash::new_from_array(rpc.latest_blockhash().await?);
-    let message = solana_message::Message::new_with_blockhash(&[to_instruction(instruction)], Some(&payer), &blockhash);
-    let mut transaction = solana_transaction::Transaction::new_unsigned(message);
-    transaction
-        .try_sign(signers, blockhash)
-        .context("signing the transaction (a required signer's keypair is missing?)")?;
-    let bytes = wincode::serialize(&transaction).context("encoding the transaction")?;
-    let signature = rpc.send_and_confirm(&bytes).await?;
+/// Print a confirmed transaction's signature.
+fn confirmed(signature: &str) {
     println!("confirmed: {signature}");
-    Ok(())
-}
-
-async fn read_account<T: AccountLayout>(rpc: &Rpc, gov: &GovernanceClient, at: &Key, what: &str) -> Result<T> {
-    let account = rpc
-        .account(at)
-        .await?
-        .with_context(|| format!("no {what} at {}", address(at)))?;
-    ensure!(
-        account.owner == gov.program_id,
-        "the {what} at {} is not owned by the program {}",
-        address(at),
-        address(&gov.program_id)
-    );
-    T::decode(&account.data).map_err(|e| anyhow::anyhow!("the {what} at {} does not decode: {e:?}", address(at)))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -447,49 +379,16 @@ pub fn run(cmd: ChainCommand) -> Result<ExitCode> {
 
 async fn run_async(cmd: ChainCommand) -> Result<ExitCode> {
     match cmd {
-        ChainCommand::Status { target, json } => status(&target, json).await,
-        ChainCommand::Proposal { target, id, json } => show_proposal(&target, id, json).await,
+        ChainCommand::Status { target, json } => show::status(&target, json).await,
+        ChainCommand::Proposal { target, id, json } => show::proposal(&target, id, json).await,
         ChainCommand::Verify {
             target,
             server,
             api_key,
             constitution,
-        } => verify(&target, server.as_deref(), api_key.as_deref(), constitution.as_deref()).await,
+        } => show::verify(&target, server.as_deref(), api_key.as_deref(), constitution.as_deref()).await,
         ChainCommand::Anchor { target, payer, source } => anchor(&target, &payer, &source).await,
-        ChainCommand::Init(args) => {
-            let signer = read_signer(&args.payer.keypair)?;
-            let gov = args.target.client()?;
-            let creator = signer.pubkey().to_bytes();
-            ensure!(
-                gov == GovernanceClient::new(gov.program_id, &creator),
-                "--creator must be the keypair's address ({}) when creating the governance",
-                address(&creator)
-            );
-            let init = InitializeArgs {
-                constitution_hash: constitution_hash(&args.constitution)?,
-                constitution_version: args.version,
-                params: Params {
-                    approval_threshold_bps: args.threshold_bps,
-                    quorum_bps: args.quorum_bps,
-                    voting_period_s: args.voting_period,
-                    timelock_s: args.timelock,
-                },
-                emergency: key_set(args.emergency_threshold, &args.emergency)?,
-                anchor_authority: parse_address(&args.anchor_authority).context("--anchor-authority")?,
-            };
-            init.params
-                .validate()
-                .map_err(|_| anyhow::anyhow!("voting rules out of range (basis points 1–10000, period ≥ 1 s)"))?;
-            let rpc = Rpc::new(&args.target.rpc_url)?;
-            send(
-                &rpc,
-                &gov.initialize(&creator, &init).map_err(program_error)?,
-                &[&signer],
-            )
-            .await?;
-            println!("governance {}", address(&gov.governance));
-            Ok(ExitCode::SUCCESS)
-        }
+        ChainCommand::Init(args) => init(*args).await,
         ChainCommand::AddMember {
             target,
             payer,
@@ -497,33 +396,26 @@ async fn run_async(cmd: ChainCommand) -> Result<ExitCode> {
             weight,
             roles,
         } => {
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            let ix = gov
-                .add_member(
-                    &signer.pubkey().to_bytes(),
-                    &parse_address(&member).context("--member")?,
-                    weight,
-                    parse_roles(&roles)?,
-                )
-                .map_err(program_error)?;
-            send(&rpc, &ix, &[&signer]).await?;
+            let session = target.session(&payer)?;
+            let member = parse_address(&member).context("--member")?;
+            let roles = parse_roles(&roles)?;
+            confirmed(
+                &session
+                    .act(|gov, me| gov.add_member(me, &member, weight, roles))
+                    .await?,
+            );
             Ok(ExitCode::SUCCESS)
         }
         ChainCommand::FinishSetup { target, payer } => {
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            let ix = gov.finish_setup(&signer.pubkey().to_bytes()).map_err(program_error)?;
-            send(&rpc, &ix, &[&signer]).await?;
+            let session = target.session(&payer)?;
+            confirmed(&session.act(|gov, me| gov.finish_setup(me)).await?);
             Ok(ExitCode::SUCCESS)
         }
         ChainCommand::Propose { target, payer, change } => {
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            let (kind, data) = change_payload(&change)?;
-            let state: Governance = read_account(&rpc, &gov, &gov.governance, "governance").await?;
-            let id = state.next_proposal_id;
-            let ix = gov
-                .propose(&signer.pubkey().to_bytes(), id, kind, &data)
-                .map_err(program_error)?;
-            send(&rpc, &ix, &[&signer]).await?;
+            let session = target.session(&payer)?;
+            let (kind, data) = parse_change(&change)?.payload()?;
+            let id = session.governance().await?.next_proposal_id;
+            confirmed(&session.act(|gov, me| gov.propose(me, id, kind, &data)).await?);
             println!("proposal {id}");
             Ok(ExitCode::SUCCESS)
         }
@@ -533,17 +425,9 @@ async fn run_async(cmd: ChainCommand) -> Result<ExitCode> {
             proposal,
             choice,
         } => {
-            let choice = match choice.as_str() {
-                "no" => 0,
-                "yes" => 1,
-                "abstain" => 2,
-                other => bail!("--choice `{other}`: yes, no or abstain"),
-            };
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            let ix = gov
-                .vote(&signer.pubkey().to_bytes(), proposal, choice)
-                .map_err(program_error)?;
-            send(&rpc, &ix, &[&signer]).await?;
+            let choice = payload::parse_choice("--choice", &choice)?;
+            let session = target.session(&payer)?;
+            confirmed(&session.act(|gov, me| gov.vote(me, proposal, choice as u8)).await?);
             Ok(ExitCode::SUCCESS)
         }
         ChainCommand::Finalize {
@@ -551,9 +435,9 @@ async fn run_async(cmd: ChainCommand) -> Result<ExitCode> {
             payer,
             proposal,
         } => {
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            send(&rpc, &gov.finalize(proposal).map_err(program_error)?, &[&signer]).await?;
-            let p: Proposal = read_account(&rpc, &gov, &gov.proposal_address(proposal), "proposal").await?;
+            let session = target.session(&payer)?;
+            confirmed(&session.act(|gov, _| gov.finalize(proposal)).await?);
+            let p = session.proposal(proposal).await?;
             println!("proposal {proposal}: {:?}", p.state);
             Ok(ExitCode::SUCCESS)
         }
@@ -562,12 +446,13 @@ async fn run_async(cmd: ChainCommand) -> Result<ExitCode> {
             payer,
             proposal,
         } => {
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            let p: Proposal = read_account(&rpc, &gov, &gov.proposal_address(proposal), "proposal").await?;
-            let ix = gov
-                .execute(&signer.pubkey().to_bytes(), proposal, p.kind, &p.payload)
-                .map_err(program_error)?;
-            send(&rpc, &ix, &[&signer]).await?;
+            let session = target.session(&payer)?;
+            let p = session.proposal(proposal).await?;
+            confirmed(
+                &session
+                    .act(|gov, me| gov.execute(me, proposal, p.kind, &p.payload))
+                    .await?,
+            );
             Ok(ExitCode::SUCCESS)
         }
         ChainCommand::Cancel {
@@ -575,39 +460,33 @@ async fn run_async(cmd: ChainCommand) -> Result<ExitCode> {
             payer,
             proposal,
         } => {
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            let ix = gov
-                .cancel(&signer.pubkey().to_bytes(), proposal)
-                .map_err(program_error)?;
-            send(&rpc, &ix, &[&signer]).await?;
+            let session = target.session(&payer)?;
+            confirmed(&session.act(|gov, me| gov.cancel(me, proposal)).await?);
             Ok(ExitCode::SUCCESS)
         }
         ChainCommand::Halt { target, payer, reason } => {
             ensure!(!reason.trim().is_empty(), "--reason must say why");
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            let ix = gov
-                .approve_halt(&signer.pubkey().to_bytes(), &sha256(reason.as_bytes()))
-                .map_err(program_error)?;
-            send(&rpc, &ix, &[&signer]).await?;
-            report_motion(&rpc, &gov).await
+            let session = target.session(&payer)?;
+            confirmed(
+                &session
+                    .act(|gov, me| gov.approve_halt(me, &sha256(reason.as_bytes())))
+                    .await?,
+            );
+            report_motion(&session).await
         }
         ChainCommand::Resume { target, payer } => {
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            let ix = gov.approve_resume(&signer.pubkey().to_bytes()).map_err(program_error)?;
-            send(&rpc, &ix, &[&signer]).await?;
-            report_motion(&rpc, &gov).await
+            let session = target.session(&payer)?;
+            confirmed(&session.act(|gov, me| gov.approve_resume(me)).await?);
+            report_motion(&session).await
         }
         ChainCommand::Veto {
             target,
             payer,
             proposal,
         } => {
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            let ix = gov
-                .approve_veto(&signer.pubkey().to_bytes(), proposal)
-                .map_err(program_error)?;
-            send(&rpc, &ix, &[&signer]).await?;
-            report_motion(&rpc, &gov).await
+            let session = target.session(&payer)?;
+            confirmed(&session.act(|gov, me| gov.approve_veto(me, proposal)).await?);
+            report_motion(&session).await
         }
         ChainCommand::TransferAuthority {
             target,
@@ -616,20 +495,24 @@ async fn run_async(cmd: ChainCommand) -> Result<ExitCode> {
             keys,
         } => {
             let set = key_set(threshold, &keys)?;
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            let ix = gov
-                .approve_transfer(&signer.pubkey().to_bytes(), &set)
-                .map_err(program_error)?;
-            send(&rpc, &ix, &[&signer]).await?;
-            report_motion(&rpc, &gov).await
+            let session = target.session(&payer)?;
+            confirmed(&session.act(|gov, me| gov.approve_transfer(me, &set)).await?);
+            report_motion(&session).await
         }
         ChainCommand::AcceptAuthority { target, keypairs } => {
             let gov = target.client()?;
             let rpc = Rpc::new(&target.rpc_url)?;
-            let signers = keypairs.iter().map(|p| read_signer(p)).collect::<Result<Vec<_>>>()?;
-            let keys: Vec<Key> = signers.iter().map(|s| s.pubkey().to_bytes()).collect();
-            let refs: Vec<&solana_keypair::Keypair> = signers.iter().collect();
-            send(&rpc, &gov.accept_authority(&keys).map_err(program_error)?, &refs).await?;
+            let mut signers = keypairs.iter().map(|p| read_signer(p)).collect::<Result<Vec<_>, _>>()?;
+            let keys: Vec<Key> = signers.iter().map(signer_address).collect();
+            let instruction = gov.accept_authority(&keys).map_err(acgs_chain::ChainError::from)?;
+            if signers.is_empty() {
+                bail!(acgs_chain::ChainError::NoSigner);
+            }
+            // The first of the new set pays; the others sign along.
+            let payer = signers.remove(0);
+            let session = GovernanceSession::new(rpc, gov, payer);
+            let others: Vec<&acgs_chain::SolanaKeypair> = signers.iter().collect();
+            confirmed(&session.submit(instruction, &others).await?);
             println!("the new emergency set is in force");
             Ok(ExitCode::SUCCESS)
         }
@@ -639,13 +522,15 @@ async fn run_async(cmd: ChainCommand) -> Result<ExitCode> {
             decision,
             reason,
         } => {
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            let decision_hash = sha256(decision.trim().as_bytes());
-            let ix = gov
-                .submit_appeal(&signer.pubkey().to_bytes(), &decision_hash, &sha256(reason.as_bytes()))
-                .map_err(program_error)?;
-            send(&rpc, &ix, &[&signer]).await?;
-            println!("appeal {}", address(&gov.appeal_address(&decision_hash)));
+            let session = target.session(&payer)?;
+            let decision_hash = decision_hash(&decision);
+            let reason_hash = sha256(reason.as_bytes());
+            confirmed(
+                &session
+                    .act(|gov, me| gov.submit_appeal(me, &decision_hash, &reason_hash))
+                    .await?,
+            );
+            println!("appeal {}", address(&session.client().appeal_address(&decision_hash)));
             Ok(ExitCode::SUCCESS)
         }
         ChainCommand::RuleAppeal {
@@ -655,257 +540,91 @@ async fn run_async(cmd: ChainCommand) -> Result<ExitCode> {
             ruling,
             text,
         } => {
-            let ruling = match ruling.as_str() {
-                "upheld" => 2,
-                "overturned" => 3,
-                other => bail!("--ruling `{other}`: upheld or overturned"),
-            };
-            let (rpc, gov, signer) = open(&target, &payer)?;
-            let ix = gov
-                .rule_appeal(
-                    &signer.pubkey().to_bytes(),
-                    &sha256(decision.trim().as_bytes()),
-                    ruling,
-                    &sha256(text.as_bytes()),
-                )
-                .map_err(program_error)?;
-            send(&rpc, &ix, &[&signer]).await?;
+            let ruling = payload::parse_ruling("--ruling", &ruling)?;
+            let session = target.session(&payer)?;
+            let (decision_hash, text_hash) = (decision_hash(&decision), sha256(text.as_bytes()));
+            confirmed(
+                &session
+                    .act(|gov, me| gov.rule_appeal(me, &decision_hash, ruling as u8, &text_hash))
+                    .await?,
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn program_error(e: quantumagi_program::error::QgError) -> anyhow::Error {
-    anyhow::anyhow!("cannot build the instruction: {e:?}")
+/// `acgs chain init`: the keypair creates the governance.
+async fn init(args: InitArgs) -> Result<ExitCode> {
+    let signer = read_signer(&args.payer.keypair)?;
+    let gov = args.target.client()?;
+    let creator = signer_address(&signer);
+    ensure!(
+        gov == GovernanceClient::new(gov.program_id, &creator),
+        "--creator must be the keypair's address ({}) when creating the governance",
+        address(&creator)
+    );
+    let init = InitializeArgs {
+        constitution_hash: constitution_hash(&args.constitution)?,
+        constitution_version: args.version,
+        params: Params {
+            approval_threshold_bps: args.threshold_bps,
+            quorum_bps: args.quorum_bps,
+            voting_period_s: args.voting_period,
+            timelock_s: args.timelock,
+        },
+        emergency: key_set(args.emergency_threshold, &args.emergency)?,
+        anchor_authority: parse_address(&args.anchor_authority).context("--anchor-authority")?,
+    };
+    check_params(&init.params)?;
+    let session = GovernanceSession::new(Rpc::new(&args.target.rpc_url)?, gov, signer);
+    confirmed(&session.act(|gov, me| gov.initialize(me, &init)).await?);
+    println!("governance {}", address(&gov.governance));
+    Ok(ExitCode::SUCCESS)
 }
 
-fn open(target: &Target, payer: &Payer) -> Result<(Rpc, GovernanceClient, solana_keypair::Keypair)> {
-    Ok((
-        Rpc::new(&target.rpc_url)?,
-        target.client()?,
-        read_signer(&payer.keypair)?,
-    ))
-}
-
-fn change_payload(change: &Change) -> Result<(ProposalKind, [u8; PAYLOAD_LEN])> {
+/// A proposal's change from its arguments (a constitution file is read for its hash).
+fn parse_change(change: &Change) -> Result<payload::Change> {
     Ok(match change {
-        Change::Constitution { file, version } => (
-            ProposalKind::UpdateConstitution,
-            payload::update_constitution(&constitution_hash(file)?, *version),
-        ),
-        Change::Policy { hash, deactivate } => {
-            let bytes = hex::decode(hash.trim()).context("--hash is not hex")?;
-            let hash = <Key>::try_from(bytes.as_slice()).map_err(|_| anyhow::anyhow!("--hash must be 32 bytes"))?;
-            (ProposalKind::SetPolicy, payload::set_policy(&hash, !deactivate))
-        }
-        Change::Member { member, weight, roles } => (
-            ProposalKind::SetMember,
-            payload::set_member(
-                &parse_address(member).context("--member")?,
-                *weight,
-                parse_roles(roles)?,
-            ),
-        ),
+        Change::Constitution { file, version } => payload::Change::Constitution {
+            hash: constitution_hash(file)?,
+            version: *version,
+        },
+        Change::Policy { hash, deactivate } => payload::Change::Policy {
+            hash: payload::parse_hash("--hash", hash)?,
+            active: !deactivate,
+        },
+        Change::Member { member, weight, roles } => payload::Change::Member {
+            member: parse_address(member).context("--member")?,
+            weight: *weight,
+            roles: parse_roles(roles)?,
+        },
         Change::Params {
             threshold_bps,
             quorum_bps,
             voting_period,
             timelock,
-        } => {
-            let params = Params {
-                approval_threshold_bps: *threshold_bps,
-                quorum_bps: *quorum_bps,
-                voting_period_s: *voting_period,
-                timelock_s: *timelock,
-            };
-            params
-                .validate()
-                .map_err(|_| anyhow::anyhow!("voting rules out of range (basis points 1–10000, period ≥ 1 s)"))?;
-            (
-                ProposalKind::SetParams,
-                payload::set_params(&params).map_err(program_error)?,
-            )
-        }
-        Change::AnchorAuthority { key } => (
-            ProposalKind::SetAnchorAuthority,
-            payload::set_anchor_authority(&parse_address(key).context("--key")?),
-        ),
+        } => payload::Change::Params(Params {
+            approval_threshold_bps: *threshold_bps,
+            quorum_bps: *quorum_bps,
+            voting_period_s: *voting_period,
+            timelock_s: *timelock,
+        }),
+        Change::AnchorAuthority { key } => payload::Change::AnchorAuthority(parse_address(key).context("--key")?),
     })
 }
 
-async fn report_motion(rpc: &Rpc, gov: &GovernanceClient) -> Result<ExitCode> {
-    let state: Governance = read_account(rpc, gov, &gov.governance, "governance").await?;
-    if state.motion.approvals == 0 {
-        println!("carried out (halted: {})", state.halted);
-    } else {
-        println!(
-            "approved: {} of {} needed",
-            state.motion.approvals.count_ones(),
-            state.emergency.threshold
-        );
+/// Print where the emergency motion stands after an approval.
+async fn report_motion(session: &GovernanceSession) -> Result<ExitCode> {
+    match MotionState::of(&session.governance().await?) {
+        MotionState::CarriedOut { halted } => println!("carried out (halted: {halted})"),
+        MotionState::Pending { approvals, needed } => println!("approved: {approvals} of {needed} needed"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn status(target: &Target, json: bool) -> Result<ExitCode> {
-    let gov = target.client()?;
-    let rpc = Rpc::new(&target.rpc_url)?;
-    let state: Governance = read_account(&rpc, &gov, &gov.governance, "governance").await?;
-    let anchor = match rpc.account(&gov.anchor_address()).await? {
-        Some(account) if account.owner == gov.program_id => Anchor::decode(&account.data).ok(),
-        _ => None,
-    };
-    let emergency: Vec<String> = state
-        .emergency
-        .keys
-        .iter()
-        .take(usize::from(state.emergency.count))
-        .map(address)
-        .collect();
-    let value = serde_json::json!({
-        "program_id": address(&gov.program_id),
-        "governance": address(&gov.governance),
-        "creator": address(&state.creator),
-        "constitution_hash": hex::encode(state.constitution_hash),
-        "constitution_version": state.constitution_version,
-        "halted": state.halted,
-        "halted_since": state.halted_since,
-        "halt_reason_sha256": state.halted.then(|| hex::encode(state.halt_reason)),
-        "setup_open": state.setup_open,
-        "members": state.member_count,
-        "total_weight": state.total_weight,
-        "next_proposal_id": state.next_proposal_id,
-        "approval_threshold_bps": state.params.approval_threshold_bps,
-        "quorum_bps": state.params.quorum_bps,
-        "voting_period_s": state.params.voting_period_s,
-        "timelock_s": state.params.timelock_s,
-        "emergency_threshold": state.emergency.threshold,
-        "emergency": emergency,
-        "pending_emergency": (state.pending_emergency.count > 0).then(|| state
-            .pending_emergency
-            .keys
-            .iter()
-            .take(usize::from(state.pending_emergency.count))
-            .map(address)
-            .collect::<Vec<_>>()),
-        "anchor_authority": address(&state.anchor_authority),
-        "anchor": anchor.map(|a| serde_json::json!({
-            "tree_size": a.tree_size,
-            "root": hex::encode(a.root),
-            "checkpoint_time": a.checkpoint_time,
-            "anchored_at": a.anchored_at,
-        })),
-        "appeals": state.appeals,
-    });
-    if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        println!(
-            "governance {} (program {})",
-            address(&gov.governance),
-            address(&gov.program_id)
-        );
-        println!(
-            "  constitution: {} v{}",
-            hex::encode(state.constitution_hash),
-            state.constitution_version
-        );
-        println!("  halted: {}", if state.halted { "YES" } else { "no" });
-        println!(
-            "  council: {} members, total weight {}{}",
-            state.member_count,
-            state.total_weight,
-            if state.setup_open { " (setup open)" } else { "" }
-        );
-        println!(
-            "  rules: threshold {} bps, quorum {} bps, voting {} s, timelock {} s",
-            state.params.approval_threshold_bps,
-            state.params.quorum_bps,
-            state.params.voting_period_s,
-            state.params.timelock_s
-        );
-        println!(
-            "  emergency set: {} of {}",
-            state.emergency.threshold, state.emergency.count
-        );
-        println!("  proposals so far: {}", state.next_proposal_id.saturating_sub(1));
-        match anchor {
-            Some(a) => println!("  anchored: tree size {}, root {}", a.tree_size, hex::encode(a.root)),
-            None => println!("  anchored: nothing yet"),
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn show_proposal(target: &Target, id: u64, json: bool) -> Result<ExitCode> {
-    let gov = target.client()?;
-    let rpc = Rpc::new(&target.rpc_url)?;
-    let p: Proposal = read_account(&rpc, &gov, &gov.proposal_address(id), "proposal").await?;
-    let value = serde_json::json!({
-        "id": p.id,
-        "address": address(&gov.proposal_address(id)),
-        "kind": format!("{:?}", p.kind),
-        "payload": hex::encode(p.payload),
-        "state": format!("{:?}", p.state),
-        "proposer": address(&p.proposer),
-        "yes": p.yes, "no": p.no, "abstain": p.abstain, "voters": p.voters,
-        "weight_snapshot": p.weight_snapshot,
-        "created_at": p.created_at, "voting_ends_at": p.voting_ends_at, "executable_at": p.executable_at,
-    });
-    if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        println!("proposal {id}: {:?} {:?}", p.kind, p.state);
-        println!(
-            "  yes {} / no {} / abstain {} of {} ({} voters)",
-            p.yes, p.no, p.abstain, p.weight_snapshot, p.voters
-        );
-        println!("  voting ends {}; executable at {}", p.voting_ends_at, p.executable_at);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn verify(target: &Target, server: Option<&str>, api_key: Option<&str>, file: Option<&Path>) -> Result<ExitCode> {
-    let gov = target.client()?;
-    let rpc = Rpc::new(&target.rpc_url)?;
-    let state: Governance = read_account(&rpc, &gov, &gov.governance, "governance").await?;
-    let on_chain = hex::encode(state.constitution_hash);
-    let (source, active) = match (server, file) {
-        (Some(url), _) => {
-            let mut request = reqwest::Client::new().get(format!("{}/v1/constitution", url.trim_end_matches('/')));
-            if let Some(key) = api_key {
-                request = request.bearer_auth(key);
-            }
-            let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
-            let status = response.status();
-            let body: serde_json::Value = response.json().await.context("the server sent no JSON")?;
-            ensure!(status.is_success(), "{url} answered {status}: {body}");
-            let hash = body["hash"]
-                .as_str()
-                .context("the server's constitution has no hash")?
-                .to_owned();
-            (url.to_owned(), hash)
-        }
-        (None, Some(path)) => (path.display().to_string(), hex::encode(constitution_hash(path)?)),
-        (None, None) => bail!("give --server URL (with --api-key) or --constitution FILE"),
-    };
-    if active == on_chain {
-        println!(
-            "match: {source} enforces constitution {on_chain} (v{} on chain)",
-            state.constitution_version
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!(
-            "MISMATCH: the chain holds {on_chain} (v{}), {source} has {active}",
-            state.constitution_version
-        );
-        Ok(ExitCode::FAILURE)
-    }
-}
-
+/// `acgs chain anchor`: the audit log's latest signed checkpoint goes on chain.
 async fn anchor(target: &Target, payer: &Payer, source: &crate::decisions_cmd::Source) -> Result<ExitCode> {
-    let (rpc, gov, signer) = open(target, payer)?;
+    let session = target.session(payer)?;
     let store = crate::decisions_cmd::open(source).await?;
     let checkpoint = store
         .latest_checkpoint()
@@ -914,55 +633,11 @@ async fn anchor(target: &Target, payer: &Payer, source: &crate::decisions_cmd::S
     let tree_size = u64::try_from(checkpoint.tree_size).context("checkpoint size")?;
     let root: Key = checkpoint.root;
     let time = checkpoint.signed_at_us / 1_000_000;
-    let ix = gov
-        .anchor_checkpoint(&signer.pubkey().to_bytes(), tree_size, &root, time)
-        .map_err(program_error)?;
-    send(&rpc, &ix, &[&signer]).await?;
+    confirmed(
+        &session
+            .act(|gov, me| gov.anchor_checkpoint(me, tree_size, &root, time))
+            .await?,
+    );
     println!("anchored: tree size {tree_size}, root {}", hex::encode(root));
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roles_and_key_sets_are_checked() {
-        assert_eq!(parse_roles(&["voter".into(), "reviewer".into()]).unwrap(), 5);
-        assert!(parse_roles(&["king".into()]).is_err());
-        let a = address(&[1; 32]);
-        let b = address(&[2; 32]);
-        assert_eq!(key_set(2, &[a.clone(), b.clone()]).unwrap().count, 2);
-        assert!(key_set(3, &[a.clone(), b]).is_err(), "M > N");
-        assert!(key_set(1, &[a.clone(), a]).is_err(), "duplicates");
-        assert!(key_set(1, &[]).is_err());
-    }
-
-    #[test]
-    fn payloads_are_built_for_their_kind() {
-        let (kind, data) = change_payload(&Change::Policy {
-            hash: "ab".repeat(32),
-            deactivate: true,
-        })
-        .unwrap();
-        assert_eq!(kind, ProposalKind::SetPolicy);
-        assert_eq!(data[..32], [0xab; 32]);
-        assert_eq!(data[32], 0);
-        assert!(
-            change_payload(&Change::Policy {
-                hash: "abc".into(),
-                deactivate: false
-            })
-            .is_err()
-        );
-        assert!(
-            change_payload(&Change::Params {
-                threshold_bps: 0,
-                quorum_bps: 1,
-                voting_period: 1,
-                timelock: 0
-            })
-            .is_err()
-        );
-    }
 }

@@ -1,37 +1,28 @@
-//! `acgs keys …`: key management for the Quantumagi Solana deployment. A private directory of Solana keypair
-//! files with a manifest; generation by role, listing, an audit for cron, the retirement of keys replaced in a
-//! rotation, encrypted backups and their restore, and the check of single keypair files. Replaces the runbook's `key_management.sh` (docs/quantumagi.md).
-
-mod audit;
-mod backup;
-mod directory;
-mod error;
-pub(crate) mod keypair;
-mod manifest;
-mod retire;
+//! `acgs keys …`: key management for the Quantumagi Solana deployment, over the acgs-chain library's key vault.
+//! A private directory of Solana keypair files with a manifest; generation by role, listing, an audit for cron,
+//! the retirement of keys replaced in a rotation, encrypted backups and their restore, and the check of single
+//! keypair files. Replaces the runbook's `key_management.sh` (docs/quantumagi.md). Thin: the clap arguments, the
+//! passphrase input, and the output.
 
 use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use acgs_chain::keys::audit::{self, Severity};
+use acgs_chain::keys::backup::{self, BACKUP_KDF, Passphrase};
+use acgs_chain::keys::directory::{InitOutcome, KeyDirectory};
+use acgs_chain::keys::generate::{MAX_COUNT, generate};
+use acgs_chain::keys::keypair::{Keypair, PublicKey};
+use acgs_chain::keys::manifest::{Role, RotationState};
+use acgs_chain::keys::retire;
 use anyhow::{Context as _, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use self::audit::Severity;
-use self::backup::{BACKUP_KDF, Passphrase};
-use self::directory::{InitOutcome, KeyDirectory};
-use self::error::KeysError;
-use self::keypair::{Keypair, PublicKey};
-use self::manifest::{KeyEntry, Role, RotationState, check_file_name, whole_seconds};
-
 /// The environment variable that may hold the backup passphrase.
 const PASSPHRASE_ENV: &str = "ACGS_KEYS_PASSPHRASE";
-
-/// Most keys one `generate` makes.
-const MAX_COUNT: u32 = 100;
 
 /// The key directory option shared by the commands.
 #[derive(Debug, clap::Args)]
@@ -268,7 +259,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
         KeysCommand::Verify { file, pubkey } => {
             let keypair = Keypair::read(&file)?;
             if let Some(expected) = pubkey {
-                let expected: PublicKey = expected.parse().map_err(|e: String| anyhow!(e))?;
+                let expected: PublicKey = expected.parse()?;
                 if keypair.public_key() != expected {
                     bail!(
                         "`{}` holds the key {}, not {expected}",
@@ -281,78 +272,6 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Generate `count` keys of `role` into `dir` and record them in its manifest; returns their paths and public
-/// keys. Names are checked before any key is made; keys written before a failure are still recorded.
-fn generate(
-    dir: &KeyDirectory,
-    role: Role,
-    count: u32,
-    name: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<Vec<(PathBuf, PublicKey)>, KeysError> {
-    let (_lock, mut manifest) = dir.open_for_change()?;
-    let names: Option<Vec<String>> = name.map(|n| {
-        let base = n.strip_suffix(".json").unwrap_or(n);
-        if count == 1 {
-            vec![format!("{base}.json")]
-        } else {
-            (1..=count).map(|i| format!("{base}-{i}.json")).collect()
-        }
-    });
-    for file in names.iter().flatten() {
-        check_file_name(file).map_err(|_| KeysError::InvalidName(file.clone()))?;
-        // A retired key keeps its name: its file is under retired/.
-        if let Some(listed) = manifest.get(file) {
-            return Err(KeysError::Exists(dir.key_path(listed)));
-        }
-        if dir.file(file).exists() {
-            return Err(KeysError::Exists(dir.file(file)));
-        }
-    }
-    let created_at = whole_seconds(now);
-    let mut made = Vec::new();
-    let mut failure = None;
-    for i in 0..count as usize {
-        let keypair = match Keypair::generate() {
-            Ok(k) => k,
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        };
-        let public_key = keypair.public_key();
-        let file = match &names {
-            Some(names) => names[i].clone(),
-            None => format!("{role}-{}.json", &public_key.to_string()[..8]),
-        };
-        if let Some(listed) = manifest.get(&file) {
-            failure = Some(KeysError::Exists(dir.key_path(listed)));
-            break;
-        }
-        match dir.write_key_file(&file, keypair.to_json().as_bytes()) {
-            Ok(path) => made.push((path, public_key)),
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        }
-        manifest.keys.push(KeyEntry {
-            file,
-            role,
-            public_key,
-            created_at,
-            retired: None,
-        });
-    }
-    if !made.is_empty() {
-        dir.replace_manifest(manifest.to_json().as_bytes())?;
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(made),
-    }
 }
 
 /// A key as `list` shows it. A retired key is never overdue; `retired_at` and `retired_reason` are null for

@@ -45,16 +45,41 @@ impl fmt::Debug for PublicKey {
     }
 }
 
-impl FromStr for PublicKey {
-    type Err = String;
+/// Why a text is not a public key (a Solana address).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// Not base58.
+    #[error("`{text}` is not base58: {reason}")]
+    NotBase58 {
+        /// The text given.
+        text: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// Base58 of the wrong length.
+    #[error("`{text}` is {len} bytes, a public key is 32")]
+    Length {
+        /// The text given.
+        text: String,
+        /// Bytes it decodes to.
+        len: usize,
+    },
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bytes = bs58::decode(s)
-            .into_vec()
-            .map_err(|e| format!("`{s}` is not base58: {e}"))?;
+impl FromStr for PublicKey {
+    type Err = AddressError;
+
+    fn from_str(s: &str) -> Result<Self, AddressError> {
+        let bytes = bs58::decode(s).into_vec().map_err(|e| AddressError::NotBase58 {
+            text: s.to_owned(),
+            reason: e.to_string(),
+        })?;
         <[u8; 32]>::try_from(bytes.as_slice())
             .map(Self)
-            .map_err(|_| format!("`{s}` is {} bytes, a public key is 32", bytes.len()))
+            .map_err(|_| AddressError::Length {
+                text: s.to_owned(),
+                len: bytes.len(),
+            })
     }
 }
 

@@ -1,10 +1,10 @@
-//! What can go wrong with keypair files, the key directory and backups: one typed error for the `keys` module.
+//! What can go wrong with keypair files, the key directory and backups: one typed error for the key vault.
 
 use std::path::PathBuf;
 
 use super::keypair::KeypairError;
 
-/// An error of `acgs keys`; the message names the file and says what to do where there is something to do.
+/// An error of the key vault (`acgs keys`); the message names the file and says what to do where there is something to do.
 #[derive(Debug, thiserror::Error)]
 pub enum KeysError {
     /// Reading or writing a file failed.

@@ -21,7 +21,8 @@ pub const MANIFEST_FORMAT: &str = "acgs-keys-manifest/v1";
 pub const DUE_SOON_DAYS: i64 = 30;
 
 /// What a key is for in the Quantumagi deployment; each role has its rotation period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Program upgrade authority.

@@ -1,6 +1,6 @@
-//! `acgs keys retire`: the last step of a rotation. The old key stays in the manifest, marked retired (when, and
-//! why), and its file moves to the key directory's `retired/` subdirectory (0700), where it is kept, backed up and
-//! audited for permissions and integrity, but no longer for its rotation date.
+//! Retiring a key (`acgs keys retire`), the last step of a rotation. The old key stays in the manifest, marked
+//! retired (when, and why), and its file moves to the key directory's `retired/` subdirectory (0700), where it is
+//! kept, backed up and audited for permissions and integrity, but no longer for its rotation date.
 //!
 //! The file moves by a hard link into `retired/` (which fails rather than replace anything there), then the
 //! manifest is replaced atomically, then the old name is removed, each step flushed to disk. An interruption

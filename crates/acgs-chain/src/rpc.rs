@@ -1,26 +1,28 @@
-//! The few Solana JSON-RPC calls `acgs chain` needs, over plain HTTP(S): the latest blockhash, an account's
-//! data, sending a transaction (with the cluster's preflight simulation) and waiting for its confirmation. A
-//! refusal by the Quantumagi program is reported by its error's name and code, with the program's logs.
+//! The few Solana JSON-RPC calls the client needs, over plain HTTP(S): the latest blockhash, an account's data,
+//! sending a transaction (with the cluster's preflight simulation) and waiting for its confirmation. A refusal by
+//! the Quantumagi program is reported by its error's name and code, with the program's logs.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use quantumagi_program::error::QgError;
-use quantumagi_program::state::Key;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::keys::keypair::PublicKey;
+use crate::Key;
+use crate::address::{address, parse_address};
+use crate::error::ChainError;
 
 /// A JSON-RPC endpoint of a Solana cluster (devnet, mainnet, a local validator).
+#[derive(Debug, Clone)]
 pub struct Rpc {
     client: reqwest::Client,
     url: String,
 }
 
 /// An account as the cluster returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountData {
     /// The owning program.
     pub owner: Key,
@@ -28,30 +30,25 @@ pub struct AccountData {
     pub data: Vec<u8>,
 }
 
-/// Parse a base58 address (the `acgs keys` public-key form).
-pub fn parse_address(text: &str) -> Result<Key> {
-    text.trim().parse::<PublicKey>().map(|k| k.0).map_err(|e| anyhow!(e))
-}
-
-/// An address in base58.
-pub fn address(key: &Key) -> String {
-    PublicKey(*key).to_string()
-}
-
 impl Rpc {
     /// The endpoint at `url`.
-    pub fn new(url: &str) -> Result<Self> {
+    pub fn new(url: &str) -> Result<Self, ChainError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .context("building the HTTP client")?;
+            .map_err(ChainError::HttpClient)?;
         Ok(Self {
             client,
             url: url.to_owned(),
         })
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T> {
+    /// The URL of the endpoint.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, ChainError> {
         let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let response = self
             .client
@@ -59,35 +56,47 @@ impl Rpc {
             .json(&request)
             .send()
             .await
-            .with_context(|| format!("cannot reach the Solana RPC endpoint {}", self.url))?;
+            .map_err(|source| ChainError::Unreachable {
+                url: self.url.clone(),
+                source,
+            })?;
         let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .with_context(|| format!("{} answered {method} with no JSON ({status})", self.url))?;
+        let body: Value = response.json().await.map_err(|source| ChainError::NotJson {
+            url: self.url.clone(),
+            method: method.to_owned(),
+            status,
+            source,
+        })?;
         if let Some(error) = body.get("error") {
             return Err(rpc_error(method, error));
         }
-        let result = body
-            .get("result")
-            .cloned()
-            .ok_or_else(|| anyhow!("{} answered {method} without a result", self.url))?;
-        serde_json::from_value(result).with_context(|| format!("unexpected {method} result from {}", self.url))
+        let result = body.get("result").cloned().ok_or_else(|| ChainError::NoResult {
+            url: self.url.clone(),
+            method: method.to_owned(),
+        })?;
+        serde_json::from_value(result).map_err(|source| ChainError::UnexpectedResult {
+            url: self.url.clone(),
+            method: method.to_owned(),
+            source,
+        })
     }
 
     /// The latest blockhash (at `confirmed`).
-    pub async fn latest_blockhash(&self) -> Result<[u8; 32]> {
+    pub async fn latest_blockhash(&self) -> Result<[u8; 32], ChainError> {
         let result: Value = self
             .call("getLatestBlockhash", json!([{"commitment": "confirmed"}]))
             .await?;
         let text = result["value"]["blockhash"]
             .as_str()
-            .ok_or_else(|| anyhow!("getLatestBlockhash returned no blockhash"))?;
-        parse_address(text).context("the blockhash")
+            .ok_or(ChainError::MissingField("getLatestBlockhash returned no blockhash"))?;
+        parse_address(text).map_err(|source| ChainError::AddressInAnswer {
+            what: "the blockhash",
+            source,
+        })
     }
 
     /// The account at `key`, if it exists.
-    pub async fn account(&self, key: &Key) -> Result<Option<AccountData>> {
+    pub async fn account(&self, key: &Key) -> Result<Option<AccountData>, ChainError> {
         let result: Value = self
             .call(
                 "getAccountInfo",
@@ -100,16 +109,21 @@ impl Rpc {
         }
         let data = value["data"][0]
             .as_str()
-            .ok_or_else(|| anyhow!("getAccountInfo returned no base64 data"))?;
+            .ok_or(ChainError::MissingField("getAccountInfo returned no base64 data"))?;
         Ok(Some(AccountData {
-            owner: parse_address(value["owner"].as_str().unwrap_or_default()).context("the account's owner")?,
-            data: STANDARD.decode(data).context("the account's data is not base64")?,
+            owner: parse_address(value["owner"].as_str().unwrap_or_default()).map_err(|source| {
+                ChainError::AddressInAnswer {
+                    what: "the account's owner",
+                    source,
+                }
+            })?,
+            data: STANDARD.decode(data).map_err(ChainError::NotBase64)?,
         }))
     }
 
     /// Send a signed transaction (after the cluster's preflight simulation) and wait until it is confirmed;
     /// returns its signature.
-    pub async fn send_and_confirm(&self, transaction: &[u8]) -> Result<String> {
+    pub async fn send_and_confirm(&self, transaction: &[u8]) -> Result<String, ChainError> {
         let signature: String = self
             .call(
                 "sendTransaction",
@@ -127,36 +141,39 @@ impl Rpc {
             let status = &statuses["value"][0];
             if !status.is_null() {
                 if !status["err"].is_null() {
-                    bail!("transaction {signature} failed: {}", describe_error(&status["err"]));
+                    return Err(ChainError::TransactionFailed {
+                        reason: describe_error(&status["err"]),
+                        signature,
+                    });
                 }
                 if matches!(status["confirmationStatus"].as_str(), Some("confirmed" | "finalized")) {
                     return Ok(signature);
                 }
             }
             if Instant::now() > deadline {
-                bail!("transaction {signature} was not confirmed within 60 s");
+                return Err(ChainError::NotConfirmed { signature });
             }
             tokio::time::sleep(Duration::from_millis(400)).await;
         }
     }
 }
 
-/// A JSON-RPC error, with the program's error named when the simulation says which.
-fn rpc_error(method: &str, error: &Value) -> anyhow::Error {
-    let message = error["message"].as_str().unwrap_or("unknown error");
+/// A JSON-RPC error, with the program's error named when the simulation says which, and its logs.
+fn rpc_error(method: &str, error: &Value) -> ChainError {
     let data = &error["data"];
-    let mut text = match data.get("err") {
-        Some(err) if !err.is_null() => format!("{method}: {}", describe_error(err)),
-        _ => format!("{method}: {message}"),
+    let reason = match data.get("err") {
+        Some(err) if !err.is_null() => describe_error(err),
+        _ => error["message"].as_str().unwrap_or("unknown error").to_owned(),
     };
-    if let Some(logs) = data["logs"].as_array().filter(|l| !l.is_empty()) {
-        text.push_str("\nprogram logs:");
-        for line in logs.iter().filter_map(Value::as_str) {
-            text.push_str("\n  ");
-            text.push_str(line);
-        }
+    let logs = data["logs"]
+        .as_array()
+        .map(|lines| lines.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    ChainError::Refused {
+        method: method.to_owned(),
+        reason,
+        logs,
     }
-    anyhow!(text)
 }
 
 /// A transaction error as the RPC encodes it (`{"InstructionError": [0, {"Custom": 6006}]}`), in words.
@@ -189,10 +206,19 @@ mod tests {
     }
 
     #[test]
-    fn addresses_round_trip_and_bad_ones_are_refused() {
-        let key = [7u8; 32];
-        assert_eq!(parse_address(&address(&key)).unwrap(), key);
-        assert!(parse_address("0OIl").is_err());
-        assert!(parse_address("11111111").is_err());
+    fn refusals_carry_the_program_logs() {
+        let error = json!({"message": "simulation failed", "data": {
+            "err": {"InstructionError": [0, {"Custom": 6006}]},
+            "logs": ["Program log: one", "Program log: two"],
+        }});
+        assert_eq!(
+            rpc_error("sendTransaction", &error).to_string(),
+            "sendTransaction: the program refused: Unauthorized (6006)\nprogram logs:\n  Program log: one\n  Program log: two"
+        );
+        let error = json!({"message": "blockhash not found"});
+        assert_eq!(
+            rpc_error("sendTransaction", &error).to_string(),
+            "sendTransaction: blockhash not found"
+        );
     }
 }

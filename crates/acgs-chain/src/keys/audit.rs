@@ -1,4 +1,4 @@
-//! `acgs keys audit`'s checks of a key directory: permissions and owners, that every listed key file (retired
+//! The audit of a key directory (`acgs keys audit`): permissions and owners, that every listed key file (retired
 //! keys' under `retired/`) exists and holds the listed key intact, files the manifest does not list, and active
 //! keys' ages against the rotation schedule.
 
