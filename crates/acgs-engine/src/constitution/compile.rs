@@ -1,236 +1,28 @@
-//! Validation and compilation of a constitution document into an immutable, ready-to-evaluate form.
-//!
-//! A [`Constitution`] can only be obtained through validation, so holding one means: the TOML parsed,
-//! ids are unique and well formed, every policy names an existing principle, the schema and every Cedar
-//! policy parse, the policies pass strict validation against the schema, invariants are valid, and (for
-//! [`Constitution::load`] / [`Constitution::from_toml`]) the constitution's own test cases pass.
+//! Checks a parsed constitution document and compiles it: ids, principles, schema, Cedar policies and
+//! invariants validated (every problem reported with its line in the TOML file), then each action's policies
+//! compiled into one ready-to-evaluate [`CompiledAction`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
-use std::str::FromStr;
-
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use cedar_policy::{
-    ActionConstraint, Effect, EntityUid, Policy, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator,
+    ActionConstraint, Effect, EntityUid, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator,
 };
 use miette::Diagnostic;
-use serde_json::Value;
 
+use super::detections::detections_declarations;
+use super::{
+    CompiledAction, CompiledInvariant, CompiledPolicy, Constitution, DETECTIONS_ATTRIBUTE, ESCALATE_ANNOTATION,
+    PolicyInfo,
+};
 use crate::decision::{PolicyEffect, Reason};
-use crate::document::{ConstitutionDocument, InvariantKind, Principle, TestCase};
+use crate::document::ConstitutionDocument;
 use crate::error::{LoadError, Problem, ProblemKind};
-use crate::hash::{ConstitutionHash, hash_document};
-use crate::shapes::{ActionShape, Shapes};
-use crate::testing::TestReport;
-
-/// Annotation that marks a `forbid` policy as an escalation rule (human approval instead of deny).
-pub const ESCALATE_ANNOTATION: &str = "escalate";
-
-/// Name of the context attribute the engine fills with detector findings.
-pub const DETECTIONS_ATTRIBUTE: &str = "detections";
-
-/// What the engine knows about one policy beyond its Cedar text.
-#[derive(Debug, Clone)]
-pub struct PolicyInfo {
-    /// Policy id.
-    pub id: String,
-    /// Id of the principle it implements.
-    pub principle_id: String,
-    /// `permit` or `forbid`.
-    pub effect: PolicyEffect,
-    /// A `forbid` marked `@escalate`: yields `escalate` instead of `deny`.
-    pub escalation: bool,
-    /// Description from the document.
-    pub description: String,
-    /// Normalised Cedar text.
-    pub cedar: String,
-}
-
-/// A validated invariant with its parsed `matching` policy.
-#[derive(Debug, Clone)]
-pub struct CompiledInvariant {
-    /// Invariant id.
-    pub id: String,
-    /// Principle it protects.
-    pub principle_id: String,
-    /// The statement in words.
-    pub description: String,
-    /// What is asserted.
-    pub kind: InvariantKind,
-    /// The parsed, schema-validated policy describing the matched requests.
-    pub matching: Policy,
-}
-
-/// One policy ready to evaluate: its condition expression built once, and the reason it gives when it applies.
-#[derive(Debug)]
-pub(crate) struct CompiledPolicy {
-    /// Scope and conditions as one expression (Cedar would rebuild it on every evaluation).
-    pub(crate) condition: cedar_policy_core::ast::Expr,
-    /// Id, principle, effect and escalation flag, as reported when the policy applies.
-    pub(crate) reason: Reason,
-}
-
-/// Everything needed to decide the requests for one action, compiled once.
-#[derive(Debug)]
-pub(crate) struct CompiledAction {
-    /// The action's uid.
-    pub(crate) uid: cedar_policy_core::ast::EntityUID,
-    /// Principal, resource and context types of its requests.
-    pub(crate) shape: ActionShape,
-    /// Every policy whose action scope can match this action, sorted by id.
-    pub(crate) policies: Vec<CompiledPolicy>,
-    /// Whether the action's context type declares `detections`.
-    pub(crate) wants_detections: bool,
-    /// An entity store holding just this action's entity (with its action groups as ancestors), so a
-    /// request adds its own entities to a small store instead of every action of the schema.
-    pub(crate) action_store: cedar_policy_core::entities::Entities,
-}
-
-/// A validated, compiled constitution. Immutable; share it behind an `Arc`.
-#[derive(Debug)]
-pub struct Constitution {
-    pub(crate) document: ConstitutionDocument,
-    source_name: String,
-    hash: ConstitutionHash,
-    pub(crate) schema: Schema,
-    principles: BTreeMap<String, Principle>,
-    pub(crate) policies: HashMap<PolicyId, PolicyInfo>,
-    policy_order: Vec<PolicyId>,
-    /// Actions by the names requests may use: the full uid text and, when unambiguous, the bare id.
-    pub(crate) actions: HashMap<String, Arc<CompiledAction>>,
-    /// The schema's entity types, compiled for checking requests.
-    pub(crate) shapes: Shapes,
-    invariants: Vec<CompiledInvariant>,
-}
-
-impl Constitution {
-    /// Read, validate and compile a constitution file, and run its test cases; fails if any test fails.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, LoadError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_toml(&path.display().to_string(), &text)
-    }
-
-    /// Validate and compile TOML text, and run its test cases; fails if any test fails.
-    pub fn from_toml(source_name: &str, text: &str) -> Result<Self, LoadError> {
-        let constitution = Self::compile(source_name, text)?;
-        let report = constitution.run_tests(&crate::Detectors::new());
-        if report.failed() > 0 {
-            return Err(LoadError::TestsFailed {
-                source_name: source_name.to_owned(),
-                report,
-            });
-        }
-        Ok(constitution)
-    }
-
-    /// Read and compile a file without running its test cases (for `acgs constitution test`).
-    pub fn compile_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::compile(&path.display().to_string(), &text)
-    }
-
-    /// Validate and compile TOML text without running its test cases.
-    pub fn compile(source_name: &str, text: &str) -> Result<Self, LoadError> {
-        let invalid = |problems: Vec<Problem>| LoadError::Invalid {
-            source_name: source_name.to_owned(),
-            problems,
-        };
-        let document: ConstitutionDocument = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
-            invalid(vec![Problem {
-                kind: ProblemKind::Syntax,
-                line,
-                subject: String::new(),
-                message: e.message().trim().to_owned(),
-            }])
-        })?;
-        Compiler::new(text, source_name).compile(document)
-    }
-
-    /// The constitutional hash of this constitution's content.
-    pub fn hash(&self) -> ConstitutionHash {
-        self.hash
-    }
-
-    /// Name and version.
-    pub fn metadata(&self) -> &crate::document::Metadata {
-        &self.document.constitution
-    }
-
-    /// Where the constitution came from (a file name).
-    pub fn source_name(&self) -> &str {
-        &self.source_name
-    }
-
-    /// Principles by id, in id order.
-    pub fn principles(&self) -> impl Iterator<Item = &Principle> {
-        self.principles.values()
-    }
-
-    /// One principle.
-    pub fn principle(&self, id: &str) -> Option<&Principle> {
-        self.principles.get(id)
-    }
-
-    /// Policies in file order.
-    pub fn policies(&self) -> impl Iterator<Item = &PolicyInfo> {
-        self.policy_order.iter().filter_map(|id| self.policies.get(id))
-    }
-
-    /// Invariants in file order.
-    pub fn invariants(&self) -> &[CompiledInvariant] {
-        &self.invariants
-    }
-
-    /// Test cases carried by the constitution.
-    pub fn tests(&self) -> &[TestCase] {
-        &self.document.tests
-    }
-
-    /// The Cedar schema.
-    pub fn schema(&self) -> &Schema {
-        &self.schema
-    }
-
-    /// Normalised Cedar schema text.
-    pub fn schema_text(&self) -> String {
-        crate::hash::normalize_text(self.document.schema.cedar.get_ref())
-    }
-
-    /// Action ids declared in the schema, sorted.
-    pub fn action_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self
-            .actions
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !k.contains("::"))
-            .collect();
-        names.sort_unstable();
-        names
-    }
-
-    /// The canonical serialisation the hash is computed over.
-    pub fn canonical_form(&self) -> String {
-        crate::hash::canonical_form(&self.document)
-    }
-
-    /// Run the constitution's test cases.
-    pub fn run_tests(&self, detectors: &crate::Detectors) -> TestReport {
-        crate::testing::run(self, detectors)
-    }
-}
+use crate::hash::hash_document;
+use crate::shapes::Shapes;
 
 /// 1-based line number of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|b| **b == b'\n')
@@ -264,14 +56,15 @@ fn diagnostic_message(d: &(impl Diagnostic + std::fmt::Display + ?Sized)) -> Str
     msg
 }
 
-struct Compiler<'a> {
+/// Collects the problems of one document while it is checked and compiled.
+pub(super) struct Compiler<'a> {
     text: &'a str,
     source_name: &'a str,
     problems: Vec<Problem>,
 }
 
 impl<'a> Compiler<'a> {
-    fn new(text: &'a str, source_name: &'a str) -> Self {
+    pub(super) fn new(text: &'a str, source_name: &'a str) -> Self {
         Self {
             text,
             source_name,
@@ -303,7 +96,7 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn compile(mut self, document: ConstitutionDocument) -> Result<Constitution, LoadError> {
+    pub(super) fn compile(mut self, document: ConstitutionDocument) -> Result<Constitution, LoadError> {
         self.check_ids(&document);
 
         // Schema.
@@ -682,100 +475,6 @@ fn is_valid_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-/// For each action (by its full uid text), whether its context declares `detections` with the
-/// engine's record type. Errors when a declaration has the wrong type.
-fn detections_declarations(schema_text: &str) -> Result<HashMap<String, bool>, String> {
-    let (fragment, _) = SchemaFragment::from_cedarschema_str(schema_text).map_err(|e| e.to_string())?;
-    let json = fragment.to_json_value().map_err(|e| e.to_string())?;
-    let mut out = HashMap::new();
-    let Some(namespaces) = json.as_object() else {
-        return Ok(out);
-    };
-    for (ns, body) in namespaces {
-        let common = body.get("commonTypes").and_then(Value::as_object);
-        let resolve = |ty: &Value| -> Option<Value> { resolve_type(ty, common, 0) };
-        let Some(actions) = body.get("actions").and_then(Value::as_object) else {
-            continue;
-        };
-        for (name, action) in actions {
-            let uid_text = if ns.is_empty() {
-                format!("Action::{}", Value::String(name.clone()))
-            } else {
-                format!("{ns}::Action::{}", Value::String(name.clone()))
-            };
-            let declared = action
-                .get("appliesTo")
-                .and_then(|a| a.get("context"))
-                .and_then(&resolve)
-                .and_then(|ctx| ctx.get("attributes").cloned())
-                .and_then(|attrs| attrs.get(DETECTIONS_ATTRIBUTE).cloned());
-            let wants = match declared {
-                None => false,
-                Some(attr) => {
-                    let ty = resolve(&attr).unwrap_or(Value::Null);
-                    if !is_detections_type(&ty, common) {
-                        return Err(format!(
-                            "action `{name}`: context attribute `detections` must have type \
-                             {{ pii: Bool, pii_kinds: Set<String>, secrets: Bool, secret_kinds: Set<String>, prompt_injection: Bool }}"
-                        ));
-                    }
-                    true
-                }
-            };
-            let uid = EntityUid::from_str(&uid_text)
-                .map(|u| u.to_string())
-                .unwrap_or(uid_text);
-            out.insert(uid, wants);
-        }
-    }
-    Ok(out)
-}
-
-/// Follow common-type references (bounded depth) to a concrete JSON schema type.
-fn resolve_type(ty: &Value, common: Option<&serde_json::Map<String, Value>>, depth: usize) -> Option<Value> {
-    if depth > 8 {
-        return None;
-    }
-    let type_name = ty.get("type")?.as_str()?;
-    let reference = match type_name {
-        "EntityOrCommon" => ty.get("name")?.as_str()?,
-        "Record" | "Set" | "Long" | "String" | "Boolean" | "Entity" | "Extension" => return Some(ty.clone()),
-        other => other,
-    };
-    match reference {
-        "Bool" | "Boolean" => Some(serde_json::json!({"type": "Boolean"})),
-        "String" => Some(serde_json::json!({"type": "String"})),
-        "Long" => Some(serde_json::json!({"type": "Long"})),
-        name => {
-            let target = common?.get(name)?;
-            resolve_type(target, common, depth + 1)
-        }
-    }
-}
-
-fn is_detections_type(ty: &Value, common: Option<&serde_json::Map<String, Value>>) -> bool {
-    let Some(attrs) = ty.get("attributes").and_then(Value::as_object) else {
-        return false;
-    };
-    let kind = |name: &str| attrs.get(name).and_then(|t| resolve_type(t, common, 0));
-    let is_bool = |name: &str| kind(name).and_then(|t| t.get("type").cloned()) == Some(Value::from("Boolean"));
-    let is_string_set = |name: &str| {
-        kind(name).is_some_and(|t| {
-            t.get("type") == Some(&Value::from("Set"))
-                && t.get("element")
-                    .and_then(|e| resolve_type(e, common, 0))
-                    .and_then(|e| e.get("type").cloned())
-                    == Some(Value::from("String"))
-        })
-    };
-    attrs.len() == 5
-        && is_bool("pii")
-        && is_string_set("pii_kinds")
-        && is_bool("secrets")
-        && is_string_set("secret_kinds")
-        && is_bool("prompt_injection")
 }
 
 /// The condition Cedar evaluates for `policy` (its scope and its `when`/`unless` clauses), without the action

@@ -1,0 +1,233 @@
+//! Validation and compilation of a constitution document into an immutable, ready-to-evaluate form.
+//!
+//! A [`Constitution`] can only be obtained through validation, so holding one means: the TOML parsed,
+//! ids are unique and well formed, every policy names an existing principle, the schema and every Cedar
+//! policy parse, the policies pass strict validation against the schema, invariants are valid, and (for
+//! [`Constitution::load`] / [`Constitution::from_toml`]) the constitution's own test cases pass.
+//!
+//! This module holds the compiled constitution and what it is read through; the checks and the compilation of
+//! a parsed document are in `compile`, and the reading of `detections` declarations from the schema in
+//! `detections`.
+
+mod compile;
+mod detections;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use cedar_policy::{Policy, PolicyId, Schema};
+
+use crate::decision::{PolicyEffect, Reason};
+use crate::document::{ConstitutionDocument, InvariantKind, Principle, TestCase};
+use crate::error::{LoadError, Problem, ProblemKind};
+use crate::hash::ConstitutionHash;
+use crate::shapes::{ActionShape, Shapes};
+use crate::testing::TestReport;
+
+use compile::{Compiler, line_of};
+
+/// Annotation that marks a `forbid` policy as an escalation rule (human approval instead of deny).
+pub const ESCALATE_ANNOTATION: &str = "escalate";
+
+/// Name of the context attribute the engine fills with detector findings.
+pub const DETECTIONS_ATTRIBUTE: &str = "detections";
+
+/// What the engine knows about one policy beyond its Cedar text.
+#[derive(Debug, Clone)]
+pub struct PolicyInfo {
+    /// Policy id.
+    pub id: String,
+    /// Id of the principle it implements.
+    pub principle_id: String,
+    /// `permit` or `forbid`.
+    pub effect: PolicyEffect,
+    /// A `forbid` marked `@escalate`: yields `escalate` instead of `deny`.
+    pub escalation: bool,
+    /// Description from the document.
+    pub description: String,
+    /// Normalised Cedar text.
+    pub cedar: String,
+}
+
+/// A validated invariant with its parsed `matching` policy.
+#[derive(Debug, Clone)]
+pub struct CompiledInvariant {
+    /// Invariant id.
+    pub id: String,
+    /// Principle it protects.
+    pub principle_id: String,
+    /// The statement in words.
+    pub description: String,
+    /// What is asserted.
+    pub kind: InvariantKind,
+    /// The parsed, schema-validated policy describing the matched requests.
+    pub matching: Policy,
+}
+
+/// One policy ready to evaluate: its condition expression built once, and the reason it gives when it applies.
+#[derive(Debug)]
+pub(crate) struct CompiledPolicy {
+    /// Scope and conditions as one expression (Cedar would rebuild it on every evaluation).
+    pub(crate) condition: cedar_policy_core::ast::Expr,
+    /// Id, principle, effect and escalation flag, as reported when the policy applies.
+    pub(crate) reason: Reason,
+}
+
+/// Everything needed to decide the requests for one action, compiled once.
+#[derive(Debug)]
+pub(crate) struct CompiledAction {
+    /// The action's uid.
+    pub(crate) uid: cedar_policy_core::ast::EntityUID,
+    /// Principal, resource and context types of its requests.
+    pub(crate) shape: ActionShape,
+    /// Every policy whose action scope can match this action, sorted by id.
+    pub(crate) policies: Vec<CompiledPolicy>,
+    /// Whether the action's context type declares `detections`.
+    pub(crate) wants_detections: bool,
+    /// An entity store holding just this action's entity (with its action groups as ancestors), so a
+    /// request adds its own entities to a small store instead of every action of the schema.
+    pub(crate) action_store: cedar_policy_core::entities::Entities,
+}
+
+/// A validated, compiled constitution. Immutable; share it behind an `Arc`.
+#[derive(Debug)]
+pub struct Constitution {
+    pub(crate) document: ConstitutionDocument,
+    source_name: String,
+    hash: ConstitutionHash,
+    pub(crate) schema: Schema,
+    principles: BTreeMap<String, Principle>,
+    pub(crate) policies: HashMap<PolicyId, PolicyInfo>,
+    policy_order: Vec<PolicyId>,
+    /// Actions by the names requests may use: the full uid text and, when unambiguous, the bare id.
+    pub(crate) actions: HashMap<String, Arc<CompiledAction>>,
+    /// The schema's entity types, compiled for checking requests.
+    pub(crate) shapes: Shapes,
+    invariants: Vec<CompiledInvariant>,
+}
+
+impl Constitution {
+    /// Read, validate and compile a constitution file, and run its test cases; fails if any test fails.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&path.display().to_string(), &text)
+    }
+
+    /// Validate and compile TOML text, and run its test cases; fails if any test fails.
+    pub fn from_toml(source_name: &str, text: &str) -> Result<Self, LoadError> {
+        let constitution = Self::compile(source_name, text)?;
+        let report = constitution.run_tests(&crate::Detectors::new());
+        if report.failed() > 0 {
+            return Err(LoadError::TestsFailed {
+                source_name: source_name.to_owned(),
+                report,
+            });
+        }
+        Ok(constitution)
+    }
+
+    /// Read and compile a file without running its test cases (for `acgs constitution test`).
+    pub fn compile_file(path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::compile(&path.display().to_string(), &text)
+    }
+
+    /// Validate and compile TOML text without running its test cases.
+    pub fn compile(source_name: &str, text: &str) -> Result<Self, LoadError> {
+        let invalid = |problems: Vec<Problem>| LoadError::Invalid {
+            source_name: source_name.to_owned(),
+            problems,
+        };
+        let document: ConstitutionDocument = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            invalid(vec![Problem {
+                kind: ProblemKind::Syntax,
+                line,
+                subject: String::new(),
+                message: e.message().trim().to_owned(),
+            }])
+        })?;
+        Compiler::new(text, source_name).compile(document)
+    }
+
+    /// The constitutional hash of this constitution's content.
+    pub fn hash(&self) -> ConstitutionHash {
+        self.hash
+    }
+
+    /// Name and version.
+    pub fn metadata(&self) -> &crate::document::Metadata {
+        &self.document.constitution
+    }
+
+    /// Where the constitution came from (a file name).
+    pub fn source_name(&self) -> &str {
+        &self.source_name
+    }
+
+    /// Principles by id, in id order.
+    pub fn principles(&self) -> impl Iterator<Item = &Principle> {
+        self.principles.values()
+    }
+
+    /// One principle.
+    pub fn principle(&self, id: &str) -> Option<&Principle> {
+        self.principles.get(id)
+    }
+
+    /// Policies in file order.
+    pub fn policies(&self) -> impl Iterator<Item = &PolicyInfo> {
+        self.policy_order.iter().filter_map(|id| self.policies.get(id))
+    }
+
+    /// Invariants in file order.
+    pub fn invariants(&self) -> &[CompiledInvariant] {
+        &self.invariants
+    }
+
+    /// Test cases carried by the constitution.
+    pub fn tests(&self) -> &[TestCase] {
+        &self.document.tests
+    }
+
+    /// The Cedar schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Normalised Cedar schema text.
+    pub fn schema_text(&self) -> String {
+        crate::hash::normalize_text(self.document.schema.cedar.get_ref())
+    }
+
+    /// Action ids declared in the schema, sorted.
+    pub fn action_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .actions
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !k.contains("::"))
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The canonical serialisation the hash is computed over.
+    pub fn canonical_form(&self) -> String {
+        crate::hash::canonical_form(&self.document)
+    }
+
+    /// Run the constitution's test cases.
+    pub fn run_tests(&self, detectors: &crate::Detectors) -> TestReport {
+        crate::testing::run(self, detectors)
+    }
+}
