@@ -171,6 +171,82 @@ impl<'a> CanonicalWriter<'a> {
     }
 }
 
+/// Writes the one string it is given as it is: the text of a `JsonText`. Any other value is an error.
+struct RawText<'a> {
+    out: &'a mut String,
+}
+
+/// Serializer methods that refuse their value: only a string is raw JSON text.
+macro_rules! refuse {
+    ($($method:ident($($arg:ty),*) -> $ok:ty),* $(,)?) => {$(
+        fn $method(self, $(_: $arg),*) -> Result<$ok, CanonicalJsonError> {
+            Err(CanonicalJsonError("raw JSON text must be a string".into()))
+        }
+    )*};
+}
+
+impl serde::Serializer for RawText<'_> {
+    type Ok = ();
+    type Error = CanonicalJsonError;
+    type SerializeSeq = serde::ser::Impossible<(), CanonicalJsonError>;
+    type SerializeTuple = serde::ser::Impossible<(), CanonicalJsonError>;
+    type SerializeTupleStruct = serde::ser::Impossible<(), CanonicalJsonError>;
+    type SerializeTupleVariant = serde::ser::Impossible<(), CanonicalJsonError>;
+    type SerializeMap = serde::ser::Impossible<(), CanonicalJsonError>;
+    type SerializeStruct = serde::ser::Impossible<(), CanonicalJsonError>;
+    type SerializeStructVariant = serde::ser::Impossible<(), CanonicalJsonError>;
+
+    fn serialize_str(self, v: &str) -> Result<(), CanonicalJsonError> {
+        self.out.push_str(v);
+        Ok(())
+    }
+    refuse!(
+        serialize_bool(bool) -> (),
+        serialize_i8(i8) -> (),
+        serialize_i16(i16) -> (),
+        serialize_i32(i32) -> (),
+        serialize_i64(i64) -> (),
+        serialize_u8(u8) -> (),
+        serialize_u16(u16) -> (),
+        serialize_u32(u32) -> (),
+        serialize_u64(u64) -> (),
+        serialize_f32(f32) -> (),
+        serialize_f64(f64) -> (),
+        serialize_char(char) -> (),
+        serialize_bytes(&[u8]) -> (),
+        serialize_none() -> (),
+        serialize_unit() -> (),
+        serialize_unit_struct(&'static str) -> (),
+        serialize_unit_variant(&'static str, u32, &'static str) -> (),
+        serialize_seq(Option<usize>) -> Self::SerializeSeq,
+        serialize_tuple(usize) -> Self::SerializeTuple,
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct,
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant,
+        serialize_map(Option<usize>) -> Self::SerializeMap,
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct,
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant,
+    );
+    fn serialize_some<T: ?Sized + serde::Serialize>(self, _: &T) -> Result<(), CanonicalJsonError> {
+        Err(CanonicalJsonError("raw JSON text must be a string".into()))
+    }
+    fn serialize_newtype_struct<T: ?Sized + serde::Serialize>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), CanonicalJsonError> {
+        Err(CanonicalJsonError("raw JSON text must be a string".into()))
+    }
+    fn serialize_newtype_variant<T: ?Sized + serde::Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), CanonicalJsonError> {
+        Err(CanonicalJsonError("raw JSON text must be a string".into()))
+    }
+}
+
 /// Serializer methods writing an integer as Rust (and serde_json) print it.
 macro_rules! integers_as_printed {
     ($($method:ident: $ty:ty),*) => {$(
@@ -275,14 +351,8 @@ impl<'a> serde::Serializer for CanonicalWriter<'a> {
         if name != JSON_TEXT_TOKEN {
             return value.serialize(self);
         }
-        // JSON text that is already in canonical form (see `crate::event::JsonText`): its string, written as it
-        // is. The text comes as a string literal; it is taken back out of its quotes and escapes.
-        let start = self.out.len();
-        value.serialize(CanonicalWriter { out: &mut *self.out })?;
-        let literal = self.out.split_off(start);
-        let text: String = serde_json::from_str(&literal).map_err(|e| CanonicalJsonError(e.to_string()))?;
-        self.out.push_str(&text);
-        Ok(())
+        // JSON text that is already in canonical form (see `crate::event::JsonText`): its string, written as it is.
+        value.serialize(RawText { out: self.out })
     }
     fn serialize_newtype_variant<T: ?Sized + serde::Serialize>(
         mut self,
