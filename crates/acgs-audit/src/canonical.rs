@@ -109,7 +109,25 @@ impl serde::ser::Error for CanonicalJsonError {
 /// path writes one per decision). Floating-point map keys, which serde_json's tree accepts, are refused.
 pub fn to_canonical_json<T: ?Sized + serde::Serialize>(value: &T) -> Result<String, CanonicalJsonError> {
     let mut out = String::with_capacity(512);
-    value.serialize(CanonicalWriter { out: &mut out })?;
+    value.serialize(CanonicalWriter {
+        out: &mut out,
+        extra: &[],
+    })?;
+    Ok(out)
+}
+
+/// `value`, which must serialize as an object, in canonical JSON with the integer entries `extra` added to it: a
+/// leaf is its event's object with `v`, `seq` and `recorded_at_us` added (without serde's `flatten`, which
+/// would buffer every entry through a map).
+pub(crate) fn to_canonical_json_with<T: ?Sized + serde::Serialize>(
+    value: &T,
+    extra: &[(&'static str, i64)],
+) -> Result<String, CanonicalJsonError> {
+    let mut out = String::with_capacity(512);
+    value.serialize(CanonicalWriter { out: &mut out, extra })?;
+    if !out.starts_with('{') {
+        return Err(CanonicalJsonError("only an object can gain entries".into()));
+    }
     Ok(out)
 }
 
@@ -117,6 +135,8 @@ pub fn to_canonical_json<T: ?Sized + serde::Serialize>(value: &T) -> Result<Stri
 /// are written to buffers of their own and put in key order when the object ends.
 struct CanonicalWriter<'a> {
     out: &'a mut String,
+    /// Integer entries the next object written gains (the fields a leaf adds to its event); empty otherwise.
+    extra: &'a [(&'static str, i64)],
 }
 
 /// An array being written (`close` ends it: `]`, or `]}` for a tuple variant).
@@ -135,6 +155,7 @@ struct ObjectWriter<'a> {
     entries: Vec<(Cow<'static, str>, Range<usize>)>,
     key: Option<String>,
     close: &'static str,
+    extra: &'a [(&'static str, i64)],
 }
 
 impl<'a> CanonicalWriter<'a> {
@@ -155,9 +176,10 @@ impl<'a> CanonicalWriter<'a> {
         ObjectWriter {
             start: self.out.len(),
             out: self.out,
-            entries: Vec::with_capacity(len.unwrap_or(8)),
+            entries: Vec::with_capacity(len.unwrap_or(8) + self.extra.len()),
             key: None,
             close,
+            extra: self.extra,
         }
     }
 
@@ -362,7 +384,10 @@ impl<'a> serde::Serializer for CanonicalWriter<'a> {
         value: &T,
     ) -> Result<(), CanonicalJsonError> {
         self.open_variant(variant);
-        value.serialize(CanonicalWriter { out: &mut *self.out })?;
+        value.serialize(CanonicalWriter {
+            out: &mut *self.out,
+            extra: &[],
+        })?;
         self.out.push('}');
         Ok(())
     }
@@ -399,6 +424,10 @@ impl<'a> serde::Serializer for CanonicalWriter<'a> {
         len: usize,
     ) -> Result<ObjectWriter<'a>, CanonicalJsonError> {
         self.open_variant(variant);
+        // The entries to add belong to the outer object, which a variant's content is not: they are refused below.
+        if !self.extra.is_empty() {
+            return Err(CanonicalJsonError("only an object can gain entries".into()));
+        }
         Ok(self.object(Some(len), "}"))
     }
 }
@@ -409,7 +438,10 @@ impl ArrayWriter<'_> {
             self.out.push(',');
         }
         self.first = false;
-        value.serialize(CanonicalWriter { out: &mut *self.out })
+        value.serialize(CanonicalWriter {
+            out: &mut *self.out,
+            extra: &[],
+        })
     }
     fn close(self) -> Result<(), CanonicalJsonError> {
         self.out.push_str(self.close);
@@ -447,12 +479,21 @@ impl ObjectWriter<'_> {
         value: &T,
     ) -> Result<(), CanonicalJsonError> {
         let from = self.out.len();
-        value.serialize(CanonicalWriter { out: &mut *self.out })?;
+        value.serialize(CanonicalWriter {
+            out: &mut *self.out,
+            extra: &[],
+        })?;
         self.entries.push((key, from - self.start..self.out.len() - self.start));
         Ok(())
     }
 
     fn close(mut self) -> Result<(), CanonicalJsonError> {
+        for &(name, value) in self.extra {
+            let from = self.out.len();
+            let _ = write!(self.out, "{value}");
+            self.entries
+                .push((Cow::Borrowed(name), from - self.start..self.out.len() - self.start));
+        }
         // Stable: of entries with the same key the last one stays, as in serde_json's tree.
         self.entries.sort_by(|a, b| a.0.cmp(&b.0));
         let values = self.out.split_off(self.start);
@@ -479,7 +520,10 @@ impl ObjectWriter<'_> {
 /// A map key as the string serde_json's tree would hold: strings as they are, numbers and booleans as they print.
 fn map_key<T: ?Sized + serde::Serialize>(key: &T) -> Result<String, CanonicalJsonError> {
     let mut written = String::new();
-    key.serialize(CanonicalWriter { out: &mut written })?;
+    key.serialize(CanonicalWriter {
+        out: &mut written,
+        extra: &[],
+    })?;
     if written.starts_with('"') {
         if written.contains('\\') {
             serde_json::from_str(&written).map_err(|e| CanonicalJsonError(e.to_string()))
@@ -546,6 +590,25 @@ struct_writer!(SerializeStruct, SerializeStructVariant);
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn entries_are_added_to_an_object_in_key_order_and_refused_elsewhere() {
+        #[derive(serde::Serialize)]
+        struct Event {
+            kind: &'static str,
+            z: u8,
+        }
+        assert_eq!(
+            to_canonical_json_with(&Event { kind: "k", z: 1 }, &[("seq", 7), ("a", -1)]).unwrap(),
+            r#"{"a":-1,"kind":"k","seq":7,"z":1}"#
+        );
+        assert!(to_canonical_json_with(&[1, 2], &[("seq", 7)]).is_err());
+        #[derive(serde::Serialize)]
+        enum Outer {
+            Variant { x: u8 },
+        }
+        assert!(to_canonical_json_with(&Outer::Variant { x: 1 }, &[("seq", 7)]).is_err());
+    }
 
     #[test]
     fn keys_are_sorted_at_every_depth_and_whitespace_is_dropped() {

@@ -20,7 +20,9 @@
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::canonical::{CanonicalJsonError, JSON_TEXT_TOKEN, canonical_json, to_canonical_json, write_json_string};
+use crate::canonical::{
+    CanonicalJsonError, JSON_TEXT_TOKEN, canonical_json, to_canonical_json_with, write_json_string,
+};
 
 /// The format version every leaf carries as `v`.
 pub const EVENT_FORMAT: u8 = 1;
@@ -198,24 +200,17 @@ impl LoggedEvent {
     }
 }
 
-/// A leaf as written.
-#[derive(Serialize)]
-struct Leaf<'a> {
-    v: u8,
-    seq: i64,
-    recorded_at_us: i64,
-    #[serde(flatten)]
-    event: &'a AuditEvent,
-}
-
-/// The leaf of `event` at `seq`, recorded at `recorded_at_us`: its canonical JSON, the bytes the log hashes.
+/// The leaf of `event` at `seq`, recorded at `recorded_at_us`: its canonical JSON, the bytes the log hashes (the
+/// event's object with `v`, `seq` and `recorded_at_us` added).
 pub fn leaf_json(seq: i64, recorded_at_us: i64, event: &AuditEvent) -> Result<String, CanonicalJsonError> {
-    to_canonical_json(&Leaf {
-        v: EVENT_FORMAT,
-        seq,
-        recorded_at_us,
+    to_canonical_json_with(
         event,
-    })
+        &[
+            ("v", i64::from(EVENT_FORMAT)),
+            ("seq", seq),
+            ("recorded_at_us", recorded_at_us),
+        ],
+    )
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The SQLite backend's one writing connection: it appends events (leaves, tree nodes, decision-index rows),
-//! prunes, and keeps signed checkpoints, each in one `BEGIN IMMEDIATE` transaction. The group-commit writer's
-//! decisions leave their tree nodes and index rows to a later commit ([`super::derived`]); every other write
-//! first brings that derived data up to the log's end and then writes its own with its events.
+//! prunes, and keeps signed checkpoints, each in one `BEGIN IMMEDIATE` transaction. Events of every kind are
+//! appended through [`Appender::append`] (the group-commit writer's batches and the store's `append_events`) and
+//! leave their tree nodes and index rows to a later commit ([`super::derived`]); a prune first brings that
+//! derived data up to the log's end and then writes its own with its record.
 //!
 //! It is a synchronous rusqlite connection, used by whichever thread holds it: the group-commit writer's own
 //! thread for decisions ([`crate::DecisionLog`]), a blocking-pool thread for the store's async methods. sqlx
