@@ -86,10 +86,10 @@ pub struct DecisionEvent {
     pub action: String,
     /// The resource.
     pub resource: EntityName,
-    /// What the constitution decided: `allow`, `deny` or `escalate`.
-    pub outcome: String,
+    /// What the constitution decided.
+    pub outcome: Outcome,
     /// What the caller was told to do (differs from `outcome` in shadow mode).
-    pub effective_outcome: String,
+    pub effective_outcome: Outcome,
     /// Whether the server was in shadow mode.
     pub shadow: bool,
     /// Version label of the constitution in force.
@@ -98,6 +98,46 @@ pub struct DecisionEvent {
     pub evaluated_in_us: i64,
     /// The request (content replaced by its digest), reasons, detections, errors and explanation.
     pub body: JsonText,
+}
+
+/// A decision's outcome, as its leaf names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The action may go ahead.
+    Allow,
+    /// The action is refused.
+    Deny,
+    /// The action needs a human's approval.
+    Escalate,
+}
+
+impl Outcome {
+    /// `allow`, `deny` or `escalate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Escalate => "escalate",
+        }
+    }
+}
+
+/// A word that is not an outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an outcome (expected allow, deny or escalate)")]
+pub struct UnknownOutcome(pub String);
+
+impl std::str::FromStr for Outcome {
+    type Err = UnknownOutcome;
+    fn from_str(word: &str) -> Result<Self, UnknownOutcome> {
+        match word {
+            "allow" => Ok(Self::Allow),
+            "deny" => Ok(Self::Deny),
+            "escalate" => Ok(Self::Escalate),
+            other => Err(UnknownOutcome(other.to_owned())),
+        }
+    }
 }
 
 /// An entity named by type and id.
@@ -231,8 +271,8 @@ mod tests {
                     entity_type: "Doc".into(),
                     id: "x".into(),
                 },
-                outcome: "deny".into(),
-                effective_outcome: "allow".into(),
+                outcome: Outcome::Deny,
+                effective_outcome: Outcome::Allow,
                 shadow: true,
                 constitution_version: "1.0".into(),
                 evaluated_in_us: 17,

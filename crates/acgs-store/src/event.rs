@@ -5,7 +5,7 @@
 //! decision-index rows of the decisions among them. Both backends insert what it prepares; neither writes
 //! event JSON of its own. [`AuditEntry`] is an entry as stored.
 
-use acgs_audit::event::{AuditEvent, DecisionEvent, EntityName, JsonText, LoggedEvent, PrunedRange};
+use acgs_audit::event::{AuditEvent, DecisionEvent, EntityName, JsonText, LoggedEvent, Outcome, PrunedRange};
 use acgs_audit::{Hash, leaf_hash, leaf_json};
 use serde::{Deserialize, Serialize};
 
@@ -58,9 +58,18 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// A decision, as its record holds it (its `seq` is left out: the log assigns it).
-    pub fn decision(record: DecisionRecord) -> Self {
-        Self {
+    /// A decision, as its record holds it (its `seq` is left out: the log assigns it). Fails with
+    /// [`StoreError::InvalidRecord`] when an outcome is not `allow`, `deny` or `escalate`.
+    pub fn decision(record: DecisionRecord) -> Result<Self, StoreError> {
+        let outcome = |what: &str, word: &str| {
+            word.parse::<Outcome>()
+                .map_err(|e| StoreError::InvalidRecord(format!("decision `{}` has {what} {e}", record.decision_id)))
+        };
+        let (outcome, effective_outcome) = (
+            outcome("outcome", &record.outcome)?,
+            outcome("effective outcome", &record.effective_outcome)?,
+        );
+        Ok(Self {
             recorded_at_us: record.recorded_at_us,
             event: AuditEvent::Decision {
                 constitutional_hash: record.constitutional_hash,
@@ -75,15 +84,15 @@ impl NewEvent {
                         entity_type: record.resource_type,
                         id: record.resource_id,
                     },
-                    outcome: record.outcome,
-                    effective_outcome: record.effective_outcome,
+                    outcome,
+                    effective_outcome,
                     shadow: record.shadow,
                     constitution_version: record.constitution_version,
                     evaluated_in_us: record.evaluated_in_us,
                     body: JsonText::new(record.body),
                 },
             },
-        }
+        })
     }
 
     /// A security event.
@@ -162,8 +171,8 @@ impl IndexedDecision<'_> {
             action: d.action.clone(),
             resource_type: d.resource.entity_type.clone(),
             resource_id: d.resource.id.clone(),
-            outcome: d.outcome.clone(),
-            effective_outcome: d.effective_outcome.clone(),
+            outcome: d.outcome.as_str().to_owned(),
+            effective_outcome: d.effective_outcome.as_str().to_owned(),
             shadow: d.shadow,
             constitutional_hash: self.constitutional_hash.to_owned(),
             constitution_version: d.constitution_version.clone(),
@@ -255,8 +264,8 @@ pub(crate) fn read_decision_event(event: &str) -> Result<DecisionRecord, serde_j
         action: d.action,
         resource_type: d.resource.entity_type,
         resource_id: d.resource.id,
-        outcome: d.outcome,
-        effective_outcome: d.effective_outcome,
+        outcome: d.outcome.as_str().to_owned(),
+        effective_outcome: d.effective_outcome.as_str().to_owned(),
         shadow: d.shadow,
         constitutional_hash,
         constitution_version: d.constitution_version,
@@ -292,7 +301,7 @@ mod tests {
     #[test]
     fn decision_events_are_canonical_json_carrying_their_seq_and_hash() {
         let record = record();
-        let events = [NewEvent::decision(record.clone()), NewEvent::pruned(9, 5, 6)];
+        let events = [NewEvent::decision(record.clone()).unwrap(), NewEvent::pruned(9, 5, 6)];
         let mut frontier = acgs_audit::Frontier::from_hashes(41, &[[1; 32], [2; 32], [3; 32]]).unwrap();
         let batch = prepare_batch(&mut frontier, &events).unwrap();
         let entry = &batch.entries[0];

@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_row_is_read_from_its_event_and_any_difference_is_named() {
-        let entry = NewEvent::decision(record()).entry_at(7).unwrap();
+        let entry = NewEvent::decision(record()).unwrap().entry_at(7).unwrap();
         let index = DecisionRecord {
             body: String::new(),
             ..record()

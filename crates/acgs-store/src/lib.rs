@@ -66,7 +66,11 @@ pub trait DecisionStore: Send + Sync + std::fmt::Debug {
     /// Commit `records` as decision events with [`DecisionStore::append_events`], writing each one's sequence
     /// number into it.
     async fn append(&self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
-        let events: Vec<NewEvent> = records.iter().cloned().map(NewEvent::decision).collect();
+        let events = records
+            .iter()
+            .cloned()
+            .map(NewEvent::decision)
+            .collect::<Result<Vec<_>, _>>()?;
         let first = self.append_events(&events).await?;
         for (seq, record) in (first..).zip(records.iter_mut()) {
             record.seq = seq;
@@ -127,7 +131,11 @@ pub trait BlockingAppend: Send {
     fn append_events(&mut self, events: &[NewEvent]) -> Result<i64, StoreError>;
     /// Commit `records` as decision events; each gets its sequence number.
     fn append(&mut self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
-        let events: Vec<NewEvent> = records.iter().cloned().map(NewEvent::decision).collect();
+        let events = records
+            .iter()
+            .cloned()
+            .map(NewEvent::decision)
+            .collect::<Result<Vec<_>, _>>()?;
         let first = self.append_events(&events)?;
         for (seq, record) in (first..).zip(records.iter_mut()) {
             record.seq = seq;

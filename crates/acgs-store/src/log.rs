@@ -150,7 +150,9 @@ impl DecisionLog {
 
     /// Append one decision and wait until it is committed; returns its sequence number.
     pub async fn append(&self, record: DecisionRecord) -> Result<i64, LogError> {
-        self.append_event(NewEvent::decision(record)).await
+        // A record the log cannot hold is not recorded, so it must not be answered either: like a failed write.
+        let event = NewEvent::decision(record).map_err(|e| LogError::WriteFailed(e.to_string()))?;
+        self.append_event(event).await
     }
 
     /// Append one event of any kind and wait until it is committed (in a batch with whatever else is queued);

@@ -63,7 +63,7 @@ pub(crate) struct Pending {
 
 impl Pending {
     /// Inside the write transaction on `conn`, before committing `events`: refuse them if the decision index
-    /// could not take their rows later (a decision id already used, an unknown outcome), as its constraints
+    /// could not take their rows later (a decision id already used; outcomes are typed), as its constraints
     /// would have refused the commit had the rows been written with it.
     pub(crate) fn check(&self, conn: &Connection, events: &[NewEvent]) -> Result<(), StoreError> {
         let mut exists = conn.prepare_cached("SELECT 1 FROM decisions WHERE decision_id = ?1")?;
@@ -73,14 +73,6 @@ impl Pending {
             _ => None,
         });
         for r in decisions {
-            for (what, outcome) in [("outcome", &r.outcome), ("effective outcome", &r.effective_outcome)] {
-                if !matches!(outcome.as_str(), "allow" | "deny" | "escalate") {
-                    return Err(StoreError::InvalidRecord(format!(
-                        "decision `{}` has {what} `{outcome}` (expected allow, deny or escalate)",
-                        r.decision_id
-                    )));
-                }
-            }
             if !batch_ids.insert(r.decision_id.as_str())
                 || self.decision_ids.contains(&r.decision_id)
                 || exists.exists(params![r.decision_id])?

@@ -422,7 +422,7 @@ mod tests {
                 evaluated_in_us: 1,
                 ..record()
             };
-            let entry = crate::NewEvent::decision(old).entry_at(1).unwrap();
+            let entry = crate::NewEvent::decision(old).unwrap().entry_at(1).unwrap();
             sqlx::query(
                 "INSERT INTO audit_log (seq, kind, recorded_at_us, leaf_hash, event) VALUES (1, 'decision', 1, ?1, ?2)",
             )
