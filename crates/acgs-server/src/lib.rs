@@ -140,11 +140,17 @@ pub async fn serve(
             .run(state.settings.checkpoint_interval, state.settings.checkpoint_entries),
     );
     let auth = state.auth.clone();
+    let (stop_upkeep, mut upkeep_stopped) = tokio::sync::watch::channel(false);
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(auth.settings().cache_refresh);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = upkeep_stopped.wait_for(|stop| *stop) => break,
+            }
+            // Never cancelled midway: a database transaction dropped while it is being opened can leave its
+            // connection holding SQLite's write lock, which the final checkpoint would then wait for.
             if let Err(e) = auth.maintain().await {
                 tracing::warn!(error = %e, "credential upkeep failed; retrying");
             }
@@ -154,7 +160,8 @@ pub async fn serve(
     let result = connection::serve_connections(listener, app(state), limits, shutdown).await;
     log.shutdown().await;
     periodic.abort();
-    upkeep.abort();
+    let _ = stop_upkeep.send(true);
+    let _ = upkeep.await;
     match checkpointer.checkpoint_now().await {
         Ok(c) => tracing::info!(tree_size = c.tree_size, "final checkpoint signed"),
         Err(e) => tracing::error!(error = %e, "cannot sign the final checkpoint"),
