@@ -100,16 +100,24 @@ pub struct DecisionEvent {
     pub body: JsonText,
 }
 
-/// A decision's outcome, as its leaf names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// A decision's outcome: what the engine decides, what a test case expects, what the API answers and what a
+/// decision's leaf names (one type for all of them).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// The action may go ahead.
+    /// The action may proceed.
     Allow,
-    /// The action is refused.
+    /// The action must not proceed.
     Deny,
-    /// The action needs a human's approval.
+    /// The action needs human approval.
     Escalate,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Outcome {

@@ -139,35 +139,8 @@ pub struct Invariant {
     pub matching: toml::Spanned<String>,
 }
 
-/// The outcome a test case (or a caller) expects.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The action may proceed.
-    Allow,
-    /// The action must not proceed.
-    Deny,
-    /// The action needs human approval.
-    Escalate,
-}
-
-impl Outcome {
-    /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Allow => "allow",
-            Outcome::Deny => "deny",
-            Outcome::Escalate => "escalate",
-        }
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The outcome a test case (or a caller) expects: the one outcome type, shared with the audit log's events.
+pub use acgs_audit::event::Outcome;
 
 /// A test case carried by the constitution.
 #[derive(Debug, Clone, Serialize, Deserialize)]
