@@ -95,19 +95,11 @@ impl NewEvent {
         })
     }
 
-    /// A security event.
-    pub fn security(event: &crate::SecurityEvent) -> Self {
+    /// A security event, recorded at `recorded_at_us`.
+    pub fn security(security: acgs_audit::event::SecurityEvent, recorded_at_us: i64) -> Self {
         Self {
-            recorded_at_us: event.recorded_at_us,
-            event: AuditEvent::Security {
-                security: acgs_audit::event::SecurityEvent {
-                    event: event.event.clone(),
-                    actor: event.actor.clone(),
-                    subject: event.subject.clone(),
-                    source: event.source.clone(),
-                    detail: event.detail.clone(),
-                },
-            },
+            recorded_at_us,
+            event: AuditEvent::Security { security },
         }
     }
 

@@ -66,15 +66,8 @@ pub trait DecisionStore: Send + Sync + std::fmt::Debug {
     /// Commit `records` as decision events with [`DecisionStore::append_events`], writing each one's sequence
     /// number into it.
     async fn append(&self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
-        let events = records
-            .iter()
-            .cloned()
-            .map(NewEvent::decision)
-            .collect::<Result<Vec<_>, _>>()?;
-        let first = self.append_events(&events).await?;
-        for (seq, record) in (first..).zip(records.iter_mut()) {
-            record.seq = seq;
-        }
+        let first = self.append_events(&decision_events(records)?).await?;
+        number(records, first);
         Ok(())
     }
     /// One decision by id, as its audit event holds it. Fails with [`StoreError::IndexMismatch`] when the index
@@ -131,15 +124,8 @@ pub trait BlockingAppend: Send {
     fn append_events(&mut self, events: &[NewEvent]) -> Result<i64, StoreError>;
     /// Commit `records` as decision events; each gets its sequence number.
     fn append(&mut self, records: &mut [DecisionRecord]) -> Result<(), StoreError> {
-        let events = records
-            .iter()
-            .cloned()
-            .map(NewEvent::decision)
-            .collect::<Result<Vec<_>, _>>()?;
-        let first = self.append_events(&events)?;
-        for (seq, record) in (first..).zip(records.iter_mut()) {
-            record.seq = seq;
-        }
+        let first = self.append_events(&decision_events(records)?)?;
+        number(records, first);
         Ok(())
     }
     /// Housekeeping after a batch was committed and its callers answered (SQLite: rewinding the write-ahead log).
@@ -149,6 +135,18 @@ pub trait BlockingAppend: Send {
     fn idle(&mut self) {}
     /// Before the writer stops (SQLite: writing the derived data it still holds).
     fn finish(&mut self) {}
+}
+
+/// `records` as the decision events to append.
+fn decision_events(records: &[DecisionRecord]) -> Result<Vec<NewEvent>, StoreError> {
+    records.iter().cloned().map(NewEvent::decision).collect()
+}
+
+/// Give `records`, appended as consecutive events from `first` on, their sequence numbers.
+fn number(records: &mut [DecisionRecord], first: i64) {
+    for (seq, record) in (first..).zip(records.iter_mut()) {
+        record.seq = seq;
+    }
 }
 
 /// Everything ACGS keeps: the audit log with its decision index ([`DecisionStore`]), who may use the API

@@ -267,9 +267,14 @@ async fn security_events_are_entries_of_the_verifiable_log(store: Arc<dyn Store>
         subject: Some("alice".into()),
         source: Some("10.0.0.7".into()),
         detail: Some("wrong password".into()),
-        recorded_at_us: 1_700_000_000_000_000,
     };
-    assert_eq!(store.record_security_event(&event).await.unwrap(), 4);
+    assert_eq!(
+        store
+            .record_security_event(&event, 1_700_000_000_000_000)
+            .await
+            .unwrap(),
+        4
+    );
     let mut more = vec![common::record(10, "deny")];
     store.append(&mut more).await.unwrap();
     assert_eq!(more[0].seq, 5);

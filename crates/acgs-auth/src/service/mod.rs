@@ -330,14 +330,16 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         metrics::counter!("acgs_auth_security_events_total", "event" => event.to_owned()).increment(1);
         self.store
-            .record_security_event(&SecurityEvent {
-                event: event.to_owned(),
-                actor: actor.map(str::to_owned),
-                subject: subject.map(str::to_owned),
-                source: source.map(str::to_owned),
-                detail,
-                recorded_at_us: self.now_us(),
-            })
+            .record_security_event(
+                &SecurityEvent {
+                    event: event.to_owned(),
+                    actor: actor.map(str::to_owned),
+                    subject: subject.map(str::to_owned),
+                    source: source.map(str::to_owned),
+                    detail,
+                },
+                self.now_us(),
+            )
             .await?;
         Ok(())
     }

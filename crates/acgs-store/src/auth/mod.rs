@@ -115,26 +115,8 @@ pub struct SigningKeyRecord {
     pub retire_after_us: Option<i64>,
 }
 
-/// A security-relevant event (login, lockout, key or permission change); recorded as an audit-log entry.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SecurityEvent {
-    /// What happened, e.g. `login.failed`, `api_key.revoked`, `permission.denied`.
-    pub event: String,
-    /// Who did it (a username or API key id), if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<String>,
-    /// What it was done to (a username, key id, session id, route).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// Source address of the request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// More detail in words.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// When (µs since the Unix epoch).
-    pub recorded_at_us: i64,
-}
+/// A security-relevant event (login, lockout, key or permission change), as the audit log records it.
+pub use acgs_audit::event::SecurityEvent;
 
 /// Failed logins grouped by username or by source address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +201,6 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     /// Delete refresh tokens and failed logins older than `before_us`; returns how many rows went.
     async fn purge_auth_records(&self, before_us: i64) -> Result<u64, StoreError>;
 
-    /// Append a security event to the audit log; returns its sequence number.
-    async fn record_security_event(&self, event: &SecurityEvent) -> Result<i64, StoreError>;
+    /// Append a security event, recorded at `recorded_at_us`, to the audit log; returns its sequence number.
+    async fn record_security_event(&self, event: &SecurityEvent, recorded_at_us: i64) -> Result<i64, StoreError>;
 }

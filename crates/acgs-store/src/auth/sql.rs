@@ -629,8 +629,13 @@ macro_rules! auth_store_impl {
                 Ok(tokens + failures)
             }
 
-            async fn record_security_event(&self, event: &SecurityEvent) -> Result<i64, StoreError> {
-                crate::DecisionStore::append_events(self, &[crate::NewEvent::security(event)]).await
+            async fn record_security_event(
+                &self,
+                event: &SecurityEvent,
+                recorded_at_us: i64,
+            ) -> Result<i64, StoreError> {
+                let event = crate::NewEvent::security(event.clone(), recorded_at_us);
+                crate::DecisionStore::append_events(self, &[event]).await
             }
         }
     };

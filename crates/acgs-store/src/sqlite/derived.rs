@@ -361,7 +361,6 @@ mod tests {
             subject: None,
             source: None,
             detail: None,
-            recorded_at_us: 5,
         }
     }
 
@@ -463,7 +462,7 @@ mod tests {
             appended.push(append_one(&store, n).await);
         }
         store
-            .append_events(&[crate::NewEvent::security(&security_event("login.failed"))])
+            .append_events(&[crate::NewEvent::security(security_event("login.failed"), 5)])
             .await
             .unwrap();
         for n in 40..45 {
@@ -503,7 +502,7 @@ mod tests {
         append_one(&other, 4).await;
         append_one(&server, 5).await;
         other
-            .append_events(&[crate::NewEvent::security(&security_event("key.created"))])
+            .append_events(&[crate::NewEvent::security(security_event("key.created"), 5)])
             .await
             .unwrap();
         append_one(&server, 7).await;

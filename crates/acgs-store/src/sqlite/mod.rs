@@ -354,11 +354,10 @@ mod tests {
             subject: None,
             source: Some("127.0.0.1".into()),
             detail: None,
-            recorded_at_us: 1,
         };
         assert!(refused(
             store
-                .append_events(&[crate::NewEvent::security(&event)])
+                .append_events(&[crate::NewEvent::security(event, 1)])
                 .await
                 .unwrap_err()
         ));
