@@ -35,6 +35,8 @@ pub mod kind {
     pub const SECURITY: &str = "security";
     /// [`super::AuditEvent::Pruned`].
     pub const PRUNED: &str = "audit.pruned";
+    /// [`super::AuditEvent::Governance`].
+    pub const GOVERNANCE: &str = "governance";
 }
 
 /// Something that happened, as the audit log records it. The variant is the leaf's `kind`; its fields are the
@@ -62,6 +64,13 @@ pub enum AuditEvent {
         /// What was pruned.
         pruned: PrunedRange,
     },
+    /// A governance action: an amendment's step, a vote, a veto, an emergency approval, halt or resume, a
+    /// constitution put in force, an appeal's step.
+    #[serde(rename = "governance")]
+    Governance {
+        /// What happened.
+        governance: GovernanceEvent,
+    },
 }
 
 impl AuditEvent {
@@ -71,6 +80,7 @@ impl AuditEvent {
             Self::Decision { .. } => kind::DECISION,
             Self::Security { .. } => kind::SECURITY,
             Self::Pruned { .. } => kind::PRUNED,
+            Self::Governance { .. } => kind::GOVERNANCE,
         }
     }
 }
@@ -175,6 +185,27 @@ pub struct SecurityEvent {
     /// More detail in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// A governance action as its leaf holds it: who did what to which governed object, the state it moved it
+/// from and to, and the action's own data (a vote's choice and weight, a reason, the hashes an amendment names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GovernanceEvent {
+    /// What happened, e.g. `amendment.opened`, `amendment.voted`, `emergency.halted`, `constitution.activated`.
+    pub action: String,
+    /// What it happened to, e.g. `amendment/<id>`, `emergency/halt`, `constitution/3`.
+    pub subject: String,
+    /// Who did it: `user:<name>`, or `clock` for a step that time took (a vote closing, a deadline passing).
+    pub actor: String,
+    /// The subject's state before, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_state: Option<String>,
+    /// The subject's state after, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_state: Option<String>,
+    /// The action's own data (left out when there is none).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
 }
 
 /// What a prune removed.
@@ -327,6 +358,16 @@ mod tests {
                 pruned: PrunedRange {
                     through_seq: 9,
                     older_than_us: 5,
+                },
+            },
+            AuditEvent::Governance {
+                governance: GovernanceEvent {
+                    action: "amendment.voted".into(),
+                    subject: "amendment/a-1".into(),
+                    actor: "user:alice".into(),
+                    from_state: Some("voting".into()),
+                    to_state: Some("voting".into()),
+                    detail: serde_json::json!({"choice": "for", "weight": 3}),
                 },
             },
         ];

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use crate::StoreError;
 use crate::error::conflict_or;
-use crate::sql::statement;
+use crate::sql::{Sql, statement};
 
 /// A constitution to put in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,29 @@ macro_rules! version_columns {
     };
 }
 
+/// The number of the version in force (0 when none is).
+pub(crate) static ACTIVE_NUMBER: Sql = Sql::new("SELECT COALESCE(MAX(number), 0) FROM constitution_versions");
+
+/// Put a version in force as number `?` with the fields of [`NewConstitutionVersion`] (in `version_columns!`'s
+/// order), if the version in force is still the one numbered `?` (0: none). The number is the primary key: of
+/// two activations after the same version, one inserts and the other fails on the key (or inserts nothing), so
+/// neither overwrites the other.
+pub(crate) static INSERT_VERSION: Sql = Sql::new(concat!(
+    "INSERT INTO constitution_versions (",
+    version_columns!(),
+    ") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+     WHERE (SELECT COALESCE(MAX(number), 0) FROM constitution_versions) = ?"
+));
+
+/// The message of a refused activation: the version in force is `active`, not `expected`.
+pub(crate) fn not_in_force(active: i64, expected: i64) -> String {
+    match (active, expected) {
+        (0, _) => format!("no constitution version is in force, not {expected}"),
+        (_, 0) => format!("constitution version {active} is in force, expected none"),
+        _ => format!("constitution version {active} is in force, not {expected}"),
+    }
+}
+
 fn version_from(row: VersionRow) -> ConstitutionVersion {
     ConstitutionVersion {
         number: row.0,
@@ -113,17 +136,8 @@ macro_rules! constitution_store_impl {
                 expected_active: i64,
                 v: &NewConstitutionVersion,
             ) -> Result<ConstitutionVersion, StoreError> {
-                // The number is the primary key: of two activations after the same version, one inserts and the
-                // other fails on the key, so neither overwrites the other.
                 let number = expected_active + 1;
-                let sql = statement!(
-                    $db,
-                    "INSERT INTO constitution_versions (",
-                    version_columns!(),
-                    ") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
-                     WHERE (SELECT COALESCE(MAX(number), 0) FROM constitution_versions) = ?"
-                );
-                let done = sqlx::query(sql)
+                let done = sqlx::query(<$db as $crate::sql::Dialect>::sql(&INSERT_VERSION))
                     .bind(number)
                     .bind(&v.hash)
                     .bind(&v.version_label)

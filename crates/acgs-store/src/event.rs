@@ -103,6 +103,14 @@ impl NewEvent {
         }
     }
 
+    /// A governance action, recorded at `recorded_at_us`.
+    pub fn governance(governance: acgs_audit::event::GovernanceEvent, recorded_at_us: i64) -> Self {
+        Self {
+            recorded_at_us,
+            event: AuditEvent::Governance { governance },
+        }
+    }
+
     /// The record a prune leaves: event bodies up to `through_seq`, recorded before `older_than_us`, were removed.
     pub(crate) fn pruned(through_seq: i64, older_than_us: i64, recorded_at_us: i64) -> Self {
         Self {

@@ -17,14 +17,15 @@
 //!
 //! Layout: each backend in a folder of its own (`sqlite/`, `postgres/`) holding only what differs between them
 //! (how they append, how they keep tree nodes, SQLite's writing connection and checkpointer); the SQL both run is
-//! written once outside them (`sql.rs`, `queries.rs`, `auth/sql.rs`, `constitutions.rs`). The backends use
-//! the shared modules, never each other.
+//! written once outside them (`sql.rs`, `queries.rs`, `auth/sql.rs`, `constitutions.rs`, `governance.rs`). The
+//! backends use the shared modules, never each other.
 #![deny(missing_docs)]
 
 mod auth;
 mod constitutions;
 mod error;
 mod event;
+mod governance;
 mod index;
 mod integrity;
 mod log;
@@ -47,6 +48,9 @@ pub use auth::{
 pub use constitutions::{ConstitutionStore, ConstitutionVersion, NewConstitutionVersion};
 pub use error::{IndexMismatch, IndexProblem, IntegrityError, LogError, StoreError};
 pub use event::{AuditEntry, DECISION_EVENT_KIND, NewEvent, SECURITY_EVENT_KIND};
+pub use governance::{
+    GovernanceCommit, GovernanceCommitted, GovernanceRecord, GovernanceStore, RecordQuery, RecordWrite,
+};
 pub use integrity::{Checkpointer, consistency_proof, inclusion_proof, tree_root, verify_store};
 pub use log::{DecisionLog, LogConfig};
 pub use postgres::PostgresStore;
@@ -150,11 +154,11 @@ fn number(records: &mut [DecisionRecord], first: i64) {
 }
 
 /// Everything ACGS keeps: the audit log with its decision index ([`DecisionStore`]), who may use the API
-/// ([`AuthStore`]) and the constitution versions ([`ConstitutionStore`]). Both backends implement it; an
-/// `Arc<dyn Store>` coerces to each trait object.
-pub trait Store: DecisionStore + AuthStore + ConstitutionStore {}
+/// ([`AuthStore`]), the constitution versions ([`ConstitutionStore`]) and the governed objects
+/// ([`GovernanceStore`]). Both backends implement it; an `Arc<dyn Store>` coerces to each trait object.
+pub trait Store: DecisionStore + AuthStore + ConstitutionStore + GovernanceStore {}
 
-impl<T: DecisionStore + AuthStore + ConstitutionStore + ?Sized> Store for T {}
+impl<T: DecisionStore + AuthStore + ConstitutionStore + GovernanceStore + ?Sized> Store for T {}
 
 /// Options for opening a store.
 #[derive(Debug, Clone, Default)]

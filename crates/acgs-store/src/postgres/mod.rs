@@ -1,7 +1,8 @@
 //! The PostgreSQL backend, for deployments with several stateless replicas sharing one database: the
-//! [`PostgresStore`] and its [`DecisionStore`]. Appends (decisions, security events, the prune record) go
-//! through the [`sequencer`]; the reads are the shared ones of [`crate::queries`].
+//! [`PostgresStore`] and its [`DecisionStore`]. Appends (decisions, security events, the prune record,
+//! governance commits' events) go through the [`sequencer`]; the reads are the shared ones of [`crate::queries`].
 
+mod governance;
 mod nodes;
 mod sequencer;
 

@@ -1,8 +1,9 @@
 //! The SQLite backend's one writing connection: it appends events (leaves, tree nodes, decision-index rows),
 //! prunes, and keeps signed checkpoints, each in one `BEGIN IMMEDIATE` transaction. Events of every kind are
 //! appended through [`Appender::append`] (the group-commit writer's batches and the store's `append_events`) and
-//! leave their tree nodes and index rows to a later commit ([`super::derived`]); a prune first brings that
-//! derived data up to the log's end and then writes its own with its record.
+//! leave their tree nodes and index rows to a later commit ([`super::derived`]); a prune, and a write that
+//! appends its events in its own transaction ([`Appender::write_and_append`], a governance commit), first bring
+//! that derived data up to the log's end and then write their own with their events.
 //!
 //! It is a synchronous rusqlite connection, used by whichever thread holds it: the group-commit writer's own
 //! thread for decisions ([`crate::DecisionLog`]), a blocking-pool thread for the store's async methods. sqlx
@@ -156,6 +157,34 @@ impl Appender {
             events_pruned: pruned as i64,
             record_seq: batch.entries[0].seq,
         }))
+    }
+
+    /// In one transaction: run `write` (whose error rolls everything back), then append `events` after it with
+    /// their derived data, as a prune appends its record. Returns what `write` returned and the first event's
+    /// sequence number (0 when there are none).
+    pub(crate) fn write_and_append<T>(
+        &mut self,
+        events: &[NewEvent],
+        write: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<(T, i64), StoreError> {
+        flush_failure(&self.flush_failed)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.pending.check(&tx, events)?;
+        let written = write(&tx)?;
+        if events.is_empty() {
+            tx.commit()?;
+            return Ok((written, 0));
+        }
+        let (batch, frontier) = append_with_derived(&tx, events, self.frontier.take(), &self.pending)?;
+        let first_seq = batch
+            .entries
+            .first()
+            .map(|e| e.seq)
+            .ok_or_else(|| StoreError::Corrupt("an appended event got no sequence number".into()))?;
+        tx.commit()?;
+        self.frontier = Some(frontier);
+        self.pending = Pending::default();
+        Ok((written, first_seq))
     }
 
     /// A passive checkpoint of the write-ahead log from this connection.

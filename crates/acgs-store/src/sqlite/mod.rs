@@ -27,6 +27,7 @@ mod appender;
 mod checkpointer;
 mod derived;
 mod durability;
+mod governance;
 mod nodes;
 mod writeback;
 
