@@ -29,6 +29,9 @@ pub struct ConstitutionDocument {
     /// Test cases the constitution must pass to be accepted.
     #[serde(default)]
     pub tests: Vec<TestCase>,
+    /// Who may change the constitution and by what rules (none: it changes only by `acgs constitution activate`).
+    #[serde(default)]
+    pub governance: Option<crate::governance::GovernanceSection>,
 }
 
 /// Metadata of a constitution.

@@ -31,6 +31,8 @@ pub enum ProblemKind {
     TestCase,
     /// The constitution has no principles or no policies.
     Empty,
+    /// The `[governance]` section is invalid (a duration, a share, a register or an M-of-N set).
+    Governance,
 }
 
 /// One problem found while loading a constitution.

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use acgs_audit::write_canonical_json;
 
 use crate::document::ConstitutionDocument;
+use crate::governance::Governance;
 
 /// Domain-separation tag that starts the canonical form.
 pub const CANONICAL_FORM_TAG: &str = "acgs-constitution/v1";
@@ -100,14 +101,25 @@ pub(crate) fn canonical_value(doc: &ConstitutionDocument) -> Value {
     invariants.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     let mut tests: Vec<&crate::document::TestCase> = doc.tests.iter().collect();
     tests.sort_by(|a, b| a.name.cmp(&b.name));
-    json!({
+    let mut value = json!({
         "constitution": to_value(&doc.constitution),
         "schema": normalize_text(doc.schema.cedar.get_ref()),
         "principles": to_value(&principles),
         "policies": policies,
         "invariants": invariants,
         "tests": to_value(&tests),
-    })
+    });
+    // Only a constitution that has the section names it, so the hashes of those without one stay as they were.
+    // The validated rules are hashed (seconds, basis points, sorted sets); a section that does not validate
+    // (its constitution does not load) as written.
+    if let (Some(section), Value::Object(map)) = (&doc.governance, &mut value) {
+        let governance = match Governance::from_section(section) {
+            Ok(rules) => to_value(&rules),
+            Err(_) => to_value(section),
+        };
+        map.insert("governance".to_owned(), governance);
+    }
+    value
 }
 
 fn to_value<T: Serialize>(v: &T) -> Value {

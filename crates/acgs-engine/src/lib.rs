@@ -29,6 +29,7 @@ mod decision;
 mod detectors;
 mod document;
 mod error;
+pub mod governance;
 mod hash;
 mod json;
 mod request;

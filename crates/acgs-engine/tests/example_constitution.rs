@@ -75,3 +75,12 @@ fn role_hierarchies_are_closed_transitively_and_cycles_refused() {
         other => panic!("a role cycle must be refused, got {other:?}"),
     }
 }
+
+#[test]
+fn example_constitution_is_governed() {
+    let constitution = Constitution::load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    let g = constitution.governance().expect("a [governance] section");
+    assert!(g.governance_threshold_bps > g.approval_threshold_bps);
+    assert!(g.council.len() >= 3 && g.guardians.threshold >= 2 && g.emergency.threshold >= 2);
+    assert!(!g.appeal_reviewers.is_empty());
+}

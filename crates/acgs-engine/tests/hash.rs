@@ -113,3 +113,63 @@ fn hash_matches_full_and_short_forms_only() {
     assert!(!h.matches("0000000000000000"));
     assert!(!h.matches(""));
 }
+
+const GOVERNANCE: &str = r#"
+[governance]
+voting_period = "72h"
+quorum = "50%"
+approval_threshold = "60%"
+governance_threshold = "75%"
+timelock = "24h"
+grace_period = "7d"
+
+[[governance.council]]
+user = "alice"
+weight = 2
+
+[[governance.council]]
+user = "bob"
+weight = 1
+
+[governance.guardians]
+threshold = 1
+members = ["gina", "gus"]
+
+[governance.emergency]
+threshold = 2
+members = ["ed", "eve"]
+"#;
+
+#[test]
+fn a_constitution_without_governance_keeps_the_hash_it_had_before_the_section_existed() {
+    let c = Constitution::compile("a.toml", fixtures::SMALL).unwrap();
+    assert!(!c.canonical_form().contains("governance"));
+    assert!(c.governance().is_none());
+}
+
+#[test]
+fn the_governance_section_is_hashed_by_meaning() {
+    let without = hash_of(fixtures::SMALL);
+    let with = format!("{}{GOVERNANCE}", fixtures::SMALL);
+    let governed = hash_of(&with);
+    assert_ne!(without, governed, "the section is part of the content");
+    // The same rules written differently: days for hours, members and seats in another order.
+    let rewritten = with
+        .replace("\"72h\"", "\"3d\"")
+        .replace("[\"gina\", \"gus\"]", "[\"gus\", \"gina\"]")
+        .replace(
+            "user = \"alice\"\nweight = 2\n\n[[governance.council]]\nuser = \"bob\"\nweight = 1",
+            "user = \"bob\"\nweight = 1\n\n[[governance.council]]\nuser = \"alice\"\nweight = 2",
+        );
+    assert_ne!(rewritten, with);
+    assert_eq!(hash_of(&rewritten), governed);
+    // Any change of meaning changes it.
+    for changed in [
+        with.replace("\"60%\"", "\"61%\""),
+        with.replace("weight = 1", "weight = 2"),
+        with.replace("threshold = 2", "threshold = 1"),
+        with.replace("\"24h\"", "\"25h\""),
+    ] {
+        assert_ne!(hash_of(&changed), governed);
+    }
+}

@@ -243,3 +243,24 @@ fn unreadable_files_are_io_errors() {
     assert!(matches!(err, LoadError::Io { .. }));
     assert!(err.to_string().contains("/nonexistent/constitution.toml"));
 }
+
+#[test]
+fn an_invalid_governance_section_is_reported_with_its_line() {
+    let text = format!(
+        "{}\n[governance]\nvoting_period = \"soon\"\nquorum = \"50%\"\napproval_threshold = \"60%\"\n\
+         governance_threshold = \"75%\"\ntimelock = \"0s\"\ngrace_period = \"7d\"\n\n\
+         [[governance.council]]\nuser = \"alice\"\nweight = 1\n\n\
+         [governance.guardians]\nthreshold = 3\nmembers = [\"g1\", \"g2\"]\n\n\
+         [governance.emergency]\nthreshold = 1\nmembers = [\"e1\"]\n",
+        fixtures::SMALL
+    );
+    let p = expect_problem(&text, ProblemKind::Governance, "`soon` is not a duration");
+    assert_eq!(p.subject, "governance.voting_period");
+    let line = p.line.expect("a line");
+    assert_eq!(text.lines().nth(line - 1), Some("[governance]"));
+    expect_problem(
+        &text,
+        ProblemKind::Governance,
+        "threshold 3 must be between 1 and the number of members (2)",
+    );
+}

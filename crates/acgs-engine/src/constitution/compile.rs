@@ -18,6 +18,7 @@ use super::{
 use crate::decision::{PolicyEffect, Reason};
 use crate::document::ConstitutionDocument;
 use crate::error::{LoadError, Problem, ProblemKind};
+use crate::governance::Governance;
 use crate::hash::hash_document;
 use crate::shapes::Shapes;
 
@@ -98,6 +99,7 @@ impl<'a> Compiler<'a> {
 
     pub(super) fn compile(mut self, document: ConstitutionDocument) -> Result<Constitution, LoadError> {
         self.check_ids(&document);
+        let governance = self.check_governance(&document);
 
         // Schema.
         let schema_text = document.schema.cedar.get_ref().as_str();
@@ -372,6 +374,7 @@ impl<'a> Compiler<'a> {
         Ok(Constitution {
             source_name: self.source_name.to_owned(),
             hash,
+            governance,
             schema,
             principles,
             policies,
@@ -381,6 +384,25 @@ impl<'a> Compiler<'a> {
             invariants,
             document,
         })
+    }
+
+    /// The `[governance]` section validated, if the document has one; its problems are recorded.
+    fn check_governance(&mut self, document: &ConstitutionDocument) -> Option<Governance> {
+        let section = document.governance.as_ref()?;
+        let line = self
+            .text
+            .lines()
+            .position(|l| l.trim_start().starts_with("[governance"))
+            .map(|i| i + 1);
+        match Governance::from_section(section) {
+            Ok(rules) => Some(rules),
+            Err(problems) => {
+                for (subject, message) in problems {
+                    self.problem(ProblemKind::Governance, line, subject, message);
+                }
+                None
+            }
+        }
     }
 
     fn check_ids(&mut self, document: &ConstitutionDocument) {

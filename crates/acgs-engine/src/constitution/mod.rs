@@ -105,6 +105,8 @@ pub struct Constitution {
     /// The schema's entity types, compiled for checking requests.
     pub(crate) shapes: Shapes,
     invariants: Vec<CompiledInvariant>,
+    /// The validated `[governance]` section, if it has one.
+    governance: Option<crate::governance::Governance>,
 }
 
 impl Constitution {
@@ -192,6 +194,16 @@ impl Constitution {
     /// Invariants in file order.
     pub fn invariants(&self) -> &[CompiledInvariant] {
         &self.invariants
+    }
+
+    /// Who may change this constitution and by what rules (`None`: it has no `[governance]` section).
+    pub fn governance(&self) -> Option<&crate::governance::Governance> {
+        self.governance.as_ref()
+    }
+
+    /// The document as written (parsed, not yet compiled), e.g. for comparing two constitutions.
+    pub fn document(&self) -> &ConstitutionDocument {
+        &self.document
     }
 
     /// Test cases carried by the constitution.
