@@ -53,6 +53,17 @@ pub enum Permission {
     AmendmentsVote,
     /// Rule on appeals of decisions.
     AppealsReview,
+    /// Read amendments, their votes and diffs, the emergency state and the constitution versions.
+    GovernanceRead,
+    /// Execute an amendment whose timelock has passed.
+    AmendmentsExecute,
+    /// Appeal a decision (the service checks standing: the caller that asked, the owner the request named, or an
+    /// operator).
+    AppealsFile,
+    /// Act as a member of an authority the constitution names: veto as a guardian, halt or resume as a member
+    /// of the emergency set (the constitution's `[governance]` says who; this permission only keeps machine
+    /// clients out).
+    GovernanceAct,
 }
 
 impl Role {
@@ -71,13 +82,59 @@ impl Role {
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::*;
         match self {
-            Role::Admin => &[UsersManage, ApiKeysManage, ConstitutionRead, MetricsRead],
-            Role::Council => &[AmendmentsVote, ConstitutionRead],
-            Role::Proposer => &[AmendmentsPropose, ConstitutionRead],
-            Role::Reviewer => &[AppealsReview, DecisionsRead, ConstitutionRead],
-            Role::Auditor => &[DecisionsRead, AuditRead, ConstitutionRead],
-            Role::Operator => &[OperationsManage, MetricsRead, AuditRead, ConstitutionRead],
-            Role::Agent => &[DecisionsCreate, ConstitutionRead],
+            Role::Admin => &[
+                UsersManage,
+                ApiKeysManage,
+                ConstitutionRead,
+                MetricsRead,
+                GovernanceRead,
+                GovernanceAct,
+            ],
+            Role::Council => &[
+                AppealsFile,
+                AmendmentsVote,
+                AmendmentsPropose,
+                AmendmentsExecute,
+                ConstitutionRead,
+                GovernanceRead,
+                GovernanceAct,
+            ],
+            Role::Proposer => &[
+                AppealsFile,
+                AmendmentsPropose,
+                AmendmentsExecute,
+                ConstitutionRead,
+                GovernanceRead,
+                GovernanceAct,
+            ],
+            Role::Reviewer => &[
+                AppealsReview,
+                AppealsFile,
+                AmendmentsPropose,
+                DecisionsRead,
+                ConstitutionRead,
+                GovernanceRead,
+                GovernanceAct,
+            ],
+            Role::Auditor => &[
+                DecisionsRead,
+                AuditRead,
+                ConstitutionRead,
+                GovernanceRead,
+                GovernanceAct,
+                AppealsFile,
+            ],
+            Role::Operator => &[
+                OperationsManage,
+                MetricsRead,
+                AuditRead,
+                ConstitutionRead,
+                GovernanceRead,
+                AmendmentsExecute,
+                GovernanceAct,
+                AppealsFile,
+            ],
+            Role::Agent => &[DecisionsCreate, ConstitutionRead, AppealsFile],
         }
     }
 
@@ -127,6 +184,10 @@ impl Permission {
             Permission::AmendmentsPropose => "amendments:propose",
             Permission::AmendmentsVote => "amendments:vote",
             Permission::AppealsReview => "appeals:review",
+            Permission::GovernanceRead => "governance:read",
+            Permission::AmendmentsExecute => "amendments:execute",
+            Permission::GovernanceAct => "governance:act",
+            Permission::AppealsFile => "appeals:file",
         }
     }
 }

@@ -134,7 +134,7 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
             .await
             .context("refusing to start: cannot create the first credentials")?;
         let log = DecisionLog::start(
-            store,
+            store.clone(),
             LogConfig {
                 max_batch: config.log_max_batch,
                 queue_capacity: config.log_queue,
@@ -147,7 +147,8 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
         let engine = Arc::new(Engine::new(Arc::new(constitution)));
         let verifier_key = key.verifier_key();
         let state = AppState::new(
-            engine,
+            (engine, in_force.number),
+            store,
             log,
             key,
             Arc::new(auth),

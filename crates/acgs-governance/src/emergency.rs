@@ -38,7 +38,9 @@ impl EmergencyAction {
 pub struct PendingMotion {
     /// Halt or resume.
     pub action: EmergencyAction,
-    /// The approvals so far (the first approver's reason is the motion's).
+    /// Why: the reason of the approval that opened the motion.
+    pub reason: String,
+    /// The approvals so far.
     pub motion: Motion,
     /// Until when it collects approvals (µs).
     pub lapses_at_us: i64,
@@ -121,6 +123,7 @@ impl EmergencyState {
             Some(p) => p,
             None => PendingMotion {
                 action,
+                reason: reason.to_owned(),
                 motion: Motion::default(),
                 lapses_at_us: now_us.saturating_add(secs_to_us(window)),
             },
@@ -151,16 +154,9 @@ impl EmergencyState {
             return Ok(steps);
         }
         let approvers: Vec<String> = pending.motion.approvals.keys().cloned().collect();
-        let first_reason = pending
-            .motion
-            .approvals
-            .values()
-            .min_by_key(|a| a.at_us)
-            .map(|a| a.reason.clone())
-            .unwrap_or_default();
         self.halted = action == EmergencyAction::Halt;
         self.since_us = Some(now_us);
-        self.reason = if self.halted { first_reason } else { String::new() };
+        self.reason = if self.halted { pending.reason } else { String::new() };
         self.decided_by = approvers.clone();
         self.pending = None;
         let (done, to) = match action {
@@ -169,7 +165,7 @@ impl EmergencyState {
         };
         steps.push(Step::new(done, &actor, Some(state), Some(to)).detail(json!({
             "approvers": approvers,
-            "reason": reason,
+            "reason": self.reason,
         })));
         Ok(steps)
     }

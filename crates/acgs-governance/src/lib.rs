@@ -1,5 +1,6 @@
 //! The governance rules of ACGS as pure code: amendments and their state machine ([`amendment`]), weighted
-//! votes ([`tally`]), M-of-N approvals within a window ([`motion`]), the emergency halt ([`emergency`]), the
+//! votes ([`tally`]), M-of-N approvals within a window ([`motion`]), the emergency halt ([`emergency`]), appeals
+//! of decisions ([`appeal`]), the
 //! verification gate ([`gate`]) and readable diffs between constitutions ([`diff`]). Nothing here does I/O or
 //! reads a clock: the governance service (`acgs-server`) loads a governed object, calls a step with the time and
 //! the authenticated user, and stores the result with the [`Step`]s it returns as audit events, in one
@@ -8,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod amendment;
+pub mod appeal;
 pub mod diff;
 pub mod emergency;
 pub mod error;
@@ -16,6 +18,7 @@ pub mod motion;
 pub mod tally;
 
 pub use amendment::{Amendment, AmendmentState, DraftRequest, VersionRef};
+pub use appeal::{Appeal, AppealState, AppealedDecision, RulingKind};
 pub use diff::ConstitutionDiff;
 pub use emergency::{EmergencyAction, EmergencyState};
 pub use error::GovernanceError;

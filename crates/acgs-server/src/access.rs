@@ -23,6 +23,9 @@ pub enum Access {
     Authenticated,
     /// A caller whose roles grant the permission.
     Permission(Permission),
+    /// A signed-in user (not an API key) whose roles grant the permission: governance steps, taken by people
+    /// with their own credentials, whom the constitution's council and authority sets name.
+    UserPermission(Permission),
     /// `metrics:read`, or anyone when the server is configured with public metrics.
     Metrics,
 }
@@ -49,6 +52,10 @@ const fn needs(permission: Permission) -> Access {
     Access::Permission(permission)
 }
 
+const fn user_needs(permission: Permission) -> Access {
+    Access::UserPermission(permission)
+}
+
 /// Every endpoint of the API and what it requires. The router registers exactly these (a test holds them
 /// equal), and the middleware reads nothing else.
 pub const ENDPOINTS: &[Endpoint] = &[
@@ -64,6 +71,24 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint("GET", "/v1/audit/proof/consistency", needs(AuditRead)),
     endpoint("GET", "/v1/constitution", needs(ConstitutionRead)),
     endpoint("GET", "/v1/constitution/principles", needs(ConstitutionRead)),
+    endpoint("GET", "/v1/constitution/versions", needs(ConstitutionRead)),
+    endpoint("GET", "/v1/constitution/versions/{number}", needs(ConstitutionRead)),
+    endpoint("GET", "/v1/amendments", needs(GovernanceRead)),
+    endpoint("POST", "/v1/amendments", user_needs(AmendmentsPropose)),
+    endpoint("GET", "/v1/amendments/{id}", needs(GovernanceRead)),
+    endpoint("GET", "/v1/amendments/{id}/diff", needs(GovernanceRead)),
+    endpoint("POST", "/v1/amendments/{id}/open", user_needs(AmendmentsPropose)),
+    endpoint("POST", "/v1/amendments/{id}/votes", user_needs(AmendmentsVote)),
+    endpoint("POST", "/v1/amendments/{id}/cancel", user_needs(AmendmentsPropose)),
+    endpoint("POST", "/v1/amendments/{id}/veto", user_needs(GovernanceAct)),
+    endpoint("POST", "/v1/amendments/{id}/execute", user_needs(AmendmentsExecute)),
+    endpoint("GET", "/v1/emergency", needs(GovernanceRead)),
+    endpoint("GET", "/v1/appeals", needs(GovernanceRead)),
+    endpoint("POST", "/v1/appeals", needs(AppealsFile)),
+    endpoint("GET", "/v1/appeals/{id}", needs(GovernanceRead)),
+    endpoint("POST", "/v1/appeals/{id}/rulings", user_needs(AppealsReview)),
+    endpoint("POST", "/v1/emergency/halt", user_needs(GovernanceAct)),
+    endpoint("POST", "/v1/emergency/resume", user_needs(GovernanceAct)),
     endpoint("POST", "/v1/auth/login", Public),
     endpoint("POST", "/v1/auth/refresh", Public),
     endpoint("POST", "/v1/auth/logout", Authenticated),
@@ -116,8 +141,9 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         Access::Metrics if state.settings.public_metrics => return next.run(request).await,
         Access::Metrics => Some(Permission::MetricsRead),
         Access::Authenticated => None,
-        Access::Permission(p) => Some(p),
+        Access::Permission(p) | Access::UserPermission(p) => Some(p),
     };
+    let users_only = matches!(access, Access::UserPermission(_));
     let header = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
@@ -129,9 +155,24 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
             return ApiError::from(e).into_response();
         }
     };
-    if let Some(permission) = permission
-        && let Err(e) = state.auth.authorize(&principal, permission)
-    {
+    let refused = match permission {
+        Some(permission) if users_only && !matches!(principal.kind, acgs_auth::PrincipalKind::User { .. }) => Some((
+            permission,
+            ApiError::Forbidden(format!(
+                "`{}` needs a signed-in user: governance steps are taken by people with their own credentials \
+                     (`acgs login`), not by API keys",
+                request.uri().path()
+            )),
+            format!("needs {permission} as a signed-in user, not an API key"),
+        )),
+        Some(permission) => state
+            .auth
+            .authorize(&principal, permission)
+            .err()
+            .map(|e| (permission, ApiError::from(e), format!("needs {permission}"))),
+        None => None,
+    };
+    if let Some((permission, refusal, why)) = refused {
         metrics::counter!("acgs_auth_forbidden_total", "permission" => permission.as_str()).increment(1);
         let path = request
             .extensions()
@@ -146,13 +187,13 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
                 Some(&principal.label()),
                 Some(&route),
                 Some(&source),
-                Some(format!("needs {permission}")),
+                Some(why),
             )
             .await
         {
             return ApiError::from(record).into_response();
         }
-        return ApiError::from(e).into_response();
+        return refusal.into_response();
     }
     request.extensions_mut().insert::<Principal>(principal);
     next.run(request).await

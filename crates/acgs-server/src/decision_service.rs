@@ -5,6 +5,10 @@
 //!
 //! A heavy request (a large entity hierarchy, long content) is decided on the blocking pool, at most
 //! [`DecisionService::new`]'s `heavy_slots` at a time, so that it never holds a thread that serves other requests.
+//!
+//! While the emergency set has halted the system ([`HaltSwitch`]), every request is denied without being
+//! evaluated (also in shadow mode: a halt fails closed), with the reason `emergency_halt`, and recorded like any
+//! other decision.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +20,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::active::ActiveConstitution;
+use crate::halt::HaltSwitch;
+
+/// The reason a decision carries when the system was halted: no policy was evaluated.
+pub const EMERGENCY_HALT: &str = "emergency_halt";
 
 /// Microseconds since the Unix epoch, for a decision's `recorded_at`.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -75,12 +83,15 @@ pub struct RecordedDecision {
     pub audit_seq: i64,
     /// Engine time in microseconds.
     pub evaluated_in_us: u64,
+    /// Why the decision was made without the policies ([`EMERGENCY_HALT`]), if it was.
+    pub system_reason: Option<&'static str>,
 }
 
 /// Decides and records. Cheap to clone.
 #[derive(Clone)]
 pub struct DecisionService {
     active: Arc<ActiveConstitution>,
+    halt: Arc<HaltSwitch>,
     log: DecisionLog,
     shadow: bool,
     heavy: Arc<Semaphore>,
@@ -99,9 +110,11 @@ impl std::fmt::Debug for DecisionService {
 }
 
 impl DecisionService {
-    /// A service deciding under `active`, recording in `log`; `heavy_slots` heavy decisions may run at once.
+    /// A service deciding under `active` unless `halt` is set, recording in `log`; `heavy_slots` heavy decisions
+    /// may run at once.
     pub fn new(
         active: Arc<ActiveConstitution>,
+        halt: Arc<HaltSwitch>,
         log: DecisionLog,
         shadow: bool,
         heavy_slots: usize,
@@ -110,6 +123,7 @@ impl DecisionService {
     ) -> Self {
         Self {
             active,
+            halt,
             log,
             shadow,
             heavy: Arc::new(Semaphore::new(heavy_slots.max(1))),
@@ -127,7 +141,9 @@ impl DecisionService {
     /// record it; answered only once the record is durable.
     pub async fn decide(&self, caller: &str, request: &DecisionRequest) -> Result<RecordedDecision, DecisionError> {
         let engine = self.active.engine();
-        let unrecorded = if is_heavy(request) {
+        let unrecorded = if self.halt.is_halted() {
+            self.deny_halted(&engine, caller, request)?
+        } else if is_heavy(request) {
             let _slot = self.heavy.acquire().await.map_err(|_| DecisionError::ShuttingDown)?;
             metrics::counter!("acgs_decisions_offloaded_total").increment(1);
             let (service, caller, request) = (self.clone(), caller.to_owned(), request.clone());
@@ -141,6 +157,7 @@ impl DecisionService {
             decision,
             record,
             effective,
+            halted,
         } = unrecorded;
         let recorded = RecordedDecision {
             effective,
@@ -150,6 +167,7 @@ impl DecisionService {
             constitution_version: record.constitution_version.clone(),
             evaluated_in_us: record.evaluated_in_us as u64,
             audit_seq: 0,
+            system_reason: halted.then_some(EMERGENCY_HALT),
             decision,
         };
         let audit_seq = self.log.append(record).await?;
@@ -168,9 +186,57 @@ impl DecisionService {
         let decision: Decision = engine.decide(request)?;
         let evaluated_in_us = started.elapsed().as_micros() as u64;
         metrics::histogram!("acgs_decision_evaluation_seconds").record(started.elapsed().as_secs_f64());
+        self.unrecorded(engine, caller, request, decision, evaluated_in_us, None)
+    }
 
+    /// The denial of `request` while the system is halted: nothing is evaluated, and shadow mode does not apply.
+    fn deny_halted(
+        &self,
+        engine: &Engine,
+        caller: &str,
+        request: &DecisionRequest,
+    ) -> Result<Unrecorded, DecisionError> {
+        let state = self.halt.state();
+        let since = state
+            .since_us
+            .and_then(chrono::DateTime::from_timestamp_micros)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        let decision = Decision {
+            outcome: Outcome::Deny,
+            reasons: Vec::new(),
+            errors: Vec::new(),
+            detections: Vec::new(),
+            explanation: format!(
+                "Denied: ACGS is halted by its emergency set since {since} ({}); every action is denied until the \
+                 emergency set resumes it.",
+                state.reason
+            ),
+        };
+        let halt = HaltNote {
+            since_us: state.since_us.unwrap_or_default(),
+            reason: &state.reason,
+        };
+        self.unrecorded(engine, caller, request, decision, 0, Some(halt))
+    }
+
+    /// The audit record of `decision` on `request`, under `engine`'s constitution.
+    fn unrecorded(
+        &self,
+        engine: &Engine,
+        caller: &str,
+        request: &DecisionRequest,
+        decision: Decision,
+        evaluated_in_us: u64,
+        halt: Option<HaltNote<'_>>,
+    ) -> Result<Unrecorded, DecisionError> {
         let constitution = engine.constitution();
-        let effective = if self.shadow { Outcome::Allow } else { decision.outcome };
+        let halted = halt.is_some();
+        let effective = if self.shadow && !halted {
+            Outcome::Allow
+        } else {
+            decision.outcome
+        };
         let body = LoggedBody {
             caller,
             request: LoggedRequest {
@@ -188,6 +254,8 @@ impl DecisionService {
             detections: &decision.detections,
             errors: &decision.errors,
             explanation: &decision.explanation,
+            system_reason: halted.then_some(EMERGENCY_HALT),
+            halt,
         };
         // Canonical JSON: the body becomes part of the decision's audit leaf, which must not depend on key order.
         let body = acgs_audit::to_canonical_json(&body).map_err(|e| DecisionError::Internal(e.to_string()))?;
@@ -202,7 +270,7 @@ impl DecisionService {
             resource_id: request.resource.id.clone(),
             outcome: decision.outcome.as_str().to_owned(),
             effective_outcome: effective.as_str().to_owned(),
-            shadow: self.shadow,
+            shadow: self.shadow && !halted,
             constitutional_hash: constitution.hash().to_hex(),
             constitution_version: constitution.metadata().version.clone(),
             evaluated_in_us: evaluated_in_us as i64,
@@ -212,6 +280,7 @@ impl DecisionService {
             decision,
             record,
             effective,
+            halted,
         })
     }
 }
@@ -221,6 +290,17 @@ struct Unrecorded {
     decision: Decision,
     record: DecisionRecord,
     effective: Outcome,
+    /// Denied because the system was halted.
+    halted: bool,
+}
+
+/// What a decision made during a halt records about it.
+#[derive(Debug, Serialize)]
+struct HaltNote<'a> {
+    /// Since when the system is halted (µs).
+    since_us: i64,
+    /// Why.
+    reason: &'a str,
 }
 
 /// Whether deciding `request` may take long enough (milliseconds: a large entity hierarchy, a long content scan)
@@ -277,4 +357,10 @@ struct LoggedBody<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [EvaluationError],
     explanation: &'a str,
+    /// [`EMERGENCY_HALT`] when no policy was evaluated (left out otherwise, so earlier bodies are unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_reason: Option<&'static str>,
+    /// The halt in force, for a decision made during one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    halt: Option<HaltNote<'a>>,
 }

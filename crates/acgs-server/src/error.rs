@@ -70,6 +70,10 @@ pub enum ApiError {
         /// The active constitution's short hash.
         active_short: String,
     },
+    /// The request is understood but its content fails a check the server runs on it: an amendment's
+    /// constitution failed the verification gate (422).
+    #[error("{0}")]
+    Unprocessable(String),
     /// The decision log cannot take more work right now (503 + Retry-After).
     #[error("the decision log is overloaded; retry shortly")]
     Overloaded,
@@ -107,6 +111,11 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 "constitutional-hash-mismatch",
                 "Constitutional hash mismatch",
+            ),
+            ApiError::Unprocessable(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "verification-gate-failed",
+                "Verification gate failed",
             ),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
@@ -276,6 +285,31 @@ impl From<acgs_store::StoreError> for ApiError {
             // Not a passing outage: a decision index that disagrees with the signed log is an incident.
             acgs_store::StoreError::IndexMismatch(mismatch) => ApiError::Integrity(mismatch.to_string()),
             other => ApiError::Unavailable(format!("storage unavailable: {other}")),
+        }
+    }
+}
+
+impl From<acgs_governance::GovernanceError> for ApiError {
+    fn from(e: acgs_governance::GovernanceError) -> Self {
+        use acgs_governance::GovernanceError;
+        match e {
+            GovernanceError::Conflict(message) => ApiError::Conflict(message),
+            GovernanceError::NotAuthorized(message) => ApiError::Forbidden(message),
+            GovernanceError::Invalid(message) => ApiError::BadRequest(message),
+            GovernanceError::GateFailed(message) => ApiError::Unprocessable(message),
+            e @ GovernanceError::Ungoverned => ApiError::Conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::governance_service::ServiceError> for ApiError {
+    fn from(e: crate::governance_service::ServiceError) -> Self {
+        use crate::governance_service::ServiceError;
+        match e {
+            ServiceError::Rule(e) => e.into(),
+            ServiceError::NotFound(message) => ApiError::NotFound(message),
+            ServiceError::Store(e) => e.into(),
+            ServiceError::Internal(message) => ApiError::Internal(message),
         }
     }
 }

@@ -13,6 +13,8 @@ pub mod connection;
 pub mod decision_service;
 mod error;
 mod extract;
+pub mod governance_service;
+pub mod halt;
 pub mod openapi;
 mod parse_errors;
 mod pin;
@@ -53,6 +55,25 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/audit/proof/consistency", get(routes::audit::consistency))
         .route("/v1/constitution", get(routes::constitution::show))
         .route("/v1/constitution/principles", get(routes::constitution::principles))
+        .route("/v1/constitution/versions", get(routes::governance::versions))
+        .route("/v1/constitution/versions/{number}", get(routes::governance::version))
+        .route(
+            "/v1/amendments",
+            get(routes::governance::list).post(routes::governance::draft),
+        )
+        .route("/v1/amendments/{id}", get(routes::governance::show))
+        .route("/v1/amendments/{id}/diff", get(routes::governance::diff))
+        .route("/v1/amendments/{id}/open", post(routes::governance::open))
+        .route("/v1/amendments/{id}/votes", post(routes::governance::vote))
+        .route("/v1/amendments/{id}/cancel", post(routes::governance::cancel))
+        .route("/v1/amendments/{id}/veto", post(routes::governance::veto))
+        .route("/v1/amendments/{id}/execute", post(routes::governance::execute))
+        .route("/v1/emergency", get(routes::governance::emergency_status))
+        .route("/v1/appeals", get(routes::appeals::list).post(routes::appeals::file))
+        .route("/v1/appeals/{id}", get(routes::appeals::show))
+        .route("/v1/appeals/{id}/rulings", post(routes::appeals::rule))
+        .route("/v1/emergency/halt", post(routes::governance::halt))
+        .route("/v1/emergency/resume", post(routes::governance::resume))
         .route("/health", get(routes::system::health))
         .route("/ready", get(routes::system::ready))
         .route("/metrics", get(routes::system::metrics))
@@ -123,6 +144,10 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
     ApiError::Internal("handler panicked".into()).into_response()
 }
 
+/// How often the server reads the governance state other replicas may have changed and takes the steps time
+/// has taken (votes closing, amendments expiring).
+pub const GOVERNANCE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Serve `state` on `listener` (with the connection cap and deadlines of [`ServerSettings::connections`]) until
 /// `shutdown` completes: stop accepting, finish in-flight requests,
 /// commit everything queued in the decision log, then sign a checkpoint covering it. Checkpoints are signed
@@ -156,12 +181,38 @@ pub async fn serve(
             }
         }
     });
+    // The stored governance state first (a halt survives restarts: no decision is answered before it is known),
+    // then periodically: votes close and amendments expire near their time, and what another replica changed
+    // (a version put in force, a halt) is picked up.
+    let governance = state.governance.clone();
+    if let Err(e) = governance.refresh().await {
+        return Err(std::io::Error::other(format!("cannot read the governance state: {e}")));
+    }
+    let (stop_governance, mut governance_stopped) = tokio::sync::watch::channel(false);
+    let governance_upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(GOVERNANCE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = governance_stopped.wait_for(|stop| *stop) => break,
+            }
+            if let Err(e) = governance.refresh().await {
+                tracing::warn!(error = %e, "reading the governance state failed; retrying");
+            }
+            if let Err(e) = governance.settle_due().await {
+                tracing::warn!(error = %e, "settling due governance steps failed; retrying");
+            }
+        }
+    });
     let limits = state.settings.connections;
     let result = connection::serve_connections(listener, app(state), limits, shutdown).await;
     log.shutdown().await;
     periodic.abort();
     let _ = stop_upkeep.send(true);
     let _ = upkeep.await;
+    let _ = stop_governance.send(true);
+    let _ = governance_upkeep.await;
     match checkpointer.checkpoint_now().await {
         Ok(c) => tracing::info!(tree_size = c.tree_size, "final checkpoint signed"),
         Err(e) => tracing::error!(error = %e, "cannot sign the final checkpoint"),

@@ -57,6 +57,24 @@ const HASH_HEADER_NAME: &str = "X-Constitutional-Hash";
         routes::auth::rotate_signing_key,
         routes::auth::rotate_all,
         routes::auth::jwks,
+        routes::governance::versions,
+        routes::governance::version,
+        routes::governance::list,
+        routes::governance::draft,
+        routes::governance::show,
+        routes::governance::diff,
+        routes::governance::open,
+        routes::governance::vote,
+        routes::governance::cancel,
+        routes::governance::veto,
+        routes::governance::execute,
+        routes::governance::emergency_status,
+        routes::governance::halt,
+        routes::governance::resume,
+        routes::appeals::list,
+        routes::appeals::file,
+        routes::appeals::show,
+        routes::appeals::rule,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &SharedResponses),
@@ -67,6 +85,7 @@ const HASH_HEADER_NAME: &str = "X-Constitutional-Hash";
         (name = "audit", description = "The tamper-evident audit log: key, checkpoints, entries, proofs, receipts"),
         (name = "system", description = "Health, readiness, metrics, API description"),
         (name = "auth", description = "Logins, tokens, users, API keys and signing keys (see docs/security.md)"),
+        (name = "governance", description = "Amendments, council votes, vetoes, the emergency halt (see docs/governance.md)"),
     )
 )]
 pub struct ApiDoc;
@@ -228,7 +247,9 @@ fn shared_for(path: &str, method: &str, operation: &Operation, routes: &[(String
         Some(Access::Public) | None => {}
         // Authentication reads the credential store, and a refusal is recorded in the audit log.
         Some(Access::Authenticated) => shared.extend([&UNAUTHORIZED, &UNAVAILABLE]),
-        Some(Access::Permission(_) | Access::Metrics) => shared.extend([&UNAUTHORIZED, &FORBIDDEN, &UNAVAILABLE]),
+        Some(Access::Permission(_) | Access::UserPermission(_) | Access::Metrics) => {
+            shared.extend([&UNAUTHORIZED, &FORBIDDEN, &UNAVAILABLE])
+        }
     }
     if operation.request_body.is_some() {
         // Every operation with a body stores something (a decision, a credential, a session).

@@ -1,13 +1,16 @@
-//! Shared state of the HTTP server: the engine, the decision log, the authentication service and the settings.
+//! Shared state of the HTTP server: the constitution in force, the decision and governance services, the decision
+//! log, the authentication service and the settings.
 
 use std::sync::Arc;
 
 use acgs_auth::AuthService;
 use acgs_engine::Engine;
-use acgs_store::{Checkpointer, DecisionLog};
+use acgs_store::{Checkpointer, DecisionLog, Store};
 
 use crate::active::ActiveConstitution;
 use crate::decision_service::{Clock, DecisionService, IdSource, system_clock, uuid_v7_ids};
+use crate::governance_service::GovernanceService;
+use crate::halt::HaltSwitch;
 
 /// Largest number of requests in one `POST /v1/decisions/batch`.
 pub const MAX_BATCH_REQUESTS: usize = 1000;
@@ -58,6 +61,8 @@ pub struct AppState {
     pub active: Arc<ActiveConstitution>,
     /// Decides and records decisions.
     pub decisions: DecisionService,
+    /// Amendments, votes, the emergency halt and the constitution versions.
+    pub governance: GovernanceService,
     /// The durable decision log.
     pub log: DecisionLog,
     /// Signs checkpoints of the audit log with the log key.
@@ -71,18 +76,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Build the state, with `engine` in force, the system clock and UUID v7 decision ids; installs the
-    /// process-wide Prometheus recorder on first use.
+    /// Build the state, with `engine` (compiled from the stored version `version`) in force, governed through
+    /// `store`, the system clock and UUID v7 ids; installs the process-wide Prometheus recorder on first use.
+    /// The emergency state starts as not halted: [`GovernanceService::refresh`] reads the stored one (`serve`
+    /// does before it accepts a connection).
     pub fn new(
-        engine: Arc<Engine>,
+        (engine, version): (Arc<Engine>, i64),
+        store: Arc<dyn Store>,
         log: DecisionLog,
         key: acgs_audit::LogKey,
         auth: Arc<AuthService>,
         settings: ServerSettings,
     ) -> Self {
-        let active = Arc::new(ActiveConstitution::new(engine));
+        let active = Arc::new(ActiveConstitution::new(engine, version));
+        let halt = Arc::new(HaltSwitch::default());
+        let (clock, ids) = (system_clock(), uuid_v7_ids());
         Self {
-            decisions: decision_service(&active, &log, &settings, system_clock(), uuid_v7_ids()),
+            decisions: decision_service(&active, &halt, &log, &settings, clock.clone(), ids.clone()),
+            governance: GovernanceService::new(store, active.clone(), halt, clock, ids, Vec::new()),
             active,
             checkpointer: Checkpointer::new(log.store().clone(), key),
             auth,
@@ -92,9 +103,19 @@ impl AppState {
         }
     }
 
-    /// The same state with decisions timed by `clock` and named by `ids` (for reproducible tests).
+    /// The same state with decisions and governance steps timed by `clock` and named by `ids` (for
+    /// reproducible tests, and timelocks tested without waiting).
     pub fn with_clock_and_ids(mut self, clock: Clock, ids: IdSource) -> Self {
-        self.decisions = decision_service(&self.active, &self.log, &self.settings, clock, ids);
+        let halt = self.governance.halt().clone();
+        self.decisions = decision_service(
+            &self.active,
+            &halt,
+            &self.log,
+            &self.settings,
+            clock.clone(),
+            ids.clone(),
+        );
+        self.governance = self.governance.with_clock_and_ids(clock, ids);
         self
     }
 }
@@ -103,11 +124,20 @@ impl AppState {
 /// CPUs (at least one), so that heavy requests, however many arrive, leave CPU time to the others.
 fn decision_service(
     active: &Arc<ActiveConstitution>,
+    halt: &Arc<HaltSwitch>,
     log: &DecisionLog,
     settings: &ServerSettings,
     clock: Clock,
     ids: IdSource,
 ) -> DecisionService {
     let heavy_slots = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) / 2;
-    DecisionService::new(active.clone(), log.clone(), settings.shadow, heavy_slots, clock, ids)
+    DecisionService::new(
+        active.clone(),
+        halt.clone(),
+        log.clone(),
+        settings.shadow,
+        heavy_slots,
+        clock,
+        ids,
+    )
 }

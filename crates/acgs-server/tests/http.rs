@@ -885,9 +885,10 @@ async fn a_newly_activated_constitution_decides_the_next_request() {
         .unwrap()
         .replacen("version = \"1.0.0\"", "version = \"1.0.1\"", 1);
     let next = acgs_engine::Constitution::from_toml("example 1.0.1", &text).unwrap();
-    s.state
-        .active
-        .activate(std::sync::Arc::new(acgs_engine::Engine::new(std::sync::Arc::new(next))));
+    s.state.active.activate(
+        std::sync::Arc::new(acgs_engine::Engine::new(std::sync::Arc::new(next))),
+        2,
+    );
     let reply = s.post("/v1/decisions", first(Outcome::Allow).to_string()).await;
     assert_eq!(reply.json()["constitution_version"], "1.0.1");
     assert_ne!(reply.hash_header(), before);

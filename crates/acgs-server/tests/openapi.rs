@@ -259,7 +259,9 @@ fn every_error_is_a_problem_document_and_every_operation_lists_the_errors_it_can
         match endpoint.access {
             Access::Public => {}
             Access::Authenticated => expected.extend(["401", "503"]),
-            Access::Permission(_) | Access::Metrics => expected.extend(["401", "403", "503"]),
+            Access::Permission(_) | Access::UserPermission(_) | Access::Metrics => {
+                expected.extend(["401", "403", "503"])
+            }
         }
         if op.get("requestBody").is_some() {
             expected.extend(["408", "415", "503"]);

@@ -39,6 +39,10 @@ pub struct DecisionResponse {
     /// Shadow mode only: what the constitution decided (the effective `decision` is `allow`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow_decision: Option<Outcome>,
+    /// Set when no policy decided: `emergency_halt` while the emergency set has halted the system (the
+    /// decision is then `deny`, also in shadow mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_reason: Option<String>,
 }
 
 /// A batch of decision requests.
@@ -81,6 +85,7 @@ impl From<RecordedDecision> for DecisionResponse {
             constitution_version,
             audit_seq,
             evaluated_in_us,
+            system_reason,
         } = recorded;
         Self {
             decision: effective,
@@ -94,6 +99,7 @@ impl From<RecordedDecision> for DecisionResponse {
             audit_seq,
             evaluated_in_us,
             shadow_decision: shadow.then_some(decision.outcome),
+            system_reason: system_reason.map(str::to_owned),
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct Health {
     pub status: &'static str,
     /// Server version.
     pub version: &'static str,
+    /// Whether the emergency set has halted the system (every decision is then denied).
+    pub halted: bool,
 }
 
 /// Readiness answer.
@@ -42,14 +44,24 @@ pub struct Readiness {
     pub constitutional_hash: String,
     /// Shadow mode on/off.
     pub shadow: bool,
+    /// Whether the emergency set has halted the system: decisions are still answered (and logged), every one
+    /// `deny`, so a halted server stays ready.
+    pub halted: bool,
+    /// Since when (RFC 3339), while halted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halted_since: Option<String>,
+    /// Why, while halted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halt_reason: Option<String>,
 }
 
 /// Liveness: the process is up.
 #[utoipa::path(get, path = "/health", tag = "system", security(()), responses((status = 200, body = Health)))]
-pub async fn health() -> Json<Health> {
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
+        halted: state.governance.halt().is_halted(),
     })
 }
 
@@ -67,6 +79,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let write_error = state.log.writable().await.err();
     let ready = storage_error.is_none() && write_error.is_none();
     let constitution = state.active.constitution();
+    let halt = state.governance.halt().state();
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         storage: store.backend(),
@@ -77,6 +90,13 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         constitution_version: constitution.metadata().version.clone(),
         constitutional_hash: constitution.hash().short(),
         shadow: state.settings.shadow,
+        halted: halt.halted,
+        halted_since: halt
+            .since_us
+            .filter(|_| halt.halted)
+            .and_then(chrono::DateTime::from_timestamp_micros)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        halt_reason: halt.halted.then(|| halt.reason.clone()),
     };
     let status = if ready {
         StatusCode::OK

@@ -49,9 +49,11 @@ pub async fn server_on(store: Arc<dyn Store>, settings: ServerSettings, dir: tem
         .await
         .unwrap();
     let log = DecisionLog::start(store.clone(), LogConfig::default());
+    let version = record_version(&*store, &constitution).await;
     TestServer {
         state: AppState::new(
-            Arc::new(Engine::new(Arc::new(constitution))),
+            (Arc::new(Engine::new(Arc::new(constitution))), version),
+            store.clone(),
             log,
             acgs_audit::LogKey::generate(Some("acgs.test/audit")).unwrap(),
             Arc::new(auth),
@@ -61,6 +63,31 @@ pub async fn server_on(store: Arc<dyn Store>, settings: ServerSettings, dir: tem
         key,
         dir,
     }
+}
+
+/// Record `constitution` as the version in force (as `acgs serve`'s first start does), unless one is; its number.
+pub async fn record_version(store: &dyn Store, constitution: &Constitution) -> i64 {
+    if let Some(active) = store.active_constitution().await.unwrap() {
+        return active.number;
+    }
+    let source = std::fs::read_to_string(EXAMPLE).unwrap();
+    store
+        .activate_constitution(
+            0,
+            &acgs_store::NewConstitutionVersion {
+                hash: constitution.hash().to_hex(),
+                version_label: constitution.metadata().version.clone(),
+                name: constitution.metadata().name.clone(),
+                source_name: EXAMPLE.into(),
+                source,
+                activated_at_us: 1_800_000_000_000_000,
+                activated_by: "test".into(),
+                reason: "first start".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .number
 }
 
 pub struct Reply {
