@@ -1,6 +1,6 @@
 //! The governance rules of ACGS as pure code: amendments and their state machine ([`amendment`]), weighted
 //! votes ([`tally`]), M-of-N approvals within a window ([`motion`]), the emergency halt ([`emergency`]), appeals
-//! of decisions ([`appeal`]), the
+//! of decisions ([`appeal`]), authority transfers ([`transfer`]), the
 //! verification gate ([`gate`]) and readable diffs between constitutions ([`diff`]). Nothing here does I/O or
 //! reads a clock: the governance service (`acgs-server`) loads a governed object, calls a step with the time and
 //! the authenticated user, and stores the result with the [`Step`]s it returns as audit events, in one
@@ -16,6 +16,7 @@ pub mod error;
 pub mod gate;
 pub mod motion;
 pub mod tally;
+pub mod transfer;
 
 pub use amendment::{Amendment, AmendmentState, DraftRequest, VersionRef};
 pub use appeal::{Appeal, AppealState, AppealedDecision, RulingKind};
@@ -24,6 +25,7 @@ pub use emergency::{EmergencyAction, EmergencyState};
 pub use error::GovernanceError;
 pub use gate::{GateCheck, GateReport, ProofCheck, run_gate};
 pub use tally::{Choice, Tally, VoteRules};
+pub use transfer::{Transfer, TransferState, TransferTarget};
 
 /// One step a governed object took: what becomes its audit event (`acgs_audit::event::GovernanceEvent`, with
 /// the object as subject).

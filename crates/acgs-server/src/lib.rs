@@ -69,6 +69,13 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/amendments/{id}/veto", post(routes::governance::veto))
         .route("/v1/amendments/{id}/execute", post(routes::governance::execute))
         .route("/v1/emergency", get(routes::governance::emergency_status))
+        .route(
+            "/v1/emergency/transfers",
+            get(routes::transfers::list).post(routes::transfers::propose),
+        )
+        .route("/v1/emergency/transfers/{id}", get(routes::transfers::show))
+        .route("/v1/emergency/transfers/{id}/approve", post(routes::transfers::approve))
+        .route("/v1/emergency/transfers/{id}/accept", post(routes::transfers::accept))
         .route("/v1/appeals", get(routes::appeals::list).post(routes::appeals::file))
         .route("/v1/appeals/{id}", get(routes::appeals::show))
         .route("/v1/appeals/{id}/rulings", post(routes::appeals::rule))

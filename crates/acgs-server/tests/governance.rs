@@ -34,6 +34,7 @@ const PEOPLE: &[(&str, Role)] = &[
     ("sre-on-call", Role::Operator),
     ("security-on-call", Role::Operator),
     ("outsider", Role::Council),
+    ("new-oncall", Role::Operator),
 ];
 
 struct Governed {
@@ -899,4 +900,136 @@ async fn an_appeal_is_filed_ruled_on_and_leads_to_an_amendment_on_sqlite() {
 #[tokio::test]
 async fn an_appeal_is_filed_ruled_on_and_leads_to_an_amendment_on_postgres() {
     appeals_lifecycle(postgres().await.0).await;
+}
+
+async fn propose_new_emergency_set(g: &Governed) -> String {
+    let body = json!({
+        "emergency": {"threshold": 2, "members": ["sre-on-call", "security-on-call", "new-oncall"]},
+        "reason": "the chief risk officer leaves the on-call rota"
+    });
+    let reply = g.post("outsider", "/v1/emergency/transfers", body.clone()).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::FORBIDDEN,
+        "not in the emergency set: {}",
+        reply.text
+    );
+    let reply = g.post("sre-on-call", "/v1/emergency/transfers", body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.json()["state"], "proposed");
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    let reply = g
+        .post(
+            "new-oncall",
+            &format!("/v1/emergency/transfers/{id}/accept"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::CONFLICT,
+        "not yet approved by M of the current set: {}",
+        reply.text
+    );
+    let reply = g
+        .post(
+            "security-on-call",
+            &format!("/v1/emergency/transfers/{id}/approve"),
+            json!({"reason": "agreed"}),
+        )
+        .await;
+    assert_eq!(reply.json()["state"], "accepting", "{}", reply.text);
+    id
+}
+
+#[tokio::test]
+async fn an_authority_transfer_takes_effect_only_when_the_new_set_accepts_on_sqlite() {
+    authority_transfer(sqlite().await).await;
+}
+
+#[tokio::test]
+async fn an_authority_transfer_takes_effect_only_when_the_new_set_accepts_on_postgres() {
+    authority_transfer(postgres().await.0).await;
+}
+
+async fn authority_transfer(g: Governed) {
+    let before = g.s.get("/v1/emergency").await.json();
+
+    // Not accepted within the window: nothing changes.
+    let lapsing = propose_new_emergency_set(&g).await;
+    let reply = g
+        .post(
+            "new-oncall",
+            &format!("/v1/emergency/transfers/{lapsing}/accept"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(reply.json()["state"], "accepting", "1 of 2 new members: {}", reply.text);
+    g.advance(25 * HOUR);
+    assert_eq!(
+        g.s.get(&format!("/v1/emergency/transfers/{lapsing}")).await.json()["state"],
+        "lapsed"
+    );
+    let reply = g
+        .post(
+            "sre-on-call",
+            &format!("/v1/emergency/transfers/{lapsing}/accept"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.text);
+    assert_eq!(g.s.get("/v1/emergency").await.json(), before);
+    assert_eq!(g.s.store.constitution_versions().await.unwrap().len(), 1);
+
+    // Accepted by M of the new set: a new version whose history says how it came about.
+    let pending = g.draft("1.1.0").await;
+    let id = propose_new_emergency_set(&g).await;
+    let reply = g
+        .post("outsider", &format!("/v1/emergency/transfers/{id}/accept"), json!(null))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "not a new member: {}", reply.text);
+    g.post(
+        "new-oncall",
+        &format!("/v1/emergency/transfers/{id}/accept"),
+        json!(null),
+    )
+    .await;
+    let reply = g
+        .post(
+            "security-on-call",
+            &format!("/v1/emergency/transfers/{id}/accept"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json()["state"], "completed");
+    assert_eq!(reply.json()["completed_as_version"], 2);
+    let versions = g.s.get("/v1/constitution/versions").await.json();
+    assert_eq!(versions[1]["source_name"], format!("authority transfer {id}"));
+    let reason = versions[1]["reason"].as_str().unwrap();
+    assert!(reason.contains("proposed by security-on-call, sre-on-call"), "{reason}");
+    assert!(reason.contains("accepted by new-oncall, security-on-call"), "{reason}");
+    let source = g.s.get("/v1/constitution/versions/2").await.json()["source"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        source.contains("# any 2 of these 3 halt every agent action"),
+        "comments are kept"
+    );
+    let now = g.s.get("/v1/emergency").await.json();
+    assert_eq!(now["members"], json!(["new-oncall", "security-on-call", "sre-on-call"]));
+    // The old member no longer halts; the new one does; the draft made against version 1 is stale.
+    let reply = g
+        .post("chief-risk-officer", "/v1/emergency/halt", json!({"reason": "x"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    let reply = g
+        .post("new-oncall", "/v1/emergency/halt", json!({"reason": "drill"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(
+        g.s.get(&format!("/v1/amendments/{pending}")).await.json()["state"],
+        "stale"
+    );
 }

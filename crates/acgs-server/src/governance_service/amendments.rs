@@ -3,15 +3,32 @@
 
 use std::sync::Arc;
 
+use acgs_engine::Constitution;
 use acgs_engine::Engine;
 use acgs_governance::amendment::{Amendment, AmendmentState, DraftRequest, VersionRef};
 use acgs_governance::{Choice, ConstitutionDiff, GovernanceError, Step, run_gate};
-use acgs_store::{GovernanceCommit, GovernanceRecord, NewConstitutionVersion, RecordQuery, StoreError};
+use acgs_store::{GovernanceCommit, GovernanceRecord, NewConstitutionVersion, RecordQuery, RecordWrite, StoreError};
 
 use super::{
     AMENDMENT, ATTEMPTS, DraftInput, GovernanceService, ServiceError, amendment_write, blocking, compile_unchecked,
     events, gate_verdict, internal, subject,
 };
+
+/// A constitution to put in force, and how it came about.
+pub(super) struct Activation<'a> {
+    /// Who: `user:<name>`.
+    pub(super) actor: String,
+    /// The constitution, compiled and through the gate.
+    pub(super) candidate: &'a Constitution,
+    /// Its TOML.
+    pub(super) source: &'a str,
+    /// The version's source name, e.g. `amendment <id>`.
+    pub(super) source_name: String,
+    /// The version's reason: the amendment's title, the transfer's history.
+    pub(super) reason: String,
+    /// The governed object it comes from: kind and id.
+    pub(super) origin: (&'static str, &'a str),
+}
 
 impl GovernanceService {
     /// Draft an amendment as `user`.
@@ -170,50 +187,24 @@ impl GovernanceService {
                 self.commit_steps(&stored, &amendment, steps, now).await?;
                 return gate_verdict(amendment);
             };
-            let mut writes = vec![amendment_write(&amendment, Some(&stored), now)?];
-            let mut all_events = events(&subject(&amendment), steps, now);
-            all_events.extend(events(
-                &format!("constitution/{number}"),
-                vec![
-                    Step::new("constitution.activated", &format!("user:{user}"), None, None).detail(
-                        serde_json::json!({
-                            "hash": amendment.proposed_hash,
-                            "version_label": amendment.proposed_version_label,
-                            "previous_version": in_force.number,
-                            "amendment": amendment.id,
-                        }),
-                    ),
-                ],
-                now,
-            ));
-            let executed = VersionRef {
-                number,
-                hash: amendment.proposed_hash.clone(),
+            let writes = vec![amendment_write(&amendment, Some(&stored), now)?];
+            let activation = Activation {
+                actor: format!("user:{user}"),
+                candidate: &candidate,
+                source: &amendment.source,
+                source_name: format!("amendment {}", amendment.id),
+                reason: format!("amendment {}: {}", amendment.id, amendment.title),
+                origin: ("amendment", &amendment.id),
             };
-            for (record, mut other) in self.open_amendments().await? {
-                if other.id == amendment.id {
-                    continue;
-                }
-                if let Some(step) = other.mark_stale("clock", &executed, now) {
-                    writes.push(amendment_write(&other, Some(&record), now)?);
-                    all_events.extend(events(&subject(&other), vec![step], now));
-                }
-            }
-            let commit = GovernanceCommit {
-                writes,
-                expect_active: Some(in_force.number),
-                activation: Some(NewConstitutionVersion {
-                    hash: amendment.proposed_hash.clone(),
-                    version_label: amendment.proposed_version_label.clone(),
-                    name: candidate.metadata().name.clone(),
-                    source_name: format!("amendment {}", amendment.id),
-                    source: amendment.source.clone(),
-                    activated_at_us: now,
-                    activated_by: format!("user:{user}"),
-                    reason: format!("amendment {}: {}", amendment.id, amendment.title),
-                }),
-                events: all_events,
-            };
+            let commit = self
+                .activation_commit(
+                    &in_force,
+                    activation,
+                    writes,
+                    events(&subject(&amendment), steps, now),
+                    now,
+                )
+                .await?;
             match self.store.commit_governance(&commit).await {
                 Ok(_) => {
                     self.active.activate(Arc::new(Engine::new(candidate)), number);
@@ -232,9 +223,8 @@ impl GovernanceService {
         .into())
     }
 
-    /// Take the steps time has taken on every open amendment (run periodically, so that votes close and
-    /// amendments expire or go stale near their time even when nobody looks at them).
-    pub async fn settle_due(&self) -> Result<usize, ServiceError> {
+    /// Take the steps time has taken on every open amendment.
+    pub(super) async fn settle_amendments(&self) -> Result<usize, ServiceError> {
         let Ok((in_force, _)) = self.rules() else {
             return Ok(0);
         };
@@ -252,6 +242,62 @@ impl GovernanceService {
             }
         }
         Ok(settled)
+    }
+
+    /// The commit that puts `activation` in force as the next version after `in_force`, with `writes` and
+    /// `events`: plus the `constitution.activated` event and every other open amendment marked stale.
+    pub(super) async fn activation_commit(
+        &self,
+        in_force: &crate::active::InForce,
+        activation: Activation<'_>,
+        mut writes: Vec<RecordWrite>,
+        mut all_events: Vec<acgs_store::NewEvent>,
+        now: i64,
+    ) -> Result<GovernanceCommit, ServiceError> {
+        let number = in_force.number + 1;
+        let hash = activation.candidate.hash().to_hex();
+        let (origin_kind, origin_id) = activation.origin;
+        all_events.extend(events(
+            &format!("constitution/{number}"),
+            vec![
+                Step::new("constitution.activated", &activation.actor, None, None).detail(serde_json::json!({
+                    "hash": hash,
+                    "version_label": activation.candidate.metadata().version,
+                    "previous_version": in_force.number,
+                    origin_kind: origin_id,
+                    "reason": activation.reason,
+                })),
+            ],
+            now,
+        ));
+        let activated = VersionRef {
+            number,
+            hash: hash.clone(),
+        };
+        for (record, mut other) in self.open_amendments().await? {
+            if origin_kind == AMENDMENT && other.id == origin_id {
+                continue;
+            }
+            if let Some(step) = other.mark_stale("clock", &activated, now) {
+                writes.push(amendment_write(&other, Some(&record), now)?);
+                all_events.extend(events(&subject(&other), vec![step], now));
+            }
+        }
+        Ok(GovernanceCommit {
+            writes,
+            expect_active: Some(in_force.number),
+            activation: Some(NewConstitutionVersion {
+                hash,
+                version_label: activation.candidate.metadata().version.clone(),
+                name: activation.candidate.metadata().name.clone(),
+                source_name: activation.source_name,
+                source: activation.source.to_owned(),
+                activated_at_us: now,
+                activated_by: activation.actor,
+                reason: activation.reason,
+            }),
+            events: all_events,
+        })
     }
 
     /// Open amendments (draft, voting, queued) with their records.
@@ -367,7 +413,7 @@ impl GovernanceService {
     }
 
     /// Commit; if the version in force changed meanwhile, catch up with it and say so.
-    async fn commit_or_refresh(&self, commit: &GovernanceCommit) -> Result<(), ServiceError> {
+    pub(super) async fn commit_or_refresh(&self, commit: &GovernanceCommit) -> Result<(), ServiceError> {
         match self.store.commit_governance(commit).await {
             Ok(_) => Ok(()),
             Err(StoreError::Conflict(message)) => {

@@ -12,14 +12,15 @@
 mod amendments;
 mod appeals;
 mod emergency;
+mod transfers;
 
 use std::sync::Arc;
 
 use acgs_audit::event::GovernanceEvent;
 use acgs_engine::{Constitution, Engine};
 use acgs_governance::amendment::Amendment;
-use acgs_governance::{EmergencyState, GovernanceError, ProofCheck, Step};
-use acgs_store::{ConstitutionVersion, GovernanceRecord, NewEvent, RecordWrite, Store, StoreError};
+use acgs_governance::{EmergencyState, GovernanceError, ProofCheck, Step, TransferState};
+use acgs_store::{ConstitutionVersion, GovernanceRecord, NewEvent, RecordQuery, RecordWrite, Store, StoreError};
 
 pub use appeals::{AppealInput, RulingInput};
 use serde::Serialize;
@@ -36,6 +37,8 @@ pub const EMERGENCY: &str = "emergency";
 pub const HALT: &str = "halt";
 /// The record kind of appeals.
 pub const APPEAL: &str = "appeal";
+/// The record kind of authority transfers.
+pub const TRANSFER: &str = "transfer";
 
 /// How often a step is tried again when the object changed under it.
 const ATTEMPTS: usize = 5;
@@ -228,6 +231,32 @@ impl GovernanceService {
         Ok((in_force, rules))
     }
 
+    /// Take the steps time has taken on every open amendment, appeal and transfer (run periodically, so that votes
+    /// close and amendments, appeals and transfers expire, lapse or go stale near their time even when nobody looks
+    /// at them). Returns how many objects moved.
+    pub async fn settle_due(&self) -> Result<usize, ServiceError> {
+        let mut moved = self.settle_amendments().await?;
+        let now = self.now();
+        for appeal in self
+            .appeals(Some(acgs_governance::AppealState::Filed), RecordQuery::MAX_LIMIT, None)
+            .await?
+        {
+            if now >= appeal.deadline_us {
+                self.appeal(&appeal.id).await?;
+                moved += 1;
+            }
+        }
+        for state in [TransferState::Proposed, TransferState::Accepting] {
+            for transfer in self.transfers(Some(state), RecordQuery::MAX_LIMIT).await? {
+                if now >= transfer.lapses_at_us || transfer.base.number != self.active.number() {
+                    self.transfer(&transfer.id).await?;
+                    moved += 1;
+                }
+            }
+        }
+        Ok(moved)
+    }
+
     /// Read the stored state other replicas may have changed: the version in force (compiled and swapped in if it
     /// is not the one running) and the emergency state. Run at start and periodically.
     pub async fn refresh(&self) -> Result<(), ServiceError> {
@@ -265,15 +294,22 @@ impl GovernanceService {
 /// The amendment, or [`GovernanceError::GateFailed`] with the failed checks when its last gate report failed.
 fn gate_verdict(amendment: Amendment) -> Result<Amendment, ServiceError> {
     match amendment.gate_reports.last() {
-        Some(report) if !report.passed => Err(GovernanceError::GateFailed(format!(
-            "amendment `{}` failed the verification gate ({}); the report is kept with it:\n{}",
-            amendment.id,
-            report.stage,
-            report.failures()
-        ))
+        Some(report) if !report.passed => Err(gate_verdict_of(
+            &format!("amendment `{}` (the report is kept with it)", amendment.id),
+            report,
+        )
         .into()),
         _ => Ok(amendment),
     }
+}
+
+/// The refusal of `what`, whose gate `report` failed.
+fn gate_verdict_of(what: &str, report: &acgs_governance::GateReport) -> GovernanceError {
+    GovernanceError::GateFailed(format!(
+        "{what} failed the verification gate ({}):\n{}",
+        report.stage,
+        report.failures()
+    ))
 }
 
 /// Run CPU work (compiling, testing) on the blocking pool.

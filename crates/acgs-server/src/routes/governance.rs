@@ -69,7 +69,7 @@ pub struct VoteRequest {
 }
 
 /// A reason for a step.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
     /// Why (required for vetoes, halts and resumes).

@@ -7,3 +7,4 @@ pub mod constitution;
 pub mod decisions;
 pub mod governance;
 pub mod system;
+pub mod transfers;
