@@ -566,7 +566,7 @@ impl Amendment {
             Some(at) => Err(GovernanceError::Conflict(format!(
                 "amendment `{}` is in its timelock: executable from {} ({} s from now)",
                 self.id,
-                at,
+                rfc3339(at),
                 (at - now_us).div_euclid(1_000_000) + 1
             ))),
             None => Err(GovernanceError::Conflict(format!(
@@ -619,6 +619,13 @@ impl Amendment {
                 .detail(detail),
         )
     }
+}
+
+/// `us` (µs since the Unix epoch) as an RFC 3339 time, for messages.
+pub fn rfc3339(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| format!("{us} µs"))
 }
 
 fn gate_step(gate: &GateReport, actor: &str, state: AmendmentState) -> Step {

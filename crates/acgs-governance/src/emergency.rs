@@ -109,9 +109,9 @@ impl EmergencyState {
             && live.action != action
         {
             return Err(GovernanceError::Conflict(format!(
-                "a {} motion is collecting approvals until {} (µs): approve it or wait until it lapses",
+                "a {} motion is collecting approvals until {}: approve it or wait until it lapses",
                 live.action.as_str(),
-                live.lapses_at_us
+                crate::amendment::rfc3339(live.lapses_at_us)
             )));
         }
         let window = rules.approval_window_secs;
