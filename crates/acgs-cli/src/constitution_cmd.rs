@@ -92,7 +92,7 @@ pub fn run(cmd: ConstitutionCommand) -> Result<ExitCode> {
             let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
             let version = crate::constitution_versions::activate(&*store, &file, now, &actor, &reason).await?;
             println!(
-                "version {} is in force: {} v{}, hash {}; restart the servers to run it",
+                "version {} is in force: {} v{}, hash {}; running servers switch to it within a second",
                 version.number, version.version.name, version.version.version_label, version.version.hash
             );
             Ok(ExitCode::SUCCESS)

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use acgs_engine::Constitution;
-use acgs_store::{ConstitutionStore, ConstitutionVersion, NewConstitutionVersion};
+use acgs_store::{ConstitutionStore, ConstitutionVersion, GovernanceCommit, NewConstitutionVersion, NewEvent, Store};
 use anyhow::{Context, Result, bail};
 
 /// A constitution's TOML source and where it came from.
@@ -111,9 +111,11 @@ fn compile_stored(stored: &ConstitutionVersion) -> Result<Constitution> {
     Ok(constitution)
 }
 
-/// Put the constitution in `file` in force as the next version (a running server picks it up when restarted).
+/// Put the constitution in `file` in force as the next version, with its audit event (`constitution.activated`,
+/// naming the operator and the reason) in the same transaction. This is the operator's way around the council,
+/// for constitutions without `[governance]` and for emergencies; running servers pick it up within a second.
 pub async fn activate(
-    store: &dyn ConstitutionStore,
+    store: &dyn Store,
     file: &Path,
     now_us: i64,
     actor: &str,
@@ -137,5 +139,30 @@ pub async fn activate(
     }
     let expected = active.map_or(0, |a| a.number);
     let version = source.version(&constitution, now_us, actor, reason);
-    Ok(store.activate_constitution(expected, &version).await?)
+    let event = acgs_audit::event::GovernanceEvent {
+        action: "constitution.activated".into(),
+        subject: format!("constitution/{}", expected + 1),
+        actor: actor.to_owned(),
+        from_state: None,
+        to_state: None,
+        detail: serde_json::json!({
+            "hash": version.hash,
+            "version_label": version.version_label,
+            "previous_version": expected,
+            "source_name": version.source_name,
+            "reason": reason,
+            "by": "acgs constitution activate",
+        }),
+    };
+    let committed = store
+        .commit_governance(&GovernanceCommit {
+            writes: Vec::new(),
+            expect_active: Some(expected),
+            activation: Some(version),
+            events: vec![NewEvent::governance(event, now_us)],
+        })
+        .await?;
+    committed
+        .activated
+        .context("the store put no version in force (a bug: the commit carried one)")
 }

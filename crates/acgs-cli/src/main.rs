@@ -1,6 +1,10 @@
 //! `acgs`: the ACGS binary. Runs the server, checks constitutions, reads the decision log, verifies the
-//! audit log, administers users and keys, and generates load. Thin: each subcommand lives in its own module.
+//! audit log, administers users and keys, governs the constitution on a running server as a logged-in user
+//! (amendments, the emergency halt, authority transfers, appeals), and generates load. Thin: each subcommand
+//! lives in its own module.
 
+mod amendments_cmd;
+mod appeals_cmd;
 mod audit_cmd;
 mod auth_cmd;
 mod bench;
@@ -10,8 +14,12 @@ mod constitution_cmd;
 mod constitution_versions;
 mod decide_cmd;
 mod decisions_cmd;
+mod emergency_cmd;
 mod keys;
+mod login_cmd;
 mod server_cmd;
+mod session;
+mod transfer_cmd;
 
 use std::process::ExitCode;
 
@@ -63,6 +71,22 @@ enum Command {
     /// Security checks of the credentials and the key files.
     #[command(subcommand)]
     Security(auth_cmd::SecurityCommand),
+    /// Log in to a running server as a user: governance steps are taken with this session.
+    Login(login_cmd::LoginArgs),
+    /// End the session on the server and delete the session file.
+    Logout,
+    /// Amendments to the constitution on a running server: draft, list, show, diff, open, vote, cancel, veto,
+    /// execute (as the logged-in user).
+    #[command(subcommand)]
+    Amendments(amendments_cmd::AmendmentsCommand),
+    /// The emergency halt on a running server: halt, resume, status; authority transfers: transfer,
+    /// transfer-approve, accept, transfers, transfer-show (as the logged-in user).
+    #[command(subcommand)]
+    Emergency(emergency_cmd::EmergencyCommand),
+    /// Appeals of decisions on a running server: file (with an agent's API key or as the logged-in user), list,
+    /// show, rule (as a reviewer).
+    #[command(subcommand)]
+    Appeals(appeals_cmd::AppealsCommand),
     /// Key management for the Quantumagi Solana deployment: Solana keypairs by role, audit, encrypted backups.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -85,6 +109,11 @@ fn main() -> ExitCode {
         Command::Users(cmd) => auth_cmd::run_users(cmd),
         Command::Auth(cmd) => auth_cmd::run_auth(cmd),
         Command::Security(cmd) => auth_cmd::run_security(cmd),
+        Command::Login(args) => login_cmd::login(args),
+        Command::Logout => login_cmd::logout(),
+        Command::Amendments(cmd) => amendments_cmd::run(cmd),
+        Command::Emergency(cmd) => emergency_cmd::run(cmd),
+        Command::Appeals(cmd) => appeals_cmd::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Chain(cmd) => chain::run(cmd),
     };

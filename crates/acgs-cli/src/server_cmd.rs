@@ -144,6 +144,7 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
         let name = constitution.metadata().name.clone();
         let version = constitution.metadata().version.clone();
         let source = constitution.source_name().to_owned();
+        let governance = constitution.governance().cloned();
         let engine = Arc::new(Engine::new(Arc::new(constitution)));
         let verifier_key = key.verifier_key();
         let state = AppState::new(
@@ -187,6 +188,8 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
         );
         println!("  audit log key: {verifier_key}");
         print_bootstrap(&bootstrap, admin_password.is_some(), addr);
+        let existing: Vec<String> = state.auth.users().await?.into_iter().map(|u| u.username).collect();
+        print_governance(governance.as_ref(), &existing);
         acgs_server::serve(listener, state, shutdown_signal()).await?;
         tracing::info!("ACGS stopped; decision log flushed");
         Ok(ExitCode::SUCCESS)
@@ -255,6 +258,44 @@ fn print_bootstrap(bootstrap: &acgs_auth::Bootstrap, password_from_env: bool, ad
             println!("    curl -s -H 'Authorization: Bearer {agent_key}' http://{addr}/v1/constitution/principles");
         }
         _ => println!("  sign in: POST http://{addr}/v1/auth/login, or use an API key (`acgs auth api-keys create`)"),
+    }
+}
+
+/// Who governs the constitution in force, and how to create the users it names that do not exist yet.
+fn print_governance(governance: Option<&acgs_engine::governance::Governance>, existing: &[String]) {
+    let Some(g) = governance else {
+        println!(
+            "  governance: the constitution has no [governance] section; only `acgs constitution activate` changes it"
+        );
+        return;
+    };
+    println!(
+        "  governance: council of {} (total weight {}), guardians {} of {}, emergency set {} of {} (docs/governance.md)",
+        g.council.len(),
+        g.total_weight(),
+        g.guardians.threshold,
+        g.guardians.members.len(),
+        g.emergency.threshold,
+        g.emergency.members.len()
+    );
+    let missing: Vec<&str> = g
+        .named_users()
+        .into_iter()
+        .filter(|name| !existing.iter().any(|e| e == name))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    println!("  the constitution names users that do not exist yet; until they do, nobody can vote, veto or halt:");
+    for name in missing {
+        let role = if g.council_weight(name).is_some() {
+            "council"
+        } else if g.emergency.contains(name) {
+            "operator"
+        } else {
+            "reviewer"
+        };
+        println!("    acgs users create {name} --roles {role}");
     }
 }
 

@@ -113,6 +113,30 @@ fn stored_versions_decide_what_runs(args: &[&str]) {
     assert_eq!(listed.as_array().unwrap().len(), 2);
     assert_eq!(listed[1]["reason"], "raise the limits");
     assert!(listed[1]["activated_by"].as_str().unwrap().starts_with("cli:"));
+
+    // The activation is in the audit log, which verifies.
+    let out = dir.path().join("export");
+    let exported = acgs(&[&["audit", "export", "--out", out.to_str().unwrap()], args].concat());
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let entries = std::fs::read_to_string(out.join("entries.jsonl")).unwrap();
+    let activation = entries
+        .lines()
+        .find(|l| l.contains("constitution.activated"))
+        .expect("a constitution.activated event");
+    assert!(
+        activation.contains("raise the limits") && activation.contains(&amended_hash),
+        "{activation}"
+    );
+    let verified = acgs(&[&["audit", "verify"], args].concat());
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
 }
 
 /// The `X-Constitutional-Hash` the server at `url` stamps on its responses.

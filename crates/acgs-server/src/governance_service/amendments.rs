@@ -11,7 +11,7 @@ use acgs_store::{GovernanceCommit, GovernanceRecord, NewConstitutionVersion, Rec
 
 use super::{
     AMENDMENT, ATTEMPTS, DraftInput, GovernanceService, ServiceError, amendment_write, blocking, compile_unchecked,
-    events, gate_verdict, internal, subject,
+    events, gate_verdict, subject,
 };
 
 /// A constitution to put in force, and how it came about.
@@ -105,19 +105,15 @@ impl GovernanceService {
         limit: u32,
         before_created_at_us: Option<i64>,
     ) -> Result<Vec<Amendment>, ServiceError> {
-        let records = self
-            .store
-            .governance_records(&RecordQuery {
-                kind: AMENDMENT.into(),
-                state: state.map(|s| s.as_str().to_owned()),
+        let listed = self
+            .list_records(
+                AMENDMENT,
+                state.map(AmendmentState::as_str),
                 limit,
                 before_created_at_us,
-            })
+            )
             .await?;
-        records
-            .iter()
-            .map(|r| serde_json::from_str(&r.body).map_err(internal("reading an amendment")))
-            .collect()
+        Ok(listed.into_iter().map(|(_, amendment)| amendment).collect())
     }
 
     /// The difference between the version an amendment was drafted against and its proposed constitution.
@@ -304,19 +300,10 @@ impl GovernanceService {
     async fn open_amendments(&self) -> Result<Vec<(GovernanceRecord, Amendment)>, ServiceError> {
         let mut open = Vec::new();
         for state in [AmendmentState::Draft, AmendmentState::Voting, AmendmentState::Queued] {
-            let records = self
-                .store
-                .governance_records(&RecordQuery {
-                    kind: AMENDMENT.into(),
-                    state: Some(state.as_str().into()),
-                    limit: RecordQuery::MAX_LIMIT,
-                    before_created_at_us: None,
-                })
-                .await?;
-            for record in records {
-                let amendment = serde_json::from_str(&record.body).map_err(internal("reading an amendment"))?;
-                open.push((record, amendment));
-            }
+            open.extend(
+                self.list_records(AMENDMENT, Some(state.as_str()), RecordQuery::MAX_LIMIT, None)
+                    .await?,
+            );
         }
         Ok(open)
     }
@@ -335,13 +322,7 @@ impl GovernanceService {
     }
 
     async fn load(&self, id: &str) -> Result<(GovernanceRecord, Amendment), ServiceError> {
-        let record = self
-            .store
-            .governance_record(AMENDMENT, id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no amendment `{id}`")))?;
-        let amendment = serde_json::from_str(&record.body).map_err(internal("reading an amendment"))?;
-        Ok((record, amendment))
+        self.load_record(AMENDMENT, id, "amendment").await
     }
 
     /// Load, settle, apply `op`, commit; again on a concurrent change. Steps time took are committed even when

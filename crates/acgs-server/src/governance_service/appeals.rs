@@ -7,7 +7,7 @@ use acgs_auth::{Principal, PrincipalKind, Role};
 use acgs_engine::Outcome;
 use acgs_governance::appeal::{Appeal, AppealState, AppealedDecision, RulingKind, with_test_case};
 use acgs_governance::{GovernanceError, Step};
-use acgs_store::{GovernanceCommit, GovernanceRecord, RecordQuery, StoreError};
+use acgs_store::{GovernanceCommit, GovernanceRecord, StoreError};
 use serde_json::Value;
 
 use super::{APPEAL, ATTEMPTS, DraftInput, GovernanceService, ServiceError, events, internal, record_write};
@@ -119,13 +119,7 @@ impl GovernanceService {
     }
 
     async fn load_appeal(&self, id: &str) -> Result<(GovernanceRecord, Appeal), ServiceError> {
-        let record = self
-            .store
-            .governance_record(APPEAL, id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no appeal `{id}`")))?;
-        let appeal = serde_json::from_str(&record.body).map_err(internal("reading an appeal"))?;
-        Ok((record, appeal))
+        self.load_record(APPEAL, id, "appeal").await
     }
 
     /// One appeal, expired if its deadline passed without a ruling (and recorded so).
@@ -153,19 +147,10 @@ impl GovernanceService {
         limit: u32,
         before_created_at_us: Option<i64>,
     ) -> Result<Vec<Appeal>, ServiceError> {
-        let records = self
-            .store
-            .governance_records(&RecordQuery {
-                kind: APPEAL.into(),
-                state: state.map(|s| s.as_str().to_owned()),
-                limit,
-                before_created_at_us,
-            })
+        let listed = self
+            .list_records(APPEAL, state.map(AppealState::as_str), limit, before_created_at_us)
             .await?;
-        records
-            .iter()
-            .map(|r| serde_json::from_str(&r.body).map_err(internal("reading an appeal")))
-            .collect()
+        Ok(listed.into_iter().map(|(_, appeal)| appeal).collect())
     }
 
     /// A reviewer's ruling; with `draft_amendment`, the amendment adding the ruling's test case is drafted in the

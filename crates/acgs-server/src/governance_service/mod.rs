@@ -257,6 +257,50 @@ impl GovernanceService {
         Ok(moved)
     }
 
+    /// The stored object `kind`/`id` with its record, or 404 naming it as `what`.
+    async fn load_record<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        id: &str,
+        what: &str,
+    ) -> Result<(GovernanceRecord, T), ServiceError> {
+        let record = self
+            .store
+            .governance_record(kind, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no {what} `{id}`")))?;
+        let body = serde_json::from_str(&record.body)
+            .map_err(|e| ServiceError::Internal(format!("reading the {what} `{id}`: {e}")))?;
+        Ok((record, body))
+    }
+
+    /// The stored objects of `kind`, newest first, optionally only those in `state`, with their records.
+    async fn list_records<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        state: Option<&str>,
+        limit: u32,
+        before_created_at_us: Option<i64>,
+    ) -> Result<Vec<(GovernanceRecord, T)>, ServiceError> {
+        let records = self
+            .store
+            .governance_records(&RecordQuery {
+                kind: kind.into(),
+                state: state.map(str::to_owned),
+                limit,
+                before_created_at_us,
+            })
+            .await?;
+        records
+            .into_iter()
+            .map(|r| {
+                let body = serde_json::from_str(&r.body)
+                    .map_err(|e| ServiceError::Internal(format!("reading the {kind} `{}`: {e}", r.id)))?;
+                Ok((r, body))
+            })
+            .collect()
+    }
+
     /// Read the stored state other replicas may have changed: the version in force (compiled and swapped in if it
     /// is not the one running) and the emergency state. Run at start and periodically.
     pub async fn refresh(&self) -> Result<(), ServiceError> {

@@ -7,12 +7,12 @@ use acgs_engine::Engine;
 use acgs_governance::amendment::VersionRef;
 use acgs_governance::transfer::{Transfer, TransferState, TransferTarget, with_authorities};
 use acgs_governance::{GovernanceError, Step, run_gate};
-use acgs_store::{GovernanceCommit, GovernanceRecord, RecordQuery, StoreError};
+use acgs_store::{GovernanceCommit, GovernanceRecord, StoreError};
 
 use super::amendments::Activation;
 use super::{
     ATTEMPTS, GovernanceService, ServiceError, TRANSFER, blocking, compile_unchecked, events, gate_verdict_of,
-    internal, record_write,
+    record_write,
 };
 
 fn transfer_write(
@@ -75,13 +75,7 @@ impl GovernanceService {
     }
 
     async fn load_transfer(&self, id: &str) -> Result<(GovernanceRecord, Transfer), ServiceError> {
-        let record = self
-            .store
-            .governance_record(TRANSFER, id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no authority transfer `{id}`")))?;
-        let transfer = serde_json::from_str(&record.body).map_err(internal("reading a transfer"))?;
-        Ok((record, transfer))
+        self.load_record(TRANSFER, id, "authority transfer").await
     }
 
     /// Load, settle, apply `op`, commit; again on a concurrent change.
@@ -129,19 +123,10 @@ impl GovernanceService {
 
     /// Transfers, newest first, optionally only those in `state`.
     pub async fn transfers(&self, state: Option<TransferState>, limit: u32) -> Result<Vec<Transfer>, ServiceError> {
-        let records = self
-            .store
-            .governance_records(&RecordQuery {
-                kind: TRANSFER.into(),
-                state: state.map(|s| s.as_str().to_owned()),
-                limit,
-                before_created_at_us: None,
-            })
+        let listed = self
+            .list_records(TRANSFER, state.map(TransferState::as_str), limit, None)
             .await?;
-        records
-            .iter()
-            .map(|r| serde_json::from_str(&r.body).map_err(internal("reading a transfer")))
-            .collect()
+        Ok(listed.into_iter().map(|(_, transfer)| transfer).collect())
     }
 
     /// A further approval by a member of the current emergency set.

@@ -292,13 +292,7 @@ pub async fn halt(
     Extension(principal): Extension<Principal>,
     JsonBody(body): JsonBody<ReasonRequest>,
 ) -> Result<Json<EmergencyStatus>, ApiError> {
-    let user = user_of(&principal)?;
-    Ok(Json(
-        state
-            .governance
-            .emergency(user, EmergencyAction::Halt, &body.reason)
-            .await?,
-    ))
+    emergency(&state, &principal, EmergencyAction::Halt, &body.reason).await
 }
 
 /// One emergency-set member's approval of a resume (M of them lift the halt).
@@ -311,13 +305,18 @@ pub async fn resume(
     Extension(principal): Extension<Principal>,
     JsonBody(body): JsonBody<ReasonRequest>,
 ) -> Result<Json<EmergencyStatus>, ApiError> {
-    let user = user_of(&principal)?;
-    Ok(Json(
-        state
-            .governance
-            .emergency(user, EmergencyAction::Resume, &body.reason)
-            .await?,
-    ))
+    emergency(&state, &principal, EmergencyAction::Resume, &body.reason).await
+}
+
+/// `principal`'s approval of `action`.
+async fn emergency(
+    state: &AppState,
+    principal: &Principal,
+    action: EmergencyAction,
+    reason: &str,
+) -> Result<Json<EmergencyStatus>, ApiError> {
+    let user = user_of(principal)?;
+    Ok(Json(state.governance.emergency(user, action, reason).await?))
 }
 
 /// Every constitution version, oldest first.
