@@ -250,7 +250,7 @@ fn request_line(request: &Value) -> String {
     )
 }
 
-/// `drafted amendment <id>: read it with `acgs amendments show <id>``, when the ruling drafted one.
+/// "drafted amendment ID: read it with `acgs amendments show ID`", when the ruling drafted one.
 fn amendment_hint(a: &Appeal) -> Option<String> {
     let id = a.ruling.as_ref()?.amendment.as_ref()?;
     Some(format!(

@@ -939,3 +939,93 @@ fn the_worked_example_of_the_governance_guide_runs_command_by_command() {
     let shown = ok(s.as_user("internal-audit", &["amendments", "show", &drafted]));
     assert!(shown.contains("draft"), "{shown}");
 }
+
+/// Two `acgs serve` processes on one PostgreSQL database: a queued amendment executed through each at once (two
+/// different amendments) puts exactly one in force; the other is stale, and both servers run the one in force.
+#[test]
+fn two_server_processes_on_one_postgres_database_never_both_execute() {
+    let url = common::postgres_url();
+    let s = Setup::start_with(|root| {
+        vec![
+            "--database-url".into(),
+            url.clone(),
+            "--constitution".into(),
+            example_with_short_timelock(root, "1.0.0"),
+        ]
+    });
+    let other = Server::start(&["--data-dir", &s.data, "--database-url", &url, "--auth-reload-secs", "1"]);
+    let db = ["--database-url", url.as_str(), "--data-dir", s.data.as_str()];
+    for (user, role) in [("chief-risk-officer", "council"), ("head-of-engineering", "council")] {
+        let o = s.run(
+            &[&["users", "create", user, "--roles", role, "--password-stdin"][..], &db].concat(),
+            &[],
+            Some(&format!("{}\n", password_of(user))),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        ok(s.login(user, &password_of(user)));
+    }
+    let cro = "chief-risk-officer";
+    let on_other = s.root.join("sessions").join("cro-on-the-other-server.json");
+    ok(s.run(
+        &["login", &other.url, "--user", cro, "--password-stdin"],
+        &[("ACGS_SESSION_FILE", on_other.as_os_str())],
+        Some(&format!("{}\n", password_of(cro))),
+    ));
+    let mut ids = Vec::new();
+    for label in ["1.1.0", "1.2.0"] {
+        let file = example_with_short_timelock(&s.root, label);
+        let out = ok(s.as_user(
+            cro,
+            &["amendments", "draft", &file, "--title", label, "--rationale", "race"],
+        ));
+        let id = out.split_whitespace().nth(2).unwrap().to_owned();
+        ok(s.as_user(cro, &["amendments", "open", &id]));
+        ok(s.as_user(cro, &["amendments", "vote", &id, "for"]));
+        let out = ok(s.as_user("head-of-engineering", &["amendments", "vote", &id, "for"]));
+        assert!(out.contains("queued"), "{out}");
+        ids.push(id);
+    }
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (here, there) = std::thread::scope(|scope| {
+        let here = scope.spawn(|| s.as_user(cro, &["amendments", "execute", &ids[0]]));
+        let there = scope.spawn(|| {
+            s.run(
+                &["amendments", "execute", &ids[1]],
+                &[("ACGS_SESSION_FILE", on_other.as_os_str())],
+                None,
+            )
+        });
+        (here.join().unwrap(), there.join().unwrap())
+    });
+    let succeeded = [&here, &there].iter().filter(|o| o.status.success()).count();
+    assert_eq!(succeeded, 1, "exactly one executes:\n{}\n{}", text(&here), text(&there));
+    let loser = if here.status.success() { &there } else { &here };
+    let refusal = text(loser);
+    assert!(refusal.contains("(HTTP 409)"), "{refusal}");
+    let mut states: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let shown: Value =
+                serde_json::from_str(&ok(s.as_user(cro, &["amendments", "show", id, "--json"]))).unwrap();
+            shown["state"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    states.sort();
+    assert_eq!(states, ["executed", "stale"]);
+    // Both servers run the version in force (the other one within its one-second refresh).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let agent = api_key(&db, "agent");
+    let request = example_requests()[0].clone();
+    let hashes: Vec<Value> = [&s.server.url, &other.url]
+        .iter()
+        .map(|server| {
+            let out = ok(s.run(
+                &["decide", "--url", server, "--api-key", &agent, "-r", &request],
+                &[],
+                None,
+            ));
+            serde_json::from_str::<Value>(&out).unwrap()["constitutional_hash"].clone()
+        })
+        .collect();
+    assert_eq!(hashes[0], hashes[1]);
+}
