@@ -124,7 +124,15 @@ fn allowed_request() -> Value {
 }
 
 async fn governed_on(store: Arc<dyn acgs_store::Store>, dir: tempfile::TempDir) -> Governed {
-    let mut s = server_on(store, ServerSettings::default(), dir).await;
+    governed_with(store, dir, ServerSettings::default()).await
+}
+
+async fn governed_with(
+    store: Arc<dyn acgs_store::Store>,
+    dir: tempfile::TempDir,
+    settings: ServerSettings,
+) -> Governed {
+    let mut s = server_on(store, settings, dir).await;
     let clock = Arc::new(AtomicI64::new(START));
     // Ids unique across the servers of this process (a restarted server must not reuse one).
     static IDS: AtomicU64 = AtomicU64::new(0);
@@ -1032,4 +1040,41 @@ async fn authority_transfer(g: Governed) {
         g.s.get(&format!("/v1/amendments/{pending}")).await.json()["state"],
         "stale"
     );
+}
+
+#[tokio::test]
+async fn a_halt_denies_also_in_shadow_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/acgs.db", dir.path().display());
+    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
+    let g = governed_with(
+        store,
+        dir,
+        ServerSettings {
+            shadow: true,
+            ..ServerSettings::default()
+        },
+    )
+    .await;
+    g.post("sre-on-call", "/v1/emergency/halt", json!({"reason": "drill"}))
+        .await;
+    g.post("security-on-call", "/v1/emergency/halt", json!({"reason": "drill"}))
+        .await;
+    let decided = g.decide().await;
+    assert_eq!(
+        decided["decision"], "deny",
+        "a halt fails closed, shadow mode or not: {decided}"
+    );
+    assert_eq!(decided["system_reason"], "emergency_halt");
+    assert!(decided.get("shadow_decision").is_none());
+    let logged =
+        g.s.get(&format!("/v1/decisions/{}", decided["decision_id"].as_str().unwrap()))
+            .await
+            .json();
+    assert_eq!(
+        (logged["outcome"].as_str(), logged["effective_outcome"].as_str()),
+        (Some("deny"), Some("deny"))
+    );
+    assert_eq!(logged["shadow"], false);
+    assert_eq!(logged["body"]["system_reason"], "emergency_halt");
 }
