@@ -84,8 +84,11 @@ echo "== server at $base (constitution $short_hash)"
 # than the 409 every other hash gets (tests/http.rs covers the 409 itself).
 # positive_data_acceptance ("a request the schema allows is not refused with 400") is off where validity
 # depends on more than the document can say: decisions (the constitution's actions, entity types and
-# attributes), a password change (the current password), a logout (API keys have no session), and the proofs
-# (seq ≤ size, from ≤ to).
+# attributes), a password change (the current password), a logout (API keys have no session), the proofs
+# (seq ≤ size, from ≤ to), a drafted amendment (its constitution must validate and differ from the one in
+# force), an authority transfer (the constitution with the new sets must validate: a threshold no larger than
+# its set), and a ruling (its expected outcome must differ from the appealed decision's; drafting an amendment
+# needs one).
 common_config() {
   cat <<EOF
 seed = $seed
@@ -102,7 +105,8 @@ database = "none"
 enabled = true
 
 $(for op in "POST /v1/decisions" "POST /v1/decisions/batch" "POST /v1/auth/password" "POST /v1/auth/logout" \
-  "GET /v1/audit/proof/inclusion" "GET /v1/audit/proof/consistency"; do
+  "GET /v1/audit/proof/inclusion" "GET /v1/audit/proof/consistency" "POST /v1/amendments" \
+  "POST /v1/emergency/transfers" "POST /v1/appeals/{id}/rulings"; do
     printf '[[operations]]\ninclude-name = "%s"\nchecks.positive_data_acceptance.enabled = false\n\n' "$op"
   done)
 EOF

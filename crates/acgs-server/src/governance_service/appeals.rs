@@ -156,18 +156,18 @@ impl GovernanceService {
     /// A reviewer's ruling; with `draft_amendment`, the amendment adding the ruling's test case is drafted in the
     /// same commit.
     pub async fn rule(&self, reviewer: &str, id: &str, input: RulingInput) -> Result<Appeal, ServiceError> {
-        if input.draft_amendment && input.expected_outcome.is_none() {
-            return Err(GovernanceError::Invalid(
-                "drafting an amendment needs `expected_outcome`: the outcome the new test case expects".into(),
-            )
-            .into());
-        }
-        if input.draft_amendment && input.ruling == RulingKind::Uphold {
-            return Err(GovernanceError::Invalid("an upheld decision needs no amendment".into()).into());
-        }
         let (_, rules) = self.rules()?;
         for _ in 0..ATTEMPTS {
             let (stored, mut appeal) = self.load_appeal(id).await?;
+            if input.draft_amendment && input.expected_outcome.is_none() {
+                return Err(GovernanceError::Invalid(
+                    "drafting an amendment needs `expected_outcome`: the outcome the new test case expects".into(),
+                )
+                .into());
+            }
+            if input.draft_amendment && input.ruling == RulingKind::Uphold {
+                return Err(GovernanceError::Invalid("an upheld decision needs no amendment".into()).into());
+            }
             let now = self.now();
             let mut steps = appeal.settle(now);
             match appeal.rule(

@@ -21,7 +21,8 @@ use crate::state::AppState;
 pub struct NewAppeal {
     /// The decision appealed.
     pub decision_id: String,
-    /// Why it is wrong (1-20,000 characters).
+    /// Why it is wrong.
+    #[schema(min_length = 1, max_length = 20000, pattern = "\\S")]
     pub statement: String,
 }
 
@@ -31,7 +32,8 @@ pub struct NewAppeal {
 pub struct NewRuling {
     /// `uphold`, `overturn` or `refer` (to the council).
     pub ruling: RulingKind,
-    /// Why (required).
+    /// Why.
+    #[schema(min_length = 1, max_length = 20000, pattern = "\\S")]
     pub reason: String,
     /// For overturn or refer: the outcome the constitution should give the request.
     #[serde(default)]
@@ -46,10 +48,10 @@ pub struct NewRuling {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AppealQuery {
-    /// Only appeals in this state (`filed`, `upheld`, `overturned`, `referred`, `expired`).
-    #[param(value_type = Option<String>)]
-    pub state: Option<String>,
-    /// At most this many (default 100, at most 1000).
+    /// Only appeals in this state.
+    pub state: Option<AppealState>,
+    /// At most this many [default: 100]; more than 1000 is taken as 1000.
+    #[param(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub limit: Option<u32>,
     /// Only appeals filed before this time (µs): the `filed_at_us` of the last one of the previous page.
     pub before: Option<i64>,
@@ -91,14 +93,10 @@ pub async fn list(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<AppealQuery>,
 ) -> Result<Json<Vec<Appeal>>, ApiError> {
-    let wanted = match query.state.as_deref() {
-        None => None,
-        Some(word) => Some(word.parse::<AppealState>().map_err(ApiError::BadRequest)?),
-    };
     Ok(Json(
         state
             .governance
-            .appeals(wanted, query.limit.unwrap_or(0), query.before)
+            .appeals(query.state, query.limit.unwrap_or(0), query.before)
             .await?,
     ))
 }

@@ -29,18 +29,41 @@ pub(crate) fn user_of(principal: &Principal) -> Result<&str, ApiError> {
 
 /// A new amendment: a full proposed constitution, or an earlier version to restore.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum NewAmendment {
+    /// A full proposed constitution.
+    Constitution(ProposedConstitution),
+    /// An earlier version to put back in force (a rollback).
+    Restore(RestoredVersion),
+}
+
+/// An amendment proposing a full constitution.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewAmendment {
-    /// Short title (1-200 characters).
+pub struct ProposedConstitution {
+    /// Short title.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub title: String,
-    /// Why (1-20,000 characters).
+    /// Why.
+    #[schema(min_length = 1, max_length = 20000, pattern = "\\S")]
     pub rationale: String,
-    /// The full proposed constitution (TOML). Give this or `restore_version`.
-    #[serde(default)]
-    pub constitution: Option<String>,
-    /// The number of an earlier constitution version to restore (a rollback).
-    #[serde(default)]
-    pub restore_version: Option<i64>,
+    /// The full proposed constitution (TOML).
+    pub constitution: String,
+}
+
+/// An amendment restoring an earlier version.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoredVersion {
+    /// Short title.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    pub title: String,
+    /// Why.
+    #[schema(min_length = 1, max_length = 20000, pattern = "\\S")]
+    pub rationale: String,
+    /// The number of the earlier constitution version to restore.
+    #[schema(minimum = 1)]
+    pub restore_version: i64,
 }
 
 /// Which amendments to list.
@@ -49,9 +72,9 @@ pub struct NewAmendment {
 #[into_params(parameter_in = Query)]
 pub struct AmendmentQuery {
     /// Only amendments in this state.
-    #[param(value_type = Option<String>)]
-    pub state: Option<String>,
-    /// At most this many (default 100, at most 1000).
+    pub state: Option<AmendmentState>,
+    /// At most this many [default: 100]; more than 1000 is taken as 1000.
+    #[param(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub limit: Option<u32>,
     /// Only amendments drafted before this time (µs): the `created_at_us` of the last one of the previous page.
     pub before: Option<i64>,
@@ -65,15 +88,26 @@ pub struct VoteRequest {
     pub choice: Choice,
     /// Why (optional).
     #[serde(default)]
+    #[schema(max_length = 20000)]
     pub reason: String,
 }
 
-/// A reason for a step.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+/// A reason for a step that needs one (a veto, a halt, a resume, a transfer approval).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
-    /// Why (required for vetoes, halts and resumes).
+    /// Why.
+    #[schema(min_length = 1, max_length = 20000, pattern = "\\S")]
+    pub reason: String,
+}
+
+/// An optional reason (a cancellation).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptionalReason {
+    /// Why.
     #[serde(default)]
+    #[schema(max_length = 20000)]
     pub reason: String,
 }
 
@@ -127,6 +161,7 @@ fn version_view(v: ConstitutionVersion, in_force: i64, with_source: bool) -> Ver
         (status = 201, description = "Drafted", body = Amendment),
         (status = 400, description = "Malformed, or the proposed constitution does not validate", body = Problem),
         (status = 403, description = "Not a user", body = Problem),
+        (status = 404, description = "No such version to restore", body = Problem),
         (status = 409, description = "The constitution in force has no [governance], or changed meanwhile", body = Problem),
     )
 )]
@@ -136,18 +171,21 @@ pub async fn draft(
     JsonBody(body): JsonBody<NewAmendment>,
 ) -> Result<(StatusCode, Json<Amendment>), ApiError> {
     let user = user_of(&principal)?;
-    let amendment = state
-        .governance
-        .draft(
-            user,
-            DraftInput {
-                title: body.title,
-                rationale: body.rationale,
-                constitution: body.constitution,
-                restore_version: body.restore_version,
-            },
-        )
-        .await?;
+    let input = match body {
+        NewAmendment::Constitution(p) => DraftInput {
+            title: p.title,
+            rationale: p.rationale,
+            constitution: Some(p.constitution),
+            restore_version: None,
+        },
+        NewAmendment::Restore(r) => DraftInput {
+            title: r.title,
+            rationale: r.rationale,
+            constitution: None,
+            restore_version: Some(r.restore_version),
+        },
+    };
+    let amendment = state.governance.draft(user, input).await?;
     Ok((StatusCode::CREATED, Json(amendment)))
 }
 
@@ -160,13 +198,9 @@ pub async fn list(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<AmendmentQuery>,
 ) -> Result<Json<Vec<Amendment>>, ApiError> {
-    let wanted = match query.state.as_deref() {
-        None => None,
-        Some(word) => Some(word.parse::<AmendmentState>().map_err(ApiError::BadRequest)?),
-    };
     let amendments = state
         .governance
-        .amendments(wanted, query.limit.unwrap_or(0), query.before)
+        .amendments(query.state, query.limit.unwrap_or(0), query.before)
         .await?;
     Ok(Json(amendments))
 }
@@ -228,14 +262,14 @@ pub async fn vote(
 
 /// Withdraw an amendment (its proposer, while draft or voting).
 #[utoipa::path(
-    post, path = "/v1/amendments/{id}/cancel", tag = "governance", request_body = ReasonRequest,
+    post, path = "/v1/amendments/{id}/cancel", tag = "governance", request_body = OptionalReason,
     responses((status = 200, body = Amendment), (status = 403, body = Problem), (status = 409, body = Problem))
 )]
 pub async fn cancel(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<ReasonRequest>,
+    JsonBody(body): JsonBody<OptionalReason>,
 ) -> Result<Json<Amendment>, ApiError> {
     let user = user_of(&principal)?;
     Ok(Json(state.governance.cancel(user, &id, &body.reason).await?))
@@ -335,12 +369,15 @@ pub async fn versions(State(state): State<AppState>) -> Result<Json<Vec<VersionV
 /// One constitution version with its full source.
 #[utoipa::path(
     get, path = "/v1/constitution/versions/{number}", tag = "constitution",
+    params(("number" = u64, Path, minimum = 1, maximum = 9223372036854775807_u64, description = "The version's number")),
     responses((status = 200, body = VersionView), (status = 400, body = Problem), (status = 404, body = Problem))
 )]
 pub async fn version(State(state): State<AppState>, Path(number): Path<String>) -> Result<Json<VersionView>, ApiError> {
     let number: i64 = number
         .parse()
-        .map_err(|_| ApiError::BadRequest(format!("`{number}` is not a version number")))?;
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| ApiError::BadRequest(format!("`{number}` is not a version number (1 or more)")))?;
     let version = state.governance.version(number).await?;
     Ok(Json(version_view(version, state.active.number(), true)))
 }

@@ -27,8 +27,10 @@ pub struct NewTransfer {
     pub guardians: Option<AuthoritySet>,
     /// A new list of appeal reviewers.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 64)]
     pub appeal_reviewers: Option<Vec<String>>,
-    /// Why (required).
+    /// Why.
+    #[schema(min_length = 1, max_length = 20000, pattern = "\\S")]
     pub reason: String,
 }
 
