@@ -176,13 +176,7 @@ async fn execute(client: &mut ApiClient, cmd: AmendmentsCommand) -> Result<()> {
             println!("{}", state_line(&a));
         }
         C::List { state, limit, json } => {
-            let mut query = Vec::new();
-            if let Some(state) = state {
-                query.push(("state", state.as_str().to_owned()));
-            }
-            if let Some(limit) = limit {
-                query.push(("limit", limit.to_string()));
-            }
+            let query = crate::session::list_query(state.map(|s| s.as_str()), limit);
             let answer = client.get(&["v1", "amendments"], &query).await?;
             if json {
                 return print_json(&answer);

@@ -430,6 +430,18 @@ pub async fn json_of(response: Response) -> Result<Value> {
     serde_json::from_slice(&bytes).context("the server's answer is not JSON")
 }
 
+/// The query of a list command: `state` and `limit` when given.
+pub fn list_query(state: Option<&str>, limit: Option<u32>) -> Vec<(&'static str, String)> {
+    let mut query = Vec::new();
+    if let Some(state) = state {
+        query.push(("state", state.to_owned()));
+    }
+    if let Some(limit) = limit {
+        query.push(("limit", limit.to_string()));
+    }
+    query
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
