@@ -1078,3 +1078,42 @@ async fn a_halt_denies_also_in_shadow_mode() {
     assert_eq!(logged["shadow"], false);
     assert_eq!(logged["body"]["system_reason"], "emergency_halt");
 }
+
+#[tokio::test]
+async fn an_operator_activation_makes_open_amendments_stale_and_they_still_read() {
+    let g = sqlite().await;
+    let id = g.draft("1.1.0").await;
+    // The operator's override (`acgs constitution activate`) puts another version in force directly.
+    let text = example("2.0.0");
+    let other = acgs_engine::Constitution::from_toml("operator", &text).unwrap();
+    g.s.store
+        .activate_constitution(
+            1,
+            &acgs_store::NewConstitutionVersion {
+                hash: other.hash().to_hex(),
+                version_label: "2.0.0".into(),
+                name: other.metadata().name.clone(),
+                source_name: "operator.toml".into(),
+                source: text,
+                activated_at_us: START,
+                activated_by: "cli:operator".into(),
+                reason: "override".into(),
+            },
+        )
+        .await
+        .unwrap();
+    g.s.state.governance.refresh().await.unwrap();
+    assert_eq!(g.s.state.active.number(), 2);
+    let read = g.s.get(&format!("/v1/amendments/{id}")).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    assert_eq!(read.json()["state"], "stale");
+    assert_eq!(
+        read.json()["history"].as_array().unwrap().last().unwrap()["actor"],
+        "clock"
+    );
+    let reply = g
+        .post("chief-risk-officer", &format!("/v1/amendments/{id}/open"), json!(null))
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert!(reply.text.contains("is stale"), "{}", reply.text);
+}
