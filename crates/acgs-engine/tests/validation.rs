@@ -264,3 +264,26 @@ fn an_invalid_governance_section_is_reported_with_its_line() {
         "threshold 3 must be between 1 and the number of members (2)",
     );
 }
+
+#[test]
+fn validation_errors_come_once_each_and_in_the_same_order_every_time() {
+    // Cedar's validator reports an unknown attribute once per occurrence and in an order that changes from run
+    // to run; the constitution's problems are listed once each, by line, identically on every load.
+    let text = fixtures::SMALL.replace(
+        "when { resource.risk_tier <= principal.trust_level };",
+        "when { resource.nope <= principal.gone && principal.gone > 1 && resource.nope < 9 };",
+    );
+    assert_ne!(text, fixtures::SMALL);
+    let first = problems(&text);
+    let shown: Vec<String> = first.iter().map(ToString::to_string).collect();
+    let mut unique = shown.clone();
+    unique.dedup();
+    assert_eq!(shown, unique, "a problem listed twice: {shown:#?}");
+    assert!(
+        shown.iter().any(|p| p.contains("`nope`")) && shown.iter().any(|p| p.contains("`gone`")),
+        "{shown:#?}"
+    );
+    for _ in 0..20 {
+        assert_eq!(problems(&text), first, "the order changed between identical loads");
+    }
+}

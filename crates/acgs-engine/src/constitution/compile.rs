@@ -225,32 +225,35 @@ impl<'a> Compiler<'a> {
         }
         let validator = Validator::new(schema.clone());
         let result = validator.validate(&all, ValidationMode::Strict);
+        let mut found = Vec::new();
         for err in result.validation_errors() {
             let pid = err.policy_id().to_string();
             let line = parsed
                 .iter()
                 .find(|(p, _, _)| p.id().to_string() == pid)
                 .map(|(_, span, src)| self.cedar_line(span.clone(), src, first_label_offset(err)));
-            self.problem(
-                ProblemKind::PolicyValidation,
+            found.push(Problem {
+                kind: ProblemKind::PolicyValidation,
                 line,
-                format!("policy `{pid}`"),
-                diagnostic_message(err),
-            );
+                subject: format!("policy `{pid}`"),
+                message: diagnostic_message(err),
+            });
         }
+        self.add_in_order(found);
         for (inv, (span, src)) in invariants.iter().zip(&invariant_spans) {
             let mut set = PolicySet::new();
             let _ = set.add(inv.matching.clone());
             let result = validator.validate(&set, ValidationMode::Strict);
-            for err in result.validation_errors() {
-                let line = self.cedar_line(span.clone(), src, first_label_offset(err));
-                self.problem(
-                    ProblemKind::Invariant,
-                    Some(line),
-                    format!("invariant `{}`", inv.id),
-                    diagnostic_message(err),
-                );
-            }
+            let found = result
+                .validation_errors()
+                .map(|err| Problem {
+                    kind: ProblemKind::Invariant,
+                    line: Some(self.cedar_line(span.clone(), src, first_label_offset(err))),
+                    subject: format!("invariant `{}`", inv.id),
+                    message: diagnostic_message(err),
+                })
+                .collect();
+            self.add_in_order(found);
         }
 
         // Actions, their hierarchy and which of them declare `detections`.
@@ -479,6 +482,18 @@ impl<'a> Compiler<'a> {
                     format!("test `{}`", t.name),
                     "duplicate test name",
                 );
+            }
+        }
+    }
+
+    /// Record `found` (one validation run's problems, which Cedar reports in no fixed order and sometimes twice,
+    /// once per occurrence in a condition) in the order of their lines and messages, each once.
+    fn add_in_order(&mut self, mut found: Vec<Problem>) {
+        found.sort_by(|a, b| (a.line, &a.subject, &a.message).cmp(&(b.line, &b.subject, &b.message)));
+        found.dedup();
+        for problem in found {
+            if !self.problems.contains(&problem) {
+                self.problems.push(problem);
             }
         }
     }
