@@ -10,8 +10,8 @@ use acgs_governance::{Choice, ConstitutionDiff, GovernanceError, Step, run_gate}
 use acgs_store::{GovernanceCommit, GovernanceRecord, NewConstitutionVersion, RecordQuery, RecordWrite, StoreError};
 
 use super::{
-    AMENDMENT, ATTEMPTS, DraftInput, GovernanceService, ServiceError, amendment_write, blocking, compile_unchecked,
-    events, gate_verdict, subject,
+    AMENDMENT, ATTEMPTS, DraftInput, GovernanceService, ServiceError, blocking, compile_unchecked, events,
+    gate_verdict, record_write, subject,
 };
 
 /// A constitution to put in force, and how it came about.
@@ -85,7 +85,7 @@ impl GovernanceService {
             now,
         )?;
         let commit = GovernanceCommit {
-            writes: vec![amendment_write(&amendment, None, now)?],
+            writes: vec![record_write(&amendment, None, now)?],
             expect_active: Some(in_force.number),
             activation: None,
             events: events(&subject(&amendment), vec![step], now),
@@ -183,7 +183,7 @@ impl GovernanceService {
                 self.commit_steps(&stored, &amendment, steps, now).await?;
                 return gate_verdict(amendment);
             };
-            let writes = vec![amendment_write(&amendment, Some(&stored), now)?];
+            let writes = vec![record_write(&amendment, Some(&stored), now)?];
             let activation = Activation {
                 actor: format!("user:{user}"),
                 candidate: &candidate,
@@ -275,7 +275,7 @@ impl GovernanceService {
                 continue;
             }
             if let Some(step) = other.mark_stale("clock", &activated, now) {
-                writes.push(amendment_write(&other, Some(&record), now)?);
+                writes.push(record_write(&other, Some(&record), now)?);
                 all_events.extend(events(&subject(&other), vec![step], now));
             }
         }
@@ -376,7 +376,7 @@ impl GovernanceService {
             return Ok(());
         }
         let commit = GovernanceCommit {
-            writes: vec![amendment_write(amendment, Some(stored), now)?],
+            writes: vec![record_write(amendment, Some(stored), now)?],
             expect_active: None,
             activation: None,
             events: events(&subject(amendment), steps, now),

@@ -34,18 +34,17 @@ pub struct RulingInput {
     pub draft_amendment: bool,
 }
 
-fn appeal_write(
-    appeal: &Appeal,
-    stored: Option<&GovernanceRecord>,
-    now_us: i64,
-) -> Result<acgs_store::RecordWrite, ServiceError> {
-    record_write(
-        (APPEAL, &appeal.id, appeal.state.as_str()),
-        appeal,
-        appeal.filed_at_us,
-        stored,
-        now_us,
-    )
+impl super::Governed for Appeal {
+    const KIND: &'static str = APPEAL;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn state(&self) -> &'static str {
+        self.state.as_str()
+    }
+    fn created_at_us(&self) -> i64 {
+        self.filed_at_us
+    }
 }
 
 /// The owner the request named for its principal (`owner: {__entity: {type: "User", id}}` or `{type, id}`).
@@ -109,7 +108,7 @@ impl GovernanceService {
             now,
         )?;
         let commit = GovernanceCommit {
-            writes: vec![appeal_write(&appeal, None, now)?],
+            writes: vec![record_write(&appeal, None, now)?],
             expect_active: None,
             activation: None,
             events: events(&format!("{APPEAL}/{}", appeal.id), vec![step], now),
@@ -234,7 +233,7 @@ impl GovernanceService {
         with: Option<GovernanceCommit>,
     ) -> Result<(), ServiceError> {
         let mut commit = with.unwrap_or_default();
-        commit.writes.push(appeal_write(appeal, Some(stored), now)?);
+        commit.writes.push(record_write(appeal, Some(stored), now)?);
         commit
             .events
             .extend(events(&format!("{APPEAL}/{}", appeal.id), steps, now));

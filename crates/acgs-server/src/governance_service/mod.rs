@@ -139,43 +139,51 @@ fn internal(what: &str) -> impl FnOnce(serde_json::Error) -> ServiceError + '_ {
     move |e| ServiceError::Internal(format!("{what}: {e}"))
 }
 
-/// The write that stores `body` as the record `kind`/`id` in `state` over `stored` (`None`: a new record,
-/// created at `created_at_us`).
-fn record_write<T: serde::Serialize>(
-    (kind, id, state): (&str, &str, &str),
-    body: &T,
-    created_at_us: i64,
+/// A governed object as the store keeps it: a record of its kind, with its id, state and creation time.
+trait Governed: serde::Serialize {
+    /// The record kind.
+    const KIND: &'static str;
+    /// Its id within the kind.
+    fn id(&self) -> &str;
+    /// Its state's name.
+    fn state(&self) -> &'static str;
+    /// When it was created (µs).
+    fn created_at_us(&self) -> i64;
+}
+
+impl Governed for Amendment {
+    const KIND: &'static str = AMENDMENT;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn state(&self) -> &'static str {
+        self.state.as_str()
+    }
+    fn created_at_us(&self) -> i64 {
+        self.created_at_us
+    }
+}
+
+/// The write that stores `object` over `stored` (`None`: a new record; a replacement keeps its creation time).
+fn record_write<T: Governed>(
+    object: &T,
     stored: Option<&GovernanceRecord>,
     now_us: i64,
 ) -> Result<RecordWrite, ServiceError> {
     let expected = stored.map_or(0, |r| r.revision);
     Ok(RecordWrite {
         record: GovernanceRecord {
-            kind: kind.into(),
-            id: id.into(),
+            kind: T::KIND.into(),
+            id: object.id().into(),
             revision: expected + 1,
-            state: state.into(),
-            created_at_us: stored.map_or(created_at_us, |r| r.created_at_us),
+            state: object.state().into(),
+            created_at_us: stored.map_or(object.created_at_us(), |r| r.created_at_us),
             updated_at_us: now_us,
-            body: serde_json::to_string(body).map_err(|e| ServiceError::Internal(format!("encoding a {kind}: {e}")))?,
+            body: serde_json::to_string(object)
+                .map_err(|e| ServiceError::Internal(format!("encoding a {}: {e}", T::KIND)))?,
         },
         expected_revision: expected,
     })
-}
-
-/// The write that stores `amendment` over `stored` (`None`: a new record).
-fn amendment_write(
-    amendment: &Amendment,
-    stored: Option<&GovernanceRecord>,
-    now_us: i64,
-) -> Result<RecordWrite, ServiceError> {
-    record_write(
-        (AMENDMENT, &amendment.id, amendment.state.as_str()),
-        amendment,
-        amendment.created_at_us,
-        stored,
-        now_us,
-    )
 }
 
 fn subject(amendment: &Amendment) -> String {

@@ -15,18 +15,17 @@ use super::{
     record_write,
 };
 
-fn transfer_write(
-    transfer: &Transfer,
-    stored: Option<&GovernanceRecord>,
-    now_us: i64,
-) -> Result<acgs_store::RecordWrite, ServiceError> {
-    record_write(
-        (TRANSFER, &transfer.id, transfer.state.as_str()),
-        transfer,
-        transfer.created_at_us,
-        stored,
-        now_us,
-    )
+impl super::Governed for Transfer {
+    const KIND: &'static str = TRANSFER;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn state(&self) -> &'static str {
+        self.state.as_str()
+    }
+    fn created_at_us(&self) -> i64 {
+        self.created_at_us
+    }
 }
 
 fn subject(transfer: &Transfer) -> String {
@@ -65,7 +64,7 @@ impl GovernanceService {
             now,
         )?;
         let commit = GovernanceCommit {
-            writes: vec![transfer_write(&transfer, None, now)?],
+            writes: vec![record_write(&transfer, None, now)?],
             expect_active: Some(in_force.number),
             activation: None,
             events: events(&subject(&transfer), steps, now),
@@ -97,7 +96,7 @@ impl GovernanceService {
             };
             if !steps.is_empty() {
                 let commit = GovernanceCommit {
-                    writes: vec![transfer_write(&transfer, Some(&stored), now)?],
+                    writes: vec![record_write(&transfer, Some(&stored), now)?],
                     expect_active: None,
                     activation: None,
                     events: events(&subject(&transfer), steps, now),
@@ -157,7 +156,7 @@ impl GovernanceService {
                 Err(e) => {
                     if !steps.is_empty() {
                         let commit = GovernanceCommit {
-                            writes: vec![transfer_write(&transfer, Some(&stored), now)?],
+                            writes: vec![record_write(&transfer, Some(&stored), now)?],
                             expect_active: None,
                             activation: None,
                             events: events(&subject(&transfer), steps, now),
@@ -168,7 +167,7 @@ impl GovernanceService {
                 }
             };
             steps.extend(accepted);
-            let writes = vec![transfer_write(&transfer, Some(&stored), now)?];
+            let writes = vec![record_write(&transfer, Some(&stored), now)?];
             let step_events = events(&subject(&transfer), steps, now);
             if transfer.state != TransferState::Completed {
                 let commit = GovernanceCommit {
