@@ -2,7 +2,7 @@
 # Runs the whole ACGS test suite. The storage, HTTP and crash tests run against real SQLite files and a real
 # PostgreSQL server; this script makes sure PostgreSQL answers on 127.0.0.1:5432 with a database `test`
 # (starting the local cluster, or installing it from Debian's packages on a machine without one), and drops the
-# schemas that earlier runs' PostgreSQL tests left there. Then the Quantumagi Solana program is built for SBF and
+# schemas that earlier runs' PostgreSQL tests left there. It installs the SMT solver cvc5 (scripts/install-cvc5.sh). Then the Quantumagi Solana program is built for SBF and
 # tested in LiteSVM (scripts/test-sbf.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +62,8 @@ drop_finished_test_schemas() {
 
 ensure_postgres
 drop_finished_test_schemas
+# The formal verifier's tests prove things with the pinned cvc5.
+bash scripts/install-cvc5.sh
 echo "== cargo test (PostgreSQL: $ACGS_TEST_POSTGRES_URL)"
 cargo test --workspace --locked "$@"
 drop_finished_test_schemas

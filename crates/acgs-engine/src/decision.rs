@@ -135,7 +135,7 @@ impl Engine {
 /// The request is checked against the schema while its values are converted (`shapes`), its entities join the
 /// action's own entity store, and Cedar's evaluator evaluates the condition of every policy that can apply to
 /// the action; the outcome is then derived from which policies applied or failed.
-pub(crate) fn decide(
+pub fn decide(
     constitution: &Constitution,
     detectors: &Detectors,
     request: &DecisionRequest,

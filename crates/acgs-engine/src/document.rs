@@ -32,6 +32,42 @@ pub struct ConstitutionDocument {
     /// Who may change the constitution and by what rules (none: it changes only by `acgs constitution activate`).
     #[serde(default)]
     pub governance: Option<crate::governance::GovernanceSection>,
+    /// How the formal verifier's findings about the policies weigh in the amendment gate (none: the defaults).
+    #[serde(default)]
+    pub verification: Option<VerificationSettings>,
+}
+
+/// What a kind of finding does in the verification gate.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingSeverity {
+    /// The finding fails the gate: the amendment cannot open voting or execute.
+    Block,
+    /// The finding is reported; the gate passes.
+    Warn,
+    /// The check is not run.
+    Off,
+}
+
+/// The `[verification]` table: per kind of finding about the policies, whether it blocks an amendment, is only
+/// reported, or is not checked. Violated invariants and possible evaluation errors always block.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationSettings {
+    /// A permit that every request it applies to is denied by a forbid (default `block`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_permits: Option<FindingSeverity>,
+    /// A policy that applies to no request at all (default `warn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmatched_policies: Option<FindingSeverity>,
+    /// A policy whose removal changes no decision (default `warn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redundant_policies: Option<FindingSeverity>,
+    /// An action for which no request can be allowed or escalated (default `warn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable_actions: Option<FindingSeverity>,
 }
 
 /// Metadata of a constitution.
@@ -116,14 +152,32 @@ pub struct PolicyEntry {
     pub cedar: toml::Spanned<String>,
 }
 
-/// What an invariant asserts about the requests its `matching` policy describes.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+/// What an invariant asserts; proved over every request the schema allows (`docs/verification.md`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum InvariantKind {
-    /// No request matched is ever allowed.
+    /// Every request `matching` describes is denied: never allowed, never escalated.
     NeverAllowed,
-    /// Every request matched is always allowed.
+    /// Every request `matching` describes is allowed outright (not escalated).
     AlwaysAllowed,
+    /// No policy fails to evaluate on any request.
+    NeverErrors,
+    /// Every request the invariant's principle's policies allow (taken on their own) is also allowed by the
+    /// policies of the principle named in `implies`.
+    Implies,
+}
+
+impl InvariantKind {
+    /// The snake_case name, as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NeverAllowed => "never_allowed",
+            Self::AlwaysAllowed => "always_allowed",
+            Self::NeverErrors => "never_errors",
+            Self::Implies => "implies",
+        }
+    }
 }
 
 /// A statement that must always hold about the policy set.
@@ -136,10 +190,15 @@ pub struct Invariant {
     pub principle: String,
     /// The statement in words.
     pub description: String,
-    /// What is asserted about the matched requests.
+    /// What is asserted.
     pub kind: InvariantKind,
-    /// A Cedar `permit` policy whose scope and conditions describe the requests the invariant is about.
-    pub matching: toml::Spanned<String>,
+    /// A Cedar `permit` policy whose scope and conditions describe the requests the invariant is about (required
+    /// for `never_allowed` and `always_allowed`, absent for `never_errors` and `implies`).
+    #[serde(default)]
+    pub matching: Option<toml::Spanned<String>>,
+    /// For `implies`: the principle whose policies must allow whatever this invariant's principle's policies do.
+    #[serde(default)]
+    pub implies: Option<String>,
 }
 
 /// The outcome a test case (or a caller) expects: the one outcome type, shared with the audit log's events.

@@ -89,13 +89,22 @@ pub(crate) fn canonical_value(doc: &ConstitutionDocument) -> Value {
         .invariants
         .iter()
         .map(|i| {
-            json!({
+            // `matching` and `implies` appear only when given, so existing invariants hash as they always did.
+            let mut value = json!({
                 "id": i.id.get_ref(),
                 "principle": i.principle,
                 "description": i.description,
                 "kind": i.kind,
-                "matching": normalize_text(i.matching.get_ref()),
-            })
+            });
+            if let Value::Object(map) = &mut value {
+                if let Some(matching) = &i.matching {
+                    map.insert("matching".into(), Value::from(normalize_text(matching.get_ref())));
+                }
+                if let Some(implies) = &i.implies {
+                    map.insert("implies".into(), Value::from(implies.as_str()));
+                }
+            }
+            value
         })
         .collect();
     invariants.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
@@ -118,6 +127,9 @@ pub(crate) fn canonical_value(doc: &ConstitutionDocument) -> Value {
             Err(_) => to_value(section),
         };
         map.insert("governance".to_owned(), governance);
+    }
+    if let (Some(section), Value::Object(map)) = (&doc.verification, &mut value) {
+        map.insert("verification".to_owned(), to_value(section));
     }
     value
 }

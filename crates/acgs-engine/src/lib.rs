@@ -37,11 +37,11 @@ mod shapes;
 mod testing;
 
 pub use constitution::{CompiledInvariant, Constitution, DETECTIONS_ATTRIBUTE, ESCALATE_ANNOTATION, PolicyInfo};
-pub use decision::{Decision, Engine, EvaluationError, PolicyEffect, Reason};
-pub use detectors::{Detection, DetectionCategory, DetectionKind, Detectors};
+pub use decision::{Decision, Engine, EvaluationError, PolicyEffect, Reason, decide};
+pub use detectors::{Detection, DetectionCategory, DetectionKind, Detectors, EXAMPLE_SEPARATOR};
 pub use document::{
-    ConstitutionDocument, Invariant, InvariantKind, Metadata, Outcome, PolicyEntry, Principle, SchemaSection, Severity,
-    TestCase,
+    ConstitutionDocument, FindingSeverity, Invariant, InvariantKind, Metadata, Outcome, PolicyEntry, Principle,
+    SchemaSection, Severity, TestCase, VerificationSettings,
 };
 pub use error::{LoadError, Problem, ProblemKind, RequestError};
 pub use hash::{CANONICAL_FORM_TAG, ConstitutionHash, canonical_form, hash_document, normalize_text};

@@ -287,3 +287,101 @@ fn validation_errors_come_once_each_and_in_the_same_order_every_time() {
         assert_eq!(problems(&text), first, "the order changed between identical loads");
     }
 }
+
+#[test]
+fn invariant_kinds_take_the_fields_they_need() {
+    let add = |extra: &str| {
+        format!(
+            "{}\n[[invariants]]\nid = \"INV-9\"\nprinciple = \"P-1\"\ndescription = \"d\"\n{extra}\n",
+            fixtures::SMALL
+        )
+    };
+    // never_errors and implies are about every request: no `matching`.
+    let ok = add("kind = \"never_errors\"");
+    assert_eq!(Constitution::compile("ok.toml", &ok).unwrap().invariants().len(), 2);
+    let ok = add("kind = \"implies\"\nimplies = \"P-2\"");
+    let c = Constitution::compile("ok.toml", &ok).unwrap();
+    assert_eq!(c.invariants()[1].implies.as_deref(), Some("P-2"));
+    expect_problem(
+        &add("kind = \"never_allowed\""),
+        ProblemKind::Invariant,
+        "`never_allowed` needs `matching`",
+    );
+    expect_problem(
+        &add("kind = \"implies\""),
+        ProblemKind::Invariant,
+        "`implies` needs `implies =",
+    );
+    expect_problem(
+        &add("kind = \"implies\"\nimplies = \"P-9\""),
+        ProblemKind::UnknownPrinciple,
+        "implies principle `P-9`",
+    );
+    expect_problem(
+        &add("kind = \"never_errors\"\nmatching = 'permit (principal, action, resource);'"),
+        ProblemKind::Invariant,
+        "takes no `matching`",
+    );
+    expect_problem(
+        &add("kind = \"always_allowed\"\nimplies = \"P-2\"\nmatching = 'permit (principal, action, resource);'"),
+        ProblemKind::Invariant,
+        "belongs to invariants of kind `implies`",
+    );
+}
+
+#[test]
+fn the_new_invariant_fields_leave_existing_hashes_alone_and_are_hashed_when_present() {
+    let before = Constitution::compile("a.toml", fixtures::SMALL).unwrap().hash();
+    let with = format!(
+        "{}\n[[invariants]]\nid = \"INV-9\"\nprinciple = \"P-1\"\ndescription = \"d\"\nkind = \"implies\"\nimplies = \"P-2\"\n",
+        fixtures::SMALL
+    );
+    let other = with.replace("implies = \"P-2\"", "implies = \"P-3\"");
+    let (a, b) = (
+        Constitution::compile("b.toml", &with).unwrap().hash(),
+        Constitution::compile("c.toml", &other).unwrap().hash(),
+    );
+    assert_ne!(before, a);
+    assert_ne!(a, b);
+    let verification = format!("{}\n[verification]\ndead_permits = \"warn\"\n", fixtures::SMALL);
+    assert_ne!(Constitution::compile("d.toml", &verification).unwrap().hash(), before);
+    expect_problem(
+        &format!("{}\n[verification]\ndead_permits = \"maybe\"\n", fixtures::SMALL),
+        ProblemKind::Syntax,
+        "maybe",
+    );
+}
+
+#[test]
+fn validator_warnings_are_reported_with_their_line() {
+    // `respond` applies to Tools only: a policy on respond about Accounts can never apply. Cedar 4.14 warns.
+    let text = format!(
+        "{}\n[[policies]]\nid = \"never-applies\"\nprinciple = \"P-3\"\ncedar = '''\n\
+         permit (principal, action == Action::\"respond\", resource is Account);\n'''\n",
+        fixtures::SMALL
+    );
+    let c = Constitution::compile("w.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let warnings = c.warnings();
+    assert!(!warnings.is_empty(), "a warning for `never-applies`");
+    let w = &warnings[0];
+    assert_eq!(w.subject, "policy `never-applies`");
+    assert_eq!(
+        w.line,
+        Some(line_of(
+            &text,
+            "permit (principal, action == Action::\"respond\", resource is Account)"
+        ))
+    );
+    // Same input, same warnings, once each.
+    let again = Constitution::compile("w.toml", &text).unwrap();
+    assert_eq!(again.warnings(), warnings);
+    let mut deduped = warnings.to_vec();
+    deduped.dedup();
+    assert_eq!(deduped.len(), warnings.len());
+    assert!(
+        Constitution::compile("ok.toml", fixtures::SMALL)
+            .unwrap()
+            .warnings()
+            .is_empty()
+    );
+}

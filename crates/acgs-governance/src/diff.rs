@@ -157,7 +157,8 @@ fn invariants(d: &ConstitutionDocument) -> BTreeMap<String, Value> {
                     "principle": i.principle,
                     "description": i.description,
                     "kind": i.kind,
-                    "matching": normalize_text(i.matching.get_ref()),
+                    "matching": i.matching.as_ref().map(|m| normalize_text(m.get_ref())),
+                    "implies": i.implies,
                 }),
             )
         })

@@ -16,7 +16,7 @@ use super::{
     PolicyInfo,
 };
 use crate::decision::{PolicyEffect, Reason};
-use crate::document::ConstitutionDocument;
+use crate::document::{ConstitutionDocument, InvariantKind};
 use crate::error::{LoadError, Problem, ProblemKind};
 use crate::governance::Governance;
 use crate::hash::hash_document;
@@ -56,6 +56,9 @@ fn diagnostic_message(d: &(impl Diagnostic + std::fmt::Display + ?Sized)) -> Str
     }
     msg
 }
+
+/// A Cedar text and the span of the TOML string it was written in.
+type CedarAt<'d> = (std::ops::Range<usize>, &'d str);
 
 /// Collects the problems of one document while it is checked and compiled.
 pub(super) struct Compiler<'a> {
@@ -104,8 +107,20 @@ impl<'a> Compiler<'a> {
         // Schema.
         let schema_text = document.schema.cedar.get_ref().as_str();
         let schema_span = document.schema.cedar.span();
+        let mut warnings = Vec::new();
         let schema = match Schema::from_cedarschema_str(schema_text) {
-            Ok((schema, _warnings)) => Some(schema),
+            Ok((schema, schema_warnings)) => {
+                for w in schema_warnings {
+                    let line = self.cedar_line(schema_span.clone(), schema_text, first_label_offset(&w));
+                    warnings.push(Problem {
+                        kind: ProblemKind::Schema,
+                        line: Some(line),
+                        subject: "schema".into(),
+                        message: diagnostic_message(&w),
+                    });
+                }
+                Some(schema)
+            }
             Err(e) => {
                 let line = self.cedar_line(schema_span.clone(), schema_text, first_label_offset(&e));
                 self.problem(ProblemKind::Schema, Some(line), "schema", diagnostic_message(&e));
@@ -170,39 +185,9 @@ impl<'a> Compiler<'a> {
         let mut invariants = Vec::new();
         let mut invariant_spans = Vec::new();
         for inv in &document.invariants {
-            let id = inv.id.get_ref();
-            let subject = format!("invariant `{id}`");
-            let id_line = line_of(self.text, inv.id.span().start);
-            if !principle_ids.contains(inv.principle.as_str()) {
-                self.problem(
-                    ProblemKind::UnknownPrinciple,
-                    Some(id_line),
-                    &subject,
-                    format!("names principle `{}`, which is not defined", inv.principle),
-                );
-            }
-            let cedar = inv.matching.get_ref();
-            match Policy::parse(Some(PolicyId::new(id)), cedar) {
-                Ok(p) if p.effect() == Effect::Permit => {
-                    invariant_spans.push((inv.matching.span(), cedar.as_str()));
-                    invariants.push(CompiledInvariant {
-                        id: id.clone(),
-                        principle_id: inv.principle.clone(),
-                        description: inv.description.clone(),
-                        kind: inv.kind,
-                        matching: p,
-                    });
-                }
-                Ok(_) => self.problem(
-                    ProblemKind::Invariant,
-                    Some(id_line),
-                    &subject,
-                    "`matching` must be a `permit` policy describing the requests the invariant is about",
-                ),
-                Err(e) => {
-                    let line = self.cedar_line(inv.matching.span(), cedar, first_label_offset(&e));
-                    self.problem(ProblemKind::Invariant, Some(line), &subject, diagnostic_message(&e));
-                }
+            if let Some((compiled, span)) = self.compile_invariant(inv, &principle_ids) {
+                invariants.push(compiled);
+                invariant_spans.push(span);
             }
         }
 
@@ -240,9 +225,27 @@ impl<'a> Compiler<'a> {
             });
         }
         self.add_in_order(found);
-        for (inv, (span, src)) in invariants.iter().zip(&invariant_spans) {
+        for w in result.validation_warnings() {
+            let pid = w.policy_id().to_string();
+            let line = parsed
+                .iter()
+                .find(|(p, _, _)| p.id().to_string() == pid)
+                .map(|(_, span, src)| self.cedar_line(span.clone(), src, first_label_offset(w)));
+            warnings.push(Problem {
+                kind: ProblemKind::PolicyValidation,
+                line,
+                subject: format!("policy `{pid}`"),
+                message: diagnostic_message(w),
+            });
+        }
+        warnings.sort_by(|a, b| (a.line, &a.subject, &a.message).cmp(&(b.line, &b.subject, &b.message)));
+        warnings.dedup();
+        for (inv, span) in invariants.iter().zip(&invariant_spans) {
+            let (Some(matching), Some((span, src))) = (&inv.matching, span) else {
+                continue;
+            };
             let mut set = PolicySet::new();
-            let _ = set.add(inv.matching.clone());
+            let _ = set.add(matching.clone());
             let result = validator.validate(&set, ValidationMode::Strict);
             let found = result
                 .validation_errors()
@@ -385,8 +388,123 @@ impl<'a> Compiler<'a> {
             actions,
             shapes,
             invariants,
+            warnings,
             document,
         })
+    }
+
+    /// Check one invariant: its principle, the fields its kind needs, and its `matching` policy (parsed here,
+    /// validated against the schema later, with the span and text returned for that).
+    fn compile_invariant<'d>(
+        &mut self,
+        inv: &'d crate::document::Invariant,
+        principle_ids: &HashSet<&str>,
+    ) -> Option<(CompiledInvariant, Option<CedarAt<'d>>)> {
+        let id = inv.id.get_ref();
+        let subject = format!("invariant `{id}`");
+        let id_line = line_of(self.text, inv.id.span().start);
+        if !principle_ids.contains(inv.principle.as_str()) {
+            self.problem(
+                ProblemKind::UnknownPrinciple,
+                Some(id_line),
+                &subject,
+                format!("names principle `{}`, which is not defined", inv.principle),
+            );
+        }
+        let kind = inv.kind;
+        let needs_matching = matches!(kind, InvariantKind::NeverAllowed | InvariantKind::AlwaysAllowed);
+        match (&inv.matching, kind) {
+            (None, _) if needs_matching => {
+                self.problem(
+                    ProblemKind::Invariant,
+                    Some(id_line),
+                    &subject,
+                    format!(
+                        "`{}` needs `matching`: a `permit` policy describing the requests concerned",
+                        kind.as_str()
+                    ),
+                );
+                return None;
+            }
+            (Some(_), InvariantKind::Implies | InvariantKind::NeverErrors) => {
+                self.problem(
+                    ProblemKind::Invariant,
+                    Some(id_line),
+                    &subject,
+                    format!(
+                        "`{}` is about every request the schema allows; it takes no `matching`",
+                        kind.as_str()
+                    ),
+                );
+                return None;
+            }
+            _ => {}
+        }
+        match (&inv.implies, kind) {
+            (None, InvariantKind::Implies) => {
+                self.problem(
+                    ProblemKind::Invariant,
+                    Some(id_line),
+                    &subject,
+                    "`implies` needs `implies = \"<principle id>\"`: the principle whose policies must allow what this one's allow",
+                );
+                return None;
+            }
+            (Some(other), InvariantKind::Implies) if !principle_ids.contains(other.as_str()) => {
+                self.problem(
+                    ProblemKind::UnknownPrinciple,
+                    Some(id_line),
+                    &subject,
+                    format!("implies principle `{other}`, which is not defined"),
+                );
+                return None;
+            }
+            (Some(_), k) if k != InvariantKind::Implies => {
+                self.problem(
+                    ProblemKind::Invariant,
+                    Some(id_line),
+                    &subject,
+                    format!(
+                        "`implies = ...` belongs to invariants of kind `implies`, not `{}`",
+                        k.as_str()
+                    ),
+                );
+                return None;
+            }
+            _ => {}
+        }
+        let (matching, span) = match &inv.matching {
+            None => (None, None),
+            Some(spanned) => {
+                let cedar = spanned.get_ref();
+                match Policy::parse(Some(PolicyId::new(id)), cedar) {
+                    Ok(p) if p.effect() == Effect::Permit => (Some(p), Some((spanned.span(), cedar.as_str()))),
+                    Ok(_) => {
+                        self.problem(
+                            ProblemKind::Invariant,
+                            Some(id_line),
+                            &subject,
+                            "`matching` must be a `permit` policy describing the requests the invariant is about",
+                        );
+                        return None;
+                    }
+                    Err(e) => {
+                        let line = self.cedar_line(spanned.span(), cedar, first_label_offset(&e));
+                        self.problem(ProblemKind::Invariant, Some(line), &subject, diagnostic_message(&e));
+                        return None;
+                    }
+                }
+            }
+        };
+        let compiled = CompiledInvariant {
+            id: id.clone(),
+            principle_id: inv.principle.clone(),
+            description: inv.description.clone(),
+            kind,
+            matching,
+            implies: inv.implies.clone(),
+        };
+        Some((compiled, span))
     }
 
     /// The `[governance]` section validated, if the document has one; its problems are recorded.

@@ -61,8 +61,11 @@ pub struct CompiledInvariant {
     pub description: String,
     /// What is asserted.
     pub kind: InvariantKind,
-    /// The parsed, schema-validated policy describing the matched requests.
-    pub matching: Policy,
+    /// The parsed, schema-validated policy describing the requests concerned (`None` for `never_errors` and
+    /// `implies`, which are about every request).
+    pub matching: Option<Policy>,
+    /// For [`InvariantKind::Implies`]: the principle whose policies must allow what this principle's allow.
+    pub implies: Option<String>,
 }
 
 /// One policy ready to evaluate: its condition expression built once, and the reason it gives when it applies.
@@ -105,6 +108,8 @@ pub struct Constitution {
     /// The schema's entity types, compiled for checking requests.
     pub(crate) shapes: Shapes,
     invariants: Vec<CompiledInvariant>,
+    /// What Cedar's validator warned about (the schema and the policies), deduplicated and in line order.
+    warnings: Vec<Problem>,
     /// The validated `[governance]` section, if it has one.
     governance: Option<crate::governance::Governance>,
 }
@@ -196,6 +201,12 @@ impl Constitution {
         &self.invariants
     }
 
+    /// What Cedar's validator warned about while loading (e.g. a policy whose scope applies to no action): the
+    /// constitution loads, but these usually mean a policy does not do what its author meant.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.warnings
+    }
+
     /// Who may change this constitution and by what rules (`None`: it has no `[governance]` section).
     pub fn governance(&self) -> Option<&crate::governance::Governance> {
         self.governance.as_ref()
@@ -231,6 +242,24 @@ impl Constitution {
             .collect();
         names.sort_unstable();
         names
+    }
+
+    /// The policies that can apply to an action (named by its full uid text, e.g. `Action::"read"`, or its bare
+    /// id), sorted by id; `None` if the schema does not declare the action.
+    pub fn action_policies(&self, action: &str) -> Option<Vec<&PolicyInfo>> {
+        let compiled = self.actions.get(action)?;
+        Some(
+            compiled
+                .policies
+                .iter()
+                .filter_map(|p| self.policies.get(&PolicyId::new(&p.reason.policy_id)))
+                .collect(),
+        )
+    }
+
+    /// Whether the engine fills `context.detections` for an action (`None`: the action is not declared).
+    pub fn action_wants_detections(&self, action: &str) -> Option<bool> {
+        self.actions.get(action).map(|a| a.wants_detections)
     }
 
     /// The canonical serialisation the hash is computed over.

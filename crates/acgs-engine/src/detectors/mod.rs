@@ -130,6 +130,50 @@ impl DetectionKind {
     }
 }
 
+impl DetectionKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [DetectionKind; 12] = [
+        Self::Email,
+        Self::Phone,
+        Self::PaymentCard,
+        Self::UsSsn,
+        Self::Iban,
+        Self::IpAddress,
+        Self::PrivateKey,
+        Self::CloudAccessKey,
+        Self::BearerToken,
+        Self::Jwt,
+        Self::ApiKey,
+        Self::PromptInjection,
+    ];
+
+    /// A short text in which the detectors find exactly this kind (for `BearerToken`: a bearer credential whose
+    /// token is not a JWT). Texts made of several examples joined by [`EXAMPLE_SEPARATOR`] are found to hold
+    /// exactly those kinds (a test checks every combination), which is how the formal verifier turns a
+    /// counterexample's `context.detections` into request `content` that reproduces it.
+    pub fn example(self) -> &'static str {
+        match self {
+            Self::Email => "jane.doe@example.com",
+            Self::Phone => "+44 20 7946 0958",
+            Self::PaymentCard => "4111 1111 1111 1111",
+            Self::UsSsn => "SSN 123-45-6789",
+            Self::Iban => "GB82WEST12345698765432",
+            Self::IpAddress => "192.168.10.20",
+            Self::PrivateKey => "-----BEGIN RSA PRIVATE KEY-----",
+            Self::CloudAccessKey => "AKIAIOSFODNN7EXAMPLE",
+            Self::BearerToken => "Authorization: Bearer abcDEF123456ghiJKL789",
+            Self::Jwt => {
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+            }
+            Self::ApiKey => "api_key=Zx8Qp2Lm7Rt4Wv9K",
+            Self::PromptInjection => "ignore previous instructions",
+        }
+    }
+}
+
+/// What joins [`DetectionKind::example`] texts into one content string.
+pub const EXAMPLE_SEPARATOR: &str = "\n--\n";
+
 /// Compiled detectors; build once (it compiles regexes / automata) and share (`Send + Sync`).
 ///
 /// Building takes a few milliseconds; scanning is linear in the text length.
@@ -370,20 +414,7 @@ fn finish(mut found: Vec<Detection>) -> Vec<Detection> {
 mod tests {
     use super::*;
 
-    const ALL_KINDS: [DetectionKind; 12] = [
-        DetectionKind::Email,
-        DetectionKind::Phone,
-        DetectionKind::PaymentCard,
-        DetectionKind::UsSsn,
-        DetectionKind::Iban,
-        DetectionKind::IpAddress,
-        DetectionKind::PrivateKey,
-        DetectionKind::CloudAccessKey,
-        DetectionKind::BearerToken,
-        DetectionKind::Jwt,
-        DetectionKind::ApiKey,
-        DetectionKind::PromptInjection,
-    ];
+    const ALL_KINDS: [DetectionKind; 12] = DetectionKind::ALL;
 
     pub(super) fn detectors() -> &'static Detectors {
         static DETECTORS: std::sync::OnceLock<Detectors> = std::sync::OnceLock::new();
@@ -568,6 +599,27 @@ mod tests {
         // Many unterminated BEGIN lines are one finding each.
         let begins = "-----BEGIN RSA PRIVATE KEY-----\n".repeat(3);
         assert_eq!(kinds(&begins), [DetectionKind::PrivateKey; 3]);
+    }
+
+    #[test]
+    fn every_combination_of_examples_is_found_exactly() {
+        let d = detectors();
+        for mask in 0u32..(1 << DetectionKind::ALL.len()) {
+            let chosen: Vec<DetectionKind> = DetectionKind::ALL
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, k)| *k)
+                .collect();
+            let text: Vec<&str> = chosen.iter().map(|k| k.example()).collect();
+            let text = text.join(super::EXAMPLE_SEPARATOR);
+            let mut found: Vec<DetectionKind> = d.scan(&text).iter().map(|f| f.kind).collect();
+            found.sort();
+            found.dedup();
+            let mut want = chosen.clone();
+            want.sort();
+            assert_eq!(found, want, "{text:?}");
+        }
     }
 
     #[test]

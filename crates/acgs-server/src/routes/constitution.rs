@@ -33,11 +33,14 @@ pub struct InvariantView {
     pub principle_id: String,
     /// Statement.
     pub description: String,
-    /// `never_allowed` or `always_allowed`.
-    #[schema(value_type = String)]
+    /// `never_allowed`, `always_allowed`, `never_errors` or `implies`.
     pub kind: InvariantKind,
-    /// Cedar `permit` describing the requests concerned.
-    pub matching: String,
+    /// Cedar `permit` describing the requests concerned (absent: every request the schema allows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matching: Option<String>,
+    /// For `implies`: the principle whose policies must allow whatever this principle's policies allow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub implies: Option<String>,
 }
 
 /// The active constitution.
@@ -93,7 +96,8 @@ impl From<&Constitution> for ConstitutionView {
                     principle_id: i.principle_id.clone(),
                     description: i.description.clone(),
                     kind: i.kind,
-                    matching: i.matching.to_string(),
+                    matching: i.matching.as_ref().map(ToString::to_string),
+                    implies: i.implies.clone(),
                 })
                 .collect(),
             schema: c.schema_text(),

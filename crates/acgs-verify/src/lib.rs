@@ -1,0 +1,303 @@
+//! Formal verification of constitutions: what ACGS proves about a policy set with Cedar's symbolic compiler
+//! (`cedar-policy-symcc`) and the cvc5 SMT solver, over every request the schema allows.
+//!
+//! A [`Verifier`] checks one constitution ([`Verifier::verify`]: invariants, evaluation errors, policies that
+//! match nothing, permits that never take effect, redundant policies, actions where nothing can pass) or compares
+//! two ([`Verifier::compare`]: per action, which requests each allows and denies). Every refutation carries a
+//! concrete request in the format of `POST /v1/decisions`, replayed through the decision engine. The encoding of
+//! ACGS's decision semantics for the solver is in `encoding`; `docs/verification.md` is the user's guide.
+
+mod change;
+mod checks;
+mod counterexample;
+mod encoding;
+mod report;
+mod session;
+mod solver;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use acgs_engine::{Constitution, Detectors, FindingSeverity, PolicyEffect};
+
+pub use report::{
+    ActionChange, ChangeReport, CheckKind, CheckResult, Example, OutcomeChange, Verdict, VerificationReport,
+};
+pub use solver::{PINNED_CVC5_VERSION, SOLVER_PACKAGE, SolverConfig};
+
+use checks::{Run, Severities};
+use encoding::Subject;
+use session::Session;
+
+/// Why a verification could not run (a verdict of `unknown` is not an error: it is in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The solver executable cannot be run.
+    #[error(
+        "the SMT solver cvc5 cannot be run (`{path}`: {reason}); install the Debian package `cvc5` \
+         (apt-get install cvc5) or set ACGS_CVC5 to its path"
+    )]
+    SolverMissing {
+        /// The executable tried.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The solver is not the pinned release.
+    #[error(
+        "cvc5 {found} is installed, but ACGS's verdicts are pinned to cvc5 {pinned} (the regression suite's); \
+         install that release (Debian 12's package `cvc5`) or allow another explicitly"
+    )]
+    SolverVersion {
+        /// The version found.
+        found: String,
+        /// The version required.
+        pinned: &'static str,
+    },
+    /// A policy set could not be encoded for the solver.
+    #[error("cannot encode the constitution for the solver: {0}")]
+    Encoding(String),
+    /// A solver model could not be turned into a decision request.
+    #[error("cannot turn the solver's model into a request: {0}")]
+    Counterexample(String),
+}
+
+/// Results already proved, by (constitution hash, check): an unchanged constitution is not proved again.
+#[derive(Debug, Default)]
+pub struct ResultCache {
+    entries: Mutex<HashMap<String, Vec<CheckResult>>>,
+}
+
+/// Most entries a cache keeps before it starts over.
+const CACHE_CAPACITY: usize = 100_000;
+
+impl ResultCache {
+    fn get(&self, key: &str) -> Option<Vec<CheckResult>> {
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.get(key).map(|results| {
+            results
+                .iter()
+                .cloned()
+                .map(|mut r| {
+                    r.cached = true;
+                    r.took_us = 0;
+                    r
+                })
+                .collect()
+        })
+    }
+
+    fn put(&self, key: String, results: &[CheckResult]) {
+        // Unknown verdicts are not kept: a later run (perhaps with a longer time limit) asks again.
+        if results.iter().any(|r| r.verdict == Verdict::Unknown) {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(key, results.to_vec());
+    }
+}
+
+/// Proves things about constitutions with the configured solver.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    config: SolverConfig,
+    version: String,
+    cache: Arc<ResultCache>,
+}
+
+/// Which checks a run makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Invariants, every policy check and every action check.
+    All,
+    /// The invariants only (with the evaluation-error proofs they rely on, which are not reported).
+    Invariants,
+}
+
+impl Scope {
+    fn policy_key(self) -> &'static str {
+        match self {
+            Scope::All => "policy",
+            Scope::Invariants => "policy-errors",
+        }
+    }
+}
+
+/// Progress of a run: `(checks done, checks in all, what is being checked)`.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize, &str) + Sync);
+
+impl Verifier {
+    /// A verifier using `config`'s solver, after checking that it runs and is the pinned release.
+    pub fn new(config: SolverConfig) -> Result<Self, VerifyError> {
+        let version = config.check()?;
+        Ok(Self {
+            config,
+            version,
+            cache: Arc::new(ResultCache::default()),
+        })
+    }
+
+    /// The solver and its version, e.g. `cvc5 1.0.3`.
+    pub fn solver(&self) -> String {
+        format!("cvc5 {}", self.version)
+    }
+
+    /// Every check on `constitution`.
+    pub async fn verify(
+        &self,
+        constitution: Arc<Constitution>,
+        progress: Progress<'_>,
+    ) -> Result<VerificationReport, VerifyError> {
+        self.verify_scope(constitution, Scope::All, progress).await
+    }
+
+    /// The checks of `scope` on `constitution`.
+    pub async fn verify_scope(
+        &self,
+        constitution: Arc<Constitution>,
+        scope: Scope,
+        progress: Progress<'_>,
+    ) -> Result<VerificationReport, VerifyError> {
+        let started = Instant::now();
+        let hash = constitution.hash().to_hex();
+        let subject = Subject::new(constitution)?;
+        let detectors = Detectors::new();
+        let mut session = Session::new(self.config.clone());
+        let severities = Severities::of(&subject);
+        let c = Arc::clone(&subject.constitution);
+        let policies: Vec<(String, PolicyEffect)> = c.policies().map(|p| (p.id.clone(), p.effect)).collect();
+        let mut actions: Vec<String> = subject.envs.iter().map(|e| e.action.clone()).collect();
+        actions.dedup();
+        if scope == Scope::Invariants {
+            actions.clear();
+        }
+        let total = policies.len() + c.invariants().len() + actions.len();
+        let mut run = Run {
+            subject: &subject,
+            session: &mut session,
+            detectors: &detectors,
+            severities,
+        };
+
+        let mut done = 0;
+        let mut per_policy = Vec::new();
+        for (id, effect) in &policies {
+            progress(done, total, &format!("policy {id}"));
+            let key = format!("{hash}/{}/{id}", scope.policy_key());
+            let results = match self.cache.get(&key) {
+                Some(results) => results,
+                None => {
+                    let results = match scope {
+                        Scope::All => run.policy(id, *effect).await?,
+                        Scope::Invariants => vec![run.never_errors(id).await?],
+                    };
+                    self.cache.put(key, &results);
+                    results
+                }
+            };
+            per_policy.extend(results);
+            done += 1;
+        }
+        let errors: HashMap<String, Verdict> = per_policy
+            .iter()
+            .filter(|r| r.check == CheckKind::NeverErrors)
+            .map(|r| (r.subject.clone(), r.verdict))
+            .collect();
+        let mut results = Vec::new();
+        for inv in c.invariants() {
+            progress(done, total, &format!("invariant {}", inv.id));
+            let key = format!("{hash}/invariant/{}", inv.id);
+            let result = match self.cache.get(&key) {
+                Some(mut cached) if cached.len() == 1 => cached.remove(0),
+                _ => {
+                    let result = run.invariant(inv, &errors).await?;
+                    self.cache.put(key, std::slice::from_ref(&result));
+                    result
+                }
+            };
+            results.push(result);
+            done += 1;
+        }
+        if scope == Scope::All {
+            results.extend(per_policy);
+        }
+        for action in &actions {
+            progress(done, total, &format!("action {action}"));
+            let key = format!("{hash}/action/{action}");
+            let result = match self.cache.get(&key) {
+                Some(mut cached) if cached.len() == 1 => cached.remove(0),
+                _ => {
+                    let result = run.action(action).await?;
+                    self.cache.put(key, std::slice::from_ref(&result));
+                    result
+                }
+            };
+            results.push(result);
+            done += 1;
+        }
+        progress(total, total, "done");
+        session.close().await;
+        results.retain(|r| r.severity != FindingSeverity::Off);
+        let blocking = results.iter().filter(|r| r.blocks()).count();
+        let warnings = results.iter().filter(|r| r.warns()).count();
+        Ok(VerificationReport {
+            constitution_hash: hash,
+            solver: self.solver(),
+            passed: blocking == 0,
+            blocking,
+            warnings,
+            checks: results,
+            took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// How decisions change from `old` (in force) to `new` (proposed).
+    pub async fn compare(
+        &self,
+        old: Arc<Constitution>,
+        new: Arc<Constitution>,
+        progress: Progress<'_>,
+    ) -> Result<ChangeReport, VerifyError> {
+        let old = Subject::new(old)?;
+        let new = Subject::new(new)?;
+        let detectors = Detectors::new();
+        let mut session = Session::new(self.config.clone());
+        let report = change::compare(&mut session, &old, &new, &detectors, progress).await;
+        session.close().await;
+        report
+    }
+
+    /// [`Self::verify`] from synchronous code (a thread outside any async runtime, or a blocking task).
+    pub fn verify_blocking(
+        &self,
+        constitution: Arc<Constitution>,
+        progress: Progress<'_>,
+    ) -> Result<VerificationReport, VerifyError> {
+        runtime()?.block_on(self.verify(constitution, progress))
+    }
+
+    /// [`Self::compare`] from synchronous code.
+    pub fn compare_blocking(
+        &self,
+        old: Arc<Constitution>,
+        new: Arc<Constitution>,
+        progress: Progress<'_>,
+    ) -> Result<ChangeReport, VerifyError> {
+        runtime()?.block_on(self.compare(old, new, progress))
+    }
+}
+
+/// A runtime for one blocking call (the solver is driven through tokio's process pipes).
+fn runtime() -> Result<tokio::runtime::Runtime, VerifyError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| VerifyError::Encoding(format!("cannot start the solver's runtime: {e}")))
+}
+
+/// A progress callback that ignores progress.
+pub fn no_progress(_done: usize, _total: usize, _what: &str) {}
