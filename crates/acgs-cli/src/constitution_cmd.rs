@@ -12,6 +12,9 @@ pub enum ConstitutionCommand {
     Validate {
         /// Constitution file (TOML).
         file: PathBuf,
+        /// Then prove its invariants and check its policies with the SMT solver (as `acgs verify`).
+        #[arg(long)]
+        prove: bool,
     },
     /// Print the constitutional hash (full and short).
     Hash {
@@ -97,7 +100,7 @@ pub fn run(cmd: ConstitutionCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }),
-        ConstitutionCommand::Validate { file } => match Constitution::load(&file) {
+        ConstitutionCommand::Validate { file, prove } => match Constitution::load(&file) {
             Ok(c) => {
                 println!(
                     "{}: valid ({} principles, {} policies, {} invariants, {} test cases passed)",
@@ -108,6 +111,15 @@ pub fn run(cmd: ConstitutionCommand) -> Result<ExitCode> {
                     c.tests().len()
                 );
                 println!("constitutional hash: {} (short {})", c.hash(), c.hash().short());
+                for w in c.warnings() {
+                    println!("warning: {w}");
+                }
+                if prove {
+                    println!();
+                    if !crate::verify_cmd::prove(&file, c)? {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => report_load_error(e),

@@ -20,6 +20,7 @@ mod login_cmd;
 mod server_cmd;
 mod session;
 mod transfer_cmd;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -54,6 +55,9 @@ enum Command {
     Constitution(constitution_cmd::ConstitutionCommand),
     /// Decide one request, in-process against a constitution file or via a running server.
     Decide(decide_cmd::DecideArgs),
+    /// Prove a constitution's invariants and check its policies with the SMT solver (cvc5); with --against, what
+    /// it decides differently from another constitution.
+    Verify(verify_cmd::VerifyArgs),
     /// Read the durable decision log.
     #[command(subcommand)]
     Decisions(decisions_cmd::DecisionsCommand),
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => server_cmd::serve(args),
         Command::Constitution(cmd) => constitution_cmd::run(cmd),
         Command::Decide(args) => decide_cmd::run(args),
+        Command::Verify(args) => verify_cmd::run(args),
         Command::Decisions(cmd) => decisions_cmd::run(cmd),
         Command::Audit(cmd) => audit_cmd::run(cmd),
         Command::Bench(args) => bench::run(args),
