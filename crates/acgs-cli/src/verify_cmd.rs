@@ -48,12 +48,12 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     };
     let progress = progress_printer();
     let report = verifier
-        .verify_blocking(candidate.clone(), &progress)
+        .verify_blocking(&candidate, &progress)
         .context("verification failed")?;
     let change = match against {
         Some(old) => Some(
             verifier
-                .compare_blocking(old, candidate, &progress)
+                .compare_blocking(&old, &candidate, &progress)
                 .context("change analysis failed")?,
         ),
         None => None,
@@ -81,7 +81,7 @@ pub fn prove(file: &Path, constitution: Constitution) -> Result<bool> {
     let verifier = verifier(10_000, false)?;
     let progress = progress_printer();
     let report = verifier
-        .verify_blocking(Arc::new(constitution), &progress)
+        .verify_blocking(&constitution, &progress)
         .context("verification failed")?;
     clear_progress();
     print_report(file, &report, false);

@@ -21,6 +21,11 @@ pub struct GateCheck {
     pub detail: String,
     /// How long it took (µs).
     pub took_us: u64,
+    /// The check's full, structured report, when it has one (the formal verifier's: every proof with its
+    /// counterexample, and the change analysis against the constitution in force).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub report: Option<serde_json::Value>,
 }
 
 /// The gate's verdict on one constitution.
@@ -51,13 +56,24 @@ impl GateReport {
     }
 }
 
+/// What a [`ProofCheck`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProofOutcome {
+    /// Whether the gate may pass on this check.
+    pub passed: bool,
+    /// What was found, in words.
+    pub detail: String,
+    /// The full report, kept with the amendment.
+    pub report: Option<serde_json::Value>,
+}
+
 /// A further check of the gate, run on a constitution that validated and passed its tests, against the one in
-/// force (e.g. proofs that its invariants hold).
+/// force (e.g. proofs that its invariants hold). It may take a while: the gate runs off the request path.
 pub trait ProofCheck: Send + Sync {
     /// The check's name in the report.
     fn name(&self) -> &str;
-    /// `Ok(detail)` when it holds, `Err(detail)` when it does not.
-    fn check(&self, candidate: &Constitution, active: &Constitution) -> Result<String, String>;
+    /// Check `candidate` (with `active` in force).
+    fn check(&self, candidate: &Constitution, active: &Constitution) -> ProofOutcome;
 }
 
 /// Run the gate on `source` (a constitution's TOML) at `stage`, with the constitution in force `active`.
@@ -86,6 +102,7 @@ pub fn run_gate(
                     constitution.tests().len()
                 ),
                 took_us: elapsed_us(started),
+                report: None,
             });
             Some(Arc::new(constitution))
         }
@@ -101,6 +118,7 @@ pub fn run_gate(
                 passed: false,
                 detail,
                 took_us: elapsed_us(started),
+                report: None,
             });
             None
         }
@@ -129,6 +147,7 @@ pub fn run_gate(
                 )
             },
             took_us: elapsed_us(started),
+            report: None,
         });
         if candidate.governance().is_none() {
             checks.push(GateCheck {
@@ -136,20 +155,19 @@ pub fn run_gate(
                 passed: false,
                 detail: "the constitution has no [governance] section: once in force, nobody could amend it".into(),
                 took_us: 0,
+                report: None,
             });
         }
         if tests_passed {
             for proof in proofs {
                 let started = Instant::now();
-                let (passed, detail) = match proof.check(candidate, active) {
-                    Ok(detail) => (true, detail),
-                    Err(detail) => (false, detail),
-                };
+                let ProofOutcome { passed, detail, report } = proof.check(candidate, active);
                 checks.push(GateCheck {
                     name: proof.name().to_owned(),
                     passed,
                     detail,
                     took_us: elapsed_us(started),
+                    report,
                 });
             }
         }

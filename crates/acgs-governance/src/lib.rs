@@ -23,7 +23,7 @@ pub use appeal::{Appeal, AppealState, AppealedDecision, RulingKind};
 pub use diff::ConstitutionDiff;
 pub use emergency::{EmergencyAction, EmergencyState};
 pub use error::GovernanceError;
-pub use gate::{GateCheck, GateReport, ProofCheck, run_gate};
+pub use gate::{GateCheck, GateReport, ProofCheck, ProofOutcome, run_gate};
 pub use tally::{Choice, Tally, VoteRules};
 pub use transfer::{Transfer, TransferState, TransferTarget};
 

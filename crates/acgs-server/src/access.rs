@@ -96,6 +96,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint("POST", "/v1/appeals", needs(AppealsFile)),
     endpoint("GET", "/v1/appeals/{id}", needs(GovernanceRead)),
     endpoint("POST", "/v1/appeals/{id}/rulings", user_needs(AppealsReview)),
+    endpoint("POST", "/v1/verify", needs(AmendmentsPropose)),
+    endpoint("GET", "/v1/verify/{id}", needs(GovernanceRead)),
     endpoint("POST", "/v1/emergency/halt", user_needs(GovernanceAct)),
     endpoint("POST", "/v1/emergency/resume", user_needs(GovernanceAct)),
     endpoint("POST", "/v1/auth/login", Public),

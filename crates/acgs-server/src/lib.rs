@@ -21,6 +21,7 @@ mod pin;
 pub mod routes;
 mod state;
 mod telemetry;
+pub mod verification;
 
 use std::future::Future;
 
@@ -79,6 +80,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/appeals", get(routes::appeals::list).post(routes::appeals::file))
         .route("/v1/appeals/{id}", get(routes::appeals::show))
         .route("/v1/appeals/{id}/rulings", post(routes::appeals::rule))
+        .route("/v1/verify", post(routes::verify::start))
+        .route("/v1/verify/{id}", get(routes::verify::show))
         .route("/v1/emergency/halt", post(routes::governance::halt))
         .route("/v1/emergency/resume", post(routes::governance::resume))
         .route("/health", get(routes::system::health))

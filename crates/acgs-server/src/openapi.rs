@@ -80,6 +80,8 @@ const HASH_HEADER_NAME: &str = "X-Constitutional-Hash";
         routes::appeals::file,
         routes::appeals::show,
         routes::appeals::rule,
+        routes::verify::start,
+        routes::verify::show,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &SharedResponses),

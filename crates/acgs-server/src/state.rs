@@ -63,6 +63,8 @@ pub struct AppState {
     pub decisions: DecisionService,
     /// Amendments, votes, the emergency halt and the constitution versions.
     pub governance: GovernanceService,
+    /// The formal verifier: the amendment gate's proofs and verification jobs.
+    pub verification: crate::verification::VerificationService,
     /// The durable decision log.
     pub log: DecisionLog,
     /// Signs checkpoints of the audit log with the log key.
@@ -91,9 +93,12 @@ impl AppState {
         let active = Arc::new(ActiveConstitution::new(engine, version));
         let halt = Arc::new(HaltSwitch::default());
         let (clock, ids) = (system_clock(), uuid_v7_ids());
+        let verification = crate::verification::VerificationService::new(acgs_verify::SolverConfig::from_env());
+        let proofs = vec![verification.gate_check()];
         Self {
             decisions: decision_service(&active, &halt, &log, &settings, clock.clone(), ids.clone()),
-            governance: GovernanceService::new(store, active.clone(), halt, clock, ids, Vec::new()),
+            governance: GovernanceService::new(store, active.clone(), halt, clock, ids, proofs),
+            verification,
             active,
             checkpointer: Checkpointer::new(log.store().clone(), key),
             auth,

@@ -1117,3 +1117,123 @@ async fn an_operator_activation_makes_open_amendments_stale_and_they_still_read(
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert!(reply.text.contains("is stale"), "{}", reply.text);
 }
+
+/// The example with the hard cap on transfers off by one: INV-007 (nothing above 1,000,000.00) no longer holds.
+fn example_with_cap_off_by_one() -> String {
+    let text = example("1.1.0");
+    assert_eq!(
+        text.matches("context.amount_cents > 100000000").count(),
+        2,
+        "the cap and INV-007"
+    );
+    text.replacen(
+        "context.amount_cents > 100000000",
+        "context.amount_cents > 100000001",
+        1,
+    )
+}
+
+#[tokio::test]
+async fn an_amendment_that_breaks_an_invariant_cannot_open_and_its_counterexample_replays() {
+    let g = sqlite().await;
+    let reply = g
+        .post(
+            "chief-risk-officer",
+            "/v1/amendments",
+            json!({"title": "Cap", "rationale": "r", "constitution": example_with_cap_off_by_one()}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    let reply = g
+        .post("chief-risk-officer", &format!("/v1/amendments/{id}/open"), json!(null))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.text);
+    assert!(reply.text.contains("INV-007"), "{}", reply.text);
+
+    // The report is kept with the amendment: the proof that failed, with its request, and the change analysis.
+    let amendment = g.s.get(&format!("/v1/amendments/{id}")).await.json();
+    let gate = amendment["gate_reports"].as_array().unwrap().last().unwrap().clone();
+    let check = gate["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "formal_verification")
+        .unwrap()
+        .clone();
+    assert_eq!(check["passed"], false);
+    let report = &check["report"];
+    let inv = report["verification"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["subject"] == "INV-007")
+        .unwrap()
+        .clone();
+    assert_eq!(inv["verdict"], "violated");
+    let request = inv["example"]["request"].clone();
+    assert_eq!(request["context"]["amount_cents"], 100_000_001_i64);
+    // Under the proposed constitution the engine lets it through (escalates it) ...
+    let proposed = acgs_engine::Constitution::compile("p.toml", &example_with_cap_off_by_one()).unwrap();
+    let parsed: acgs_engine::DecisionRequest = serde_json::from_value(request.clone()).unwrap();
+    let decision = acgs_engine::decide(&proposed, &acgs_engine::Detectors::new(), &parsed).unwrap();
+    assert_eq!(
+        serde_json::to_value(decision.outcome).unwrap(),
+        inv["example"]["outcome"]
+    );
+    assert_ne!(decision.outcome, acgs_engine::Outcome::Deny);
+    // ... and the server, with the constitution in force, denies it.
+    let reply = g.s.post("/v1/decisions", request.to_string()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json()["decision"], "deny");
+    let transfer = report["change"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "Action::\"transfer_funds\"")
+        .unwrap()
+        .clone();
+    assert_eq!(transfer["status"], "changed", "{transfer}");
+
+    // The same through a verification job.
+    let reply = g
+        .post("chief-risk-officer", "/v1/verify", json!({"amendment_id": id}))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    let job = reply.json()["id"].as_str().unwrap().to_owned();
+    let mut view = Value::Null;
+    for _ in 0..600 {
+        view = g
+            .as_user("chief-risk-officer", "GET", &format!("/v1/verify/{job}"), None)
+            .await
+            .json();
+        if view["status"] == "done" || view["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(view["status"], "done", "{view}");
+    assert_eq!(view["verification"]["passed"], false);
+    assert!(
+        view["verification"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["took_us"].is_u64())
+    );
+    assert_eq!(view["change"]["equivalent"], false);
+
+    // Bad input: neither or both sources, an invalid constitution, an unknown job.
+    let reply = g.post("chief-risk-officer", "/v1/verify", json!({})).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    let reply = g
+        .post(
+            "chief-risk-officer",
+            "/v1/verify",
+            json!({"constitution": "[constitution]\nname = 1"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.text);
+    let reply = g.as_user("chief-risk-officer", "GET", "/v1/verify/nope", None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text);
+}

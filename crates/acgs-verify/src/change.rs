@@ -20,8 +20,8 @@ use crate::session::{Answer, Session};
 /// Compare `old` (in force) with `new` (proposed).
 pub(crate) async fn compare(
     session: &mut Session,
-    old: &Subject,
-    new: &Subject,
+    old: &Subject<'_>,
+    new: &Subject<'_>,
     detectors: &Detectors,
     progress: &(dyn Fn(usize, usize, &str) + Sync),
 ) -> Result<ChangeReport, VerifyError> {
@@ -61,15 +61,15 @@ struct Pair {
 
 async fn compare_action(
     session: &mut Session,
-    old: &Subject,
-    new: &Subject,
+    old: &Subject<'_>,
+    new: &Subject<'_>,
     detectors: &Detectors,
     action: &str,
 ) -> Result<ActionChange, VerifyError> {
     let added = old.constitution.action_policies(action).is_none();
     let mut pairs = Vec::new();
     for env in new.envs.iter().filter(|e| e.action == action) {
-        let old_side = EnvPolicies::for_env(&old.constitution, &old.parsed, env.env.clone())?;
+        let old_side = EnvPolicies::for_env(old.constitution, &old.parsed, env.env.clone())?;
         pairs.push(Pair {
             new: env.clone(),
             old: old_side,
@@ -128,8 +128,8 @@ async fn compare_action(
                             format!("a request only the old version gives `{outcome}`")
                         };
                         let example = to_request(&model).and_then(|request| {
-                            let old_outcome = outcome_under(&old.constitution, detectors, &request);
-                            let mut ex: Example = replay(&new.constitution, detectors, request, shows)?;
+                            let old_outcome = outcome_under(old.constitution, detectors, &request);
+                            let mut ex: Example = replay(new.constitution, detectors, request, shows)?;
                             ex.old_outcome = old_outcome;
                             Ok(ex)
                         });

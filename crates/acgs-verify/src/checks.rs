@@ -48,7 +48,7 @@ impl Severities {
 
 /// The state of one run over one constitution.
 pub(crate) struct Run<'a> {
-    pub(crate) subject: &'a Subject,
+    pub(crate) subject: &'a Subject<'a>,
     pub(crate) session: &'a mut Session,
     pub(crate) detectors: &'a Detectors,
     pub(crate) severities: Severities,
@@ -103,7 +103,7 @@ impl Run<'_> {
     /// A solver model as an example, replayed through the engine.
     fn example(&self, env: &Env, shows: String) -> Result<Example, VerifyError> {
         let request = to_request(env)?;
-        replay(&self.subject.constitution, self.detectors, request, shows)
+        replay(self.subject.constitution, self.detectors, request, shows)
     }
 
     /// An example, or the reason there is none as an `unknown` finding's detail.
@@ -315,8 +315,14 @@ impl Run<'_> {
         Ok(self.result(CheckKind::Invariant, &inv.id, finding, started))
     }
 
-    /// The four checks of one policy: never errors, matches, (permits) takes effect, needed.
-    pub(crate) async fn policy(&mut self, id: &str, effect: PolicyEffect) -> Result<Vec<CheckResult>, VerifyError> {
+    /// The four checks of one policy: never errors, matches, (permits) takes effect, needed. With `warnings` false,
+    /// the checks that can only warn (matches, needed) are left out unless the constitution makes them block.
+    pub(crate) async fn policy(
+        &mut self,
+        id: &str,
+        effect: PolicyEffect,
+        warnings: bool,
+    ) -> Result<Vec<CheckResult>, VerifyError> {
         let subject = self.subject;
         let envs: Vec<&EnvPolicies> = subject
             .envs
@@ -363,7 +369,9 @@ impl Run<'_> {
             Combined::Unknown(why) => Finding::unknown(why.clone()),
             Combined::Found(..) => Finding::holds("applies to some requests"),
         };
-        out.push(self.result(CheckKind::PolicyMatches, id, finding, started));
+        if warnings || self.severities.of_kind(CheckKind::PolicyMatches) == FindingSeverity::Block {
+            out.push(self.result(CheckKind::PolicyMatches, id, finding, started));
+        }
         if !matches!(matched, Combined::Found(..)) {
             return Ok(out);
         }
@@ -395,6 +403,9 @@ impl Run<'_> {
         }
 
         // Needed: removing it changes some decision.
+        if !warnings && self.severities.of_kind(CheckKind::PolicyNeeded) != FindingSeverity::Block {
+            return Ok(out);
+        }
         let started = Instant::now();
         let without =
             |set: Vec<Policy>| -> Vec<Policy> { set.into_iter().filter(|p| p.id().to_string() != id).collect() };

@@ -18,7 +18,6 @@
 //! was.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use acgs_engine::{Constitution, DetectionCategory, DetectionKind, PolicyEffect};
 use cedar_policy::{Effect, Policy, PolicyId, PolicySet, RequestEnv, Schema};
@@ -224,18 +223,18 @@ fn well_formed_rule(action: &str) -> Result<Policy, VerifyError> {
 }
 
 /// Shared, parsed inputs of one run over a constitution.
-pub(crate) struct Subject {
-    pub(crate) constitution: Arc<Constitution>,
+pub(crate) struct Subject<'c> {
+    pub(crate) constitution: &'c Constitution,
     pub(crate) parsed: ParsedPolicies,
     pub(crate) envs: Vec<EnvPolicies>,
 }
 
-impl Subject {
-    pub(crate) fn new(constitution: Arc<Constitution>) -> Result<Self, VerifyError> {
-        let parsed = ParsedPolicies::new(&constitution)?;
-        let envs = EnvPolicies::all(&constitution, &parsed)?
+impl<'c> Subject<'c> {
+    pub(crate) fn new(constitution: &'c Constitution) -> Result<Self, VerifyError> {
+        let parsed = ParsedPolicies::new(constitution)?;
+        let envs = EnvPolicies::all(constitution, &parsed)?
             .into_iter()
-            .map(|e| e.with_well_formedness(&constitution))
+            .map(|e| e.with_well_formedness(constitution))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             constitution,

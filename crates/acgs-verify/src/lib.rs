@@ -67,6 +67,7 @@ pub enum VerifyError {
 #[derive(Debug, Default)]
 pub struct ResultCache {
     entries: Mutex<HashMap<String, Vec<CheckResult>>>,
+    changes: Mutex<HashMap<String, ChangeReport>>,
 }
 
 /// Most entries a cache keeps before it starts over.
@@ -86,6 +87,23 @@ impl ResultCache {
                 })
                 .collect()
         })
+    }
+
+    fn change(&self, key: &str) -> Option<ChangeReport> {
+        let changes = self.changes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        changes.get(key).cloned()
+    }
+
+    fn put_change(&self, key: String, report: &ChangeReport) {
+        let undecided = report.actions.iter().any(|a| a.status == "unknown");
+        let mut changes = self.changes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if undecided {
+            return;
+        }
+        if changes.len() >= CACHE_CAPACITY {
+            changes.clear();
+        }
+        changes.insert(key, report.clone());
     }
 
     fn put(&self, key: String, results: &[CheckResult]) {
@@ -116,6 +134,9 @@ pub enum Scope {
     All,
     /// The invariants only (with the evaluation-error proofs they rely on, which are not reported).
     Invariants,
+    /// What the amendment gate needs: the invariants, evaluation errors, and the policy and action checks whose
+    /// severity is `block` (dead permits by default); checks that can only warn are left to full runs.
+    Gate,
 }
 
 impl Scope {
@@ -123,6 +144,7 @@ impl Scope {
         match self {
             Scope::All => "policy",
             Scope::Invariants => "policy-errors",
+            Scope::Gate => "policy-gate",
         }
     }
 }
@@ -149,7 +171,7 @@ impl Verifier {
     /// Every check on `constitution`.
     pub async fn verify(
         &self,
-        constitution: Arc<Constitution>,
+        constitution: &Constitution,
         progress: Progress<'_>,
     ) -> Result<VerificationReport, VerifyError> {
         self.verify_scope(constitution, Scope::All, progress).await
@@ -158,7 +180,7 @@ impl Verifier {
     /// The checks of `scope` on `constitution`.
     pub async fn verify_scope(
         &self,
-        constitution: Arc<Constitution>,
+        constitution: &Constitution,
         scope: Scope,
         progress: Progress<'_>,
     ) -> Result<VerificationReport, VerifyError> {
@@ -167,12 +189,14 @@ impl Verifier {
         let subject = Subject::new(constitution)?;
         let detectors = Detectors::new();
         let mut session = Session::new(self.config.clone());
-        let severities = Severities::of(&subject);
-        let c = Arc::clone(&subject.constitution);
+        let c = subject.constitution;
         let policies: Vec<(String, PolicyEffect)> = c.policies().map(|p| (p.id.clone(), p.effect)).collect();
         let mut actions: Vec<String> = subject.envs.iter().map(|e| e.action.clone()).collect();
         actions.dedup();
-        if scope == Scope::Invariants {
+        let severities = Severities::of(&subject);
+        if scope == Scope::Invariants
+            || (scope == Scope::Gate && severities.of_kind(CheckKind::ActionReachable) != FindingSeverity::Block)
+        {
             actions.clear();
         }
         let total = policies.len() + c.invariants().len() + actions.len();
@@ -192,7 +216,8 @@ impl Verifier {
                 Some(results) => results,
                 None => {
                     let results = match scope {
-                        Scope::All => run.policy(id, *effect).await?,
+                        Scope::All => run.policy(id, *effect, true).await?,
+                        Scope::Gate => run.policy(id, *effect, false).await?,
                         Scope::Invariants => vec![run.never_errors(id).await?],
                     };
                     self.cache.put(key, &results);
@@ -222,7 +247,7 @@ impl Verifier {
             results.push(result);
             done += 1;
         }
-        if scope == Scope::All {
+        if scope != Scope::Invariants {
             results.extend(per_policy);
         }
         for action in &actions {
@@ -258,33 +283,49 @@ impl Verifier {
     /// How decisions change from `old` (in force) to `new` (proposed).
     pub async fn compare(
         &self,
-        old: Arc<Constitution>,
-        new: Arc<Constitution>,
+        old: &Constitution,
+        new: &Constitution,
         progress: Progress<'_>,
     ) -> Result<ChangeReport, VerifyError> {
+        let key = format!("{}/compare/{}", old.hash().to_hex(), new.hash().to_hex());
+        if let Some(report) = self.cache.change(&key) {
+            return Ok(report);
+        }
         let old = Subject::new(old)?;
         let new = Subject::new(new)?;
         let detectors = Detectors::new();
         let mut session = Session::new(self.config.clone());
         let report = change::compare(&mut session, &old, &new, &detectors, progress).await;
         session.close().await;
+        if let Ok(report) = &report {
+            self.cache.put_change(key, report);
+        }
         report
     }
 
     /// [`Self::verify`] from synchronous code (a thread outside any async runtime, or a blocking task).
     pub fn verify_blocking(
         &self,
-        constitution: Arc<Constitution>,
+        constitution: &Constitution,
         progress: Progress<'_>,
     ) -> Result<VerificationReport, VerifyError> {
         runtime()?.block_on(self.verify(constitution, progress))
     }
 
+    /// [`Self::verify_scope`] from synchronous code, without progress.
+    pub fn verify_scope_blocking(
+        &self,
+        constitution: &Constitution,
+        scope: Scope,
+    ) -> Result<VerificationReport, VerifyError> {
+        runtime()?.block_on(self.verify_scope(constitution, scope, &no_progress))
+    }
+
     /// [`Self::compare`] from synchronous code.
     pub fn compare_blocking(
         &self,
-        old: Arc<Constitution>,
-        new: Arc<Constitution>,
+        old: &Constitution,
+        new: &Constitution,
         progress: Progress<'_>,
     ) -> Result<ChangeReport, VerifyError> {
         runtime()?.block_on(self.compare(old, new, progress))

@@ -148,9 +148,7 @@ fn an_amendment_that_widens_what_an_agent_may_do_is_shown_with_a_request_only_it
         "permit (principal, action == Action::\"transfer_funds\", resource)",
     );
     let (old, new) = (compile(PAYMENTS), compile(&widened));
-    let report = verifier()
-        .compare_blocking(old.clone(), new.clone(), &no_progress)
-        .unwrap();
+    let report = verifier().compare_blocking(&old, &new, &no_progress).unwrap();
     assert!(!report.equivalent);
     let transfer = report
         .actions
@@ -184,7 +182,7 @@ fn an_amendment_that_only_rewrites_a_condition_is_equivalent() {
         "context.amount_cents <= 999999",
     );
     let report = verifier()
-        .compare_blocking(compile(PAYMENTS), compile(&rewritten), &no_progress)
+        .compare_blocking(&compile(PAYMENTS), &compile(&rewritten), &no_progress)
         .unwrap();
     assert!(report.equivalent, "{report:#?}");
 }

@@ -13,7 +13,7 @@ const EXAMPLE: &str = include_str!("../../../examples/constitution.toml");
 
 #[test]
 fn the_example_constitution_is_proved() {
-    let report = verifier().verify_blocking(compile(EXAMPLE), &no_progress).unwrap();
+    let report = verifier().verify_blocking(&compile(EXAMPLE), &no_progress).unwrap();
     let invariants: Vec<_> = report
         .checks
         .iter()
@@ -30,8 +30,8 @@ fn the_example_constitution_is_proved() {
     assert!(errors.clone().all(|c| c.verdict == Verdict::Holds));
     // A second run on the same constitution is answered from the cache.
     let v = verifier();
-    let first = v.verify_blocking(compile(EXAMPLE), &no_progress).unwrap();
-    let again = v.verify_blocking(compile(EXAMPLE), &no_progress).unwrap();
+    let first = v.verify_blocking(&compile(EXAMPLE), &no_progress).unwrap();
+    let again = v.verify_blocking(&compile(EXAMPLE), &no_progress).unwrap();
     assert!(first.checks.iter().all(|c| !c.cached));
     assert!(again.checks.iter().all(|c| c.cached));
     assert_eq!(
@@ -129,7 +129,7 @@ fn every_invariant_of_the_example_fails_under_its_mutation() {
     let v = verifier();
     for m in MUTATIONS {
         let mutated = compile(&mutate(m));
-        let report = v.verify_scope(mutated.clone(), Scope::Invariants, &no_progress);
+        let report = v.verify_scope(&mutated, Scope::Invariants, &no_progress);
         let report = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -8,3 +8,4 @@ pub mod decisions;
 pub mod governance;
 pub mod system;
 pub mod transfers;
+pub mod verify;

@@ -26,7 +26,7 @@ pub fn compile(text: &str) -> Arc<Constitution> {
 }
 
 pub fn verify(text: &str) -> VerificationReport {
-    verifier().verify_blocking(compile(text), &no_progress).unwrap()
+    verifier().verify_blocking(&compile(text), &no_progress).unwrap()
 }
 
 pub fn result<'r>(report: &'r VerificationReport, kind: CheckKind, subject: &str) -> &'r CheckResult {
