@@ -87,8 +87,8 @@ echo "== server at $base (constitution $short_hash)"
 # attributes), a password change (the current password), a logout (API keys have no session), the proofs
 # (seq ≤ size, from ≤ to), a drafted amendment (its constitution must validate and differ from the one in
 # force), an authority transfer (the constitution with the new sets must validate: a threshold no larger than
-# its set), and a ruling (its expected outcome must differ from the appealed decision's; drafting an amendment
-# needs one).
+# its set), a ruling (its expected outcome must differ from the appealed decision's; drafting an amendment
+# needs one), and a verification job (its constitution must validate, or its amendment exist; exactly one of the two).
 common_config() {
   cat <<EOF
 seed = $seed
@@ -106,7 +106,7 @@ enabled = true
 
 $(for op in "POST /v1/decisions" "POST /v1/decisions/batch" "POST /v1/auth/password" "POST /v1/auth/logout" \
   "GET /v1/audit/proof/inclusion" "GET /v1/audit/proof/consistency" "POST /v1/amendments" \
-  "POST /v1/emergency/transfers" "POST /v1/appeals/{id}/rulings"; do
+  "POST /v1/emergency/transfers" "POST /v1/appeals/{id}/rulings" "POST /v1/verify"; do
     printf '[[operations]]\ninclude-name = "%s"\nchecks.positive_data_acceptance.enabled = false\n\n' "$op"
   done)
 EOF
