@@ -145,6 +145,7 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
         let version = constitution.metadata().version.clone();
         let source = constitution.source_name().to_owned();
         let governance = constitution.governance().cloned();
+        let warnings: Vec<String> = constitution.warnings().iter().map(ToString::to_string).collect();
         let engine = Arc::new(Engine::new(Arc::new(constitution)));
         let verifier_key = key.verifier_key();
         let state = AppState::new(
@@ -187,6 +188,17 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
             }
         );
         println!("  audit log key: {verifier_key}");
+        for warning in &warnings {
+            tracing::warn!(%warning, "Cedar's validator warns about the constitution in force");
+            println!("  warning: {warning}");
+        }
+        match state.verification.solver() {
+            Ok(solver) => println!("  formal verification: {solver} (docs/verification.md)"),
+            Err(e) => {
+                tracing::warn!(error = %e, "formal verification is unavailable: the amendment gate stays closed");
+                println!("  formal verification UNAVAILABLE, the amendment gate stays closed: {e}");
+            }
+        }
         print_bootstrap(&bootstrap, admin_password.is_some(), addr);
         let existing: Vec<String> = state.auth.users().await?.into_iter().map(|u| u.username).collect();
         print_governance(governance.as_ref(), &existing);

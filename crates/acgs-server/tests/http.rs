@@ -125,6 +125,9 @@ async fn shadow_mode_answers_allow_and_logs_the_real_outcome() {
     assert_eq!(logged["shadow"], true);
     let ready = s.get("/ready").await.json();
     assert_eq!(ready["shadow"], true);
+    // The runbook's "check the formal verification service": the pinned solver is there.
+    assert_eq!(ready["solver"], format!("cvc5 {}", acgs_verify::PINNED_CVC5_VERSION));
+    assert!(ready.get("solver_error").is_none());
 }
 
 #[tokio::test]

@@ -104,3 +104,29 @@ fn a_solver_other_than_the_pinned_release_is_refused_unless_allowed() {
     assert_eq!(allowed.solver(), "cvc5 1.3.1");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_query_out_of_time_is_unknown_and_blocks_never_holds() {
+    let mut config = SolverConfig::from_env();
+    config.query_timeout = std::time::Duration::from_millis(1);
+    let verifier = Verifier::new(config).unwrap();
+    let example = common::compile(include_str!("../../../examples/constitution.toml"));
+    let report = verifier.verify_blocking(&example, &acgs_verify::no_progress).unwrap();
+    let unknown: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.verdict == acgs_verify::Verdict::Unknown)
+        .collect();
+    assert!(!unknown.is_empty(), "1 ms per query leaves some queries undecided");
+    assert!(
+        unknown
+            .iter()
+            .all(|c| c.detail.contains("unknown") || c.detail.contains("no answer"))
+    );
+    assert!(!report.passed, "an unknown where a proof is required blocks");
+    // With time enough, the same constitution is proved.
+    let full = common::verifier()
+        .verify_blocking(&example, &acgs_verify::no_progress)
+        .unwrap();
+    assert!(full.passed);
+}

@@ -53,6 +53,12 @@ pub struct Readiness {
     /// Why, while halted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub halt_reason: Option<String>,
+    /// The formal verifier's solver (`cvc5 1.0.3`), when it can run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub solver: Option<String>,
+    /// Why the formal verifier cannot run (the amendment gate then stays closed); decisions are unaffected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub solver_error: Option<String>,
 }
 
 /// Liveness: the process is up.
@@ -97,6 +103,8 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             .and_then(chrono::DateTime::from_timestamp_micros)
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         halt_reason: halt.halted.then(|| halt.reason.clone()),
+        solver: state.verification.solver().ok(),
+        solver_error: state.verification.solver().err(),
     };
     let status = if ready {
         StatusCode::OK
