@@ -186,3 +186,31 @@ fn an_amendment_that_only_rewrites_a_condition_is_equivalent() {
         .unwrap();
     assert!(report.equivalent, "{report:#?}");
 }
+
+#[test]
+fn implies_compares_two_principles_policies() {
+    let with = |from: &str, to: &str| {
+        format!(
+            "{PAYMENTS}\n[[invariants]]\nid = \"INV-9\"\nprinciple = \"{from}\"\ndescription = \"d\"\n\
+             kind = \"implies\"\nimplies = \"{to}\"\n"
+        )
+    };
+    // P-1 (a forbid only) allows nothing on its own: whatever it allows, anything allows.
+    let report = verify(&with("P-1", "P-2"));
+    assert_eq!(result(&report, CheckKind::Invariant, "INV-9").verdict, Verdict::Holds);
+    // P-2's permit lets payers transfer; P-3's policies allow no transfer at all.
+    let text = with("P-2", "P-3");
+    let report = verify(&text);
+    let r = result(&report, CheckKind::Invariant, "INV-9");
+    assert_eq!(r.verdict, Verdict::Violated, "{r:?}");
+    let example = r.example.as_ref().unwrap();
+    assert_eq!(example.request.action, "transfer_funds");
+    // The request is one P-2's policies allow on their own: a payer, an amount below the escalation threshold, an
+    // account that is not frozen. (Under the whole constitution P-1 may still deny it; the engine agrees with the
+    // example either way.)
+    replays(example, &compile(&text));
+    let amount = example.request.context["amount_cents"].as_i64().unwrap();
+    assert!((1..100_000).contains(&amount), "{amount}");
+    assert!(example.request.principal.parents.iter().any(|p| p.id == "payer"));
+    assert_eq!(example.request.resource.attributes["frozen"], false);
+}
