@@ -323,12 +323,7 @@ impl Run<'_> {
         effect: PolicyEffect,
         warnings: bool,
     ) -> Result<Vec<CheckResult>, VerifyError> {
-        let subject = self.subject;
-        let envs: Vec<&EnvPolicies> = subject
-            .envs
-            .iter()
-            .filter(|e| e.all_policies().any(|p| p.id().to_string() == id))
-            .collect();
+        let envs = policy_envs(self.subject, id);
         let mut out = Vec::new();
         if envs.is_empty() {
             let started = Instant::now();
@@ -340,12 +335,7 @@ impl Run<'_> {
             out.push(self.result(CheckKind::PolicyMatches, id, finding, started));
             return Ok(out);
         }
-        let policy = |env: &EnvPolicies| -> Result<Policy, VerifyError> {
-            env.all_policies()
-                .find(|p| p.id().to_string() == id)
-                .cloned()
-                .ok_or_else(|| VerifyError::Encoding(format!("policy `{id}` missing")))
-        };
+        let policy = |env: &EnvPolicies| policy_in(env, id);
 
         out.push(self.never_errors(id).await?);
 
@@ -443,18 +433,8 @@ impl Run<'_> {
     /// Whether policy `id` can fail to evaluate on some request.
     pub(crate) async fn never_errors(&mut self, id: &str) -> Result<CheckResult, VerifyError> {
         let started = Instant::now();
-        let subject = self.subject;
-        let envs: Vec<&EnvPolicies> = subject
-            .envs
-            .iter()
-            .filter(|e| e.all_policies().any(|p| p.id().to_string() == id))
-            .collect();
-        let policy = |env: &EnvPolicies| -> Result<Policy, VerifyError> {
-            env.all_policies()
-                .find(|p| p.id().to_string() == id)
-                .cloned()
-                .ok_or_else(|| VerifyError::Encoding(format!("policy `{id}` missing")))
-        };
+        let envs = policy_envs(self.subject, id);
+        let policy = |env: &EnvPolicies| policy_in(env, id);
         let finding = match self
             .each_env(&envs, |e| Ok(Query::Errors(Box::new(policy(e)?))))
             .await?
@@ -528,6 +508,23 @@ impl Run<'_> {
         };
         Ok(self.result(CheckKind::ActionReachable, action, finding, started))
     }
+}
+
+/// The request environments whose action policy `id` can apply to.
+fn policy_envs<'s>(subject: &'s Subject<'_>, id: &str) -> Vec<&'s EnvPolicies> {
+    subject
+        .envs
+        .iter()
+        .filter(|e| e.all_policies().any(|p| p.id().to_string() == id))
+        .collect()
+}
+
+/// Policy `id` as compiled for `env`.
+fn policy_in(env: &EnvPolicies, id: &str) -> Result<Policy, VerifyError> {
+    env.all_policies()
+        .find(|p| p.id().to_string() == id)
+        .cloned()
+        .ok_or_else(|| VerifyError::Encoding(format!("policy `{id}` missing")))
 }
 
 /// One question for one env, as policy sets.

@@ -210,34 +210,25 @@ impl<'a> Compiler<'a> {
         }
         let validator = Validator::new(schema.clone());
         let result = validator.validate(&all, ValidationMode::Strict);
-        let mut found = Vec::new();
-        for err in result.validation_errors() {
-            let pid = err.policy_id().to_string();
-            let line = parsed
+        let policy_problem = |pid: String, d: &dyn Diagnostic, message: String| Problem {
+            kind: ProblemKind::PolicyValidation,
+            line: parsed
                 .iter()
                 .find(|(p, _, _)| p.id().to_string() == pid)
-                .map(|(_, span, src)| self.cedar_line(span.clone(), src, first_label_offset(err)));
-            found.push(Problem {
-                kind: ProblemKind::PolicyValidation,
-                line,
-                subject: format!("policy `{pid}`"),
-                message: diagnostic_message(err),
-            });
-        }
+                .map(|(_, span, src)| self.cedar_line(span.clone(), src, first_label_offset(d))),
+            subject: format!("policy `{pid}`"),
+            message,
+        };
+        let found = result
+            .validation_errors()
+            .map(|e| policy_problem(e.policy_id().to_string(), e, diagnostic_message(e)))
+            .collect();
+        warnings.extend(
+            result
+                .validation_warnings()
+                .map(|w| policy_problem(w.policy_id().to_string(), w, diagnostic_message(w))),
+        );
         self.add_in_order(found);
-        for w in result.validation_warnings() {
-            let pid = w.policy_id().to_string();
-            let line = parsed
-                .iter()
-                .find(|(p, _, _)| p.id().to_string() == pid)
-                .map(|(_, span, src)| self.cedar_line(span.clone(), src, first_label_offset(w)));
-            warnings.push(Problem {
-                kind: ProblemKind::PolicyValidation,
-                line,
-                subject: format!("policy `{pid}`"),
-                message: diagnostic_message(w),
-            });
-        }
         warnings.sort_by(|a, b| (a.line, &a.subject, &a.message).cmp(&(b.line, &b.subject, &b.message)));
         warnings.dedup();
         for (inv, span) in invariants.iter().zip(&invariant_spans) {
