@@ -111,3 +111,22 @@ fn a_missing_solver_is_a_clear_error_naming_the_package() {
     let err = text(&o.stderr);
     assert!(err.contains("install the Debian package `cvc5`"), "{err}");
 }
+
+#[test]
+fn validate_prints_the_validator_s_warnings_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read_to_string(FIXTURE).unwrap();
+    let body = format!(
+        "{fixture}\n[[policies]]\nid = \"answers-about-accounts\"\nprinciple = \"P-3\"\ncedar = '''\n\
+         permit (principal, action == Action::\"respond\", resource is Account);\n'''\n"
+    );
+    let file = write(&dir, "warned.toml", &body);
+    let o = acgs(&["constitution", "validate", &file]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    let line = body[..body.find("resource is Account").unwrap()].matches('\n').count() + 1;
+    assert!(
+        out.contains(&format!("warning: line {line}: policy `answers-about-accounts`")),
+        "{out}"
+    );
+}
