@@ -78,7 +78,8 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
 
 /// `acgs constitution validate --prove`: the proofs after a successful validation. Returns whether all passed.
 pub fn prove(file: &Path, constitution: Constitution) -> Result<bool> {
-    let verifier = verifier(10_000, false)?;
+    // The per-query limit from ACGS_SOLVER_TIMEOUT_MS, as for `acgs verify`.
+    let verifier = Verifier::new(SolverConfig::from_env())?;
     let progress = progress_printer();
     let report = verifier
         .verify_blocking(&constitution, &progress)
