@@ -207,7 +207,7 @@ impl ProofCheck for GateProofs {
                 };
             }
         };
-        let verification = match verifier.verify_scope_blocking(candidate, Scope::Gate) {
+        let verification = match verifier.verify_scope_blocking(candidate, Scope::Gate, &acgs_verify::no_progress) {
             Ok(report) => report,
             Err(e) => {
                 return ProofOutcome {

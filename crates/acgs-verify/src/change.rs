@@ -6,6 +6,7 @@
 //! action only the old one declares is reported `removed` (its requests are refused as unknown from then on).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use acgs_engine::{Detectors, Outcome};
@@ -16,25 +17,34 @@ use crate::counterexample::{outcome_under, replay, to_request};
 use crate::encoding::{EnvPolicies, Subject};
 use crate::report::{ActionChange, ChangeReport, Example, OutcomeChange, Verdict};
 use crate::session::{Answer, Session};
+use crate::solver::SolverConfig;
+use crate::workers;
 
-/// Compare `old` (in force) with `new` (proposed).
-pub(crate) async fn compare(
-    session: &mut Session,
+/// Compare `old` (in force) with `new` (proposed), the actions spread over the configured workers.
+pub(crate) fn compare(
     old: &Subject<'_>,
     new: &Subject<'_>,
-    detectors: &Detectors,
+    config: &SolverConfig,
     progress: &(dyn Fn(usize, usize, &str) + Sync),
 ) -> Result<ChangeReport, VerifyError> {
     let started = Instant::now();
-    let new_actions: BTreeSet<String> = new.envs.iter().map(|e| e.action.clone()).collect();
+    let detectors = Detectors::new();
+    let new_actions: Vec<String> = new
+        .envs
+        .iter()
+        .map(|e| e.action.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let old_actions: BTreeSet<String> = old.envs.iter().map(|e| e.action.clone()).collect();
-    let total = new_actions.len() + old_actions.difference(&new_actions).count();
-    let mut actions = Vec::new();
-    for (done, action) in new_actions.iter().enumerate() {
-        progress(done, total, action);
-        actions.push(compare_action(session, old, new, detectors, action).await?);
-    }
-    for action in old_actions.difference(&new_actions) {
+    let removed: Vec<&String> = old_actions.iter().filter(|a| !new_actions.contains(a)).collect();
+    let total = new_actions.len() + removed.len();
+    let done = AtomicUsize::new(0);
+    let mut actions = workers::for_each(&new_actions, config.workers, config, async |session, action| {
+        progress(done.fetch_add(1, Ordering::Relaxed), total, action);
+        compare_action(session, old, new, &detectors, action).await
+    })?;
+    for action in removed {
         actions.push(ActionChange {
             action: action.clone(),
             status: "removed".into(),

@@ -17,6 +17,7 @@ use crate::report::{CheckKind, CheckResult, Example, Verdict};
 use crate::session::{Answer, Session};
 
 /// How each kind of finding weighs, from the constitution's `[verification]` table and the defaults.
+#[derive(Clone, Copy)]
 pub(crate) struct Severities {
     dead_permits: FindingSeverity,
     unmatched_policies: FindingSeverity,
@@ -48,10 +49,10 @@ impl Severities {
 
 /// The state of one run over one constitution.
 pub(crate) struct Run<'a> {
-    pub(crate) subject: &'a Subject<'a>,
-    pub(crate) session: &'a mut Session,
-    pub(crate) detectors: &'a Detectors,
-    pub(crate) severities: Severities,
+    subject: &'a Subject<'a>,
+    session: &'a mut Session,
+    detectors: &'a Detectors,
+    severities: Severities,
 }
 
 /// A result before its severity is attached.
@@ -86,7 +87,21 @@ enum Combined {
     Unknown(String),
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    pub(crate) fn new(
+        subject: &'a Subject<'a>,
+        session: &'a mut Session,
+        detectors: &'a Detectors,
+        severities: Severities,
+    ) -> Self {
+        Self {
+            subject,
+            session,
+            detectors,
+            severities,
+        }
+    }
+
     fn result(&self, kind: CheckKind, subject: &str, finding: Finding, started: Instant) -> CheckResult {
         CheckResult {
             check: kind,

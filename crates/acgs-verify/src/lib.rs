@@ -14,8 +14,10 @@ mod encoding;
 mod report;
 mod session;
 mod solver;
+mod workers;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -28,7 +30,6 @@ pub use solver::{PINNED_CVC5_VERSION, SOLVER_PACKAGE, SolverConfig};
 
 use checks::{Run, Severities};
 use encoding::Subject;
-use session::Session;
 
 /// Why a verification could not run (a verdict of `unknown` is not an error: it is in the report).
 #[derive(Debug, thiserror::Error)]
@@ -168,17 +169,18 @@ impl Verifier {
         format!("cvc5 {}", self.version)
     }
 
-    /// Every check on `constitution`.
-    pub async fn verify(
+    /// Every check on `constitution`. Blocks the calling thread (call it from a blocking task, not from async
+    /// code) while the configured number of workers, each with a solver process, run the checks.
+    pub fn verify_blocking(
         &self,
         constitution: &Constitution,
         progress: Progress<'_>,
     ) -> Result<VerificationReport, VerifyError> {
-        self.verify_scope(constitution, Scope::All, progress).await
+        self.verify_scope_blocking(constitution, Scope::All, progress)
     }
 
-    /// The checks of `scope` on `constitution`.
-    pub async fn verify_scope(
+    /// The checks of `scope` on `constitution` (blocking, as [`Self::verify_blocking`]).
+    pub fn verify_scope_blocking(
         &self,
         constitution: &Constitution,
         scope: Scope,
@@ -188,7 +190,6 @@ impl Verifier {
         let hash = constitution.hash().to_hex();
         let subject = Subject::new(constitution)?;
         let detectors = Detectors::new();
-        let mut session = Session::new(self.config.clone());
         let c = subject.constitution;
         let policies: Vec<(String, PolicyEffect)> = c.policies().map(|p| (p.id.clone(), p.effect)).collect();
         let mut actions: Vec<String> = subject.envs.iter().map(|e| e.action.clone()).collect();
@@ -200,72 +201,65 @@ impl Verifier {
             actions.clear();
         }
         let total = policies.len() + c.invariants().len() + actions.len();
-        let mut run = Run {
-            subject: &subject,
-            session: &mut session,
-            detectors: &detectors,
-            severities,
-        };
+        let done = AtomicUsize::new(0);
+        let step = |what: String| progress(done.fetch_add(1, Ordering::Relaxed), total, &what);
+        let (workers, config) = (self.config.workers, &self.config);
+        let (subject, detectors) = (&subject, &detectors);
 
-        let mut done = 0;
-        let mut per_policy = Vec::new();
-        for (id, effect) in &policies {
-            progress(done, total, &format!("policy {id}"));
+        let per_policy = workers::for_each(&policies, workers, config, async |session, (id, effect)| {
+            step(format!("policy {id}"));
             let key = format!("{hash}/{}/{id}", scope.policy_key());
-            let results = match self.cache.get(&key) {
-                Some(results) => results,
-                None => {
-                    let results = match scope {
-                        Scope::All => run.policy(id, *effect, true).await?,
-                        Scope::Gate => run.policy(id, *effect, false).await?,
-                        Scope::Invariants => vec![run.never_errors(id).await?],
-                    };
-                    self.cache.put(key, &results);
-                    results
-                }
+            if let Some(results) = self.cache.get(&key) {
+                return Ok(results);
+            }
+            let mut run = Run::new(subject, session, detectors, severities);
+            let results = match scope {
+                Scope::All => run.policy(id, *effect, true).await?,
+                Scope::Gate => run.policy(id, *effect, false).await?,
+                Scope::Invariants => vec![run.never_errors(id).await?],
             };
-            per_policy.extend(results);
-            done += 1;
-        }
+            self.cache.put(key, &results);
+            Ok(results)
+        })?
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
         let errors: HashMap<String, Verdict> = per_policy
             .iter()
             .filter(|r| r.check == CheckKind::NeverErrors)
             .map(|r| (r.subject.clone(), r.verdict))
             .collect();
-        let mut results = Vec::new();
-        for inv in c.invariants() {
-            progress(done, total, &format!("invariant {}", inv.id));
+        let mut results = workers::for_each(c.invariants(), workers, config, async |session, inv| {
+            step(format!("invariant {}", inv.id));
             let key = format!("{hash}/invariant/{}", inv.id);
-            let result = match self.cache.get(&key) {
-                Some(mut cached) if cached.len() == 1 => cached.remove(0),
-                _ => {
-                    let result = run.invariant(inv, &errors).await?;
-                    self.cache.put(key, std::slice::from_ref(&result));
-                    result
-                }
-            };
-            results.push(result);
-            done += 1;
-        }
+            if let Some(mut cached) = self.cache.get(&key).filter(|c| c.len() == 1) {
+                return Ok(cached.remove(0));
+            }
+            let result = Run::new(subject, session, detectors, severities)
+                .invariant(inv, &errors)
+                .await?;
+            self.cache.put(key, std::slice::from_ref(&result));
+            Ok(result)
+        })?;
         if scope != Scope::Invariants {
             results.extend(per_policy);
         }
-        for action in &actions {
-            progress(done, total, &format!("action {action}"));
-            let key = format!("{hash}/action/{action}");
-            let result = match self.cache.get(&key) {
-                Some(mut cached) if cached.len() == 1 => cached.remove(0),
-                _ => {
-                    let result = run.action(action).await?;
-                    self.cache.put(key, std::slice::from_ref(&result));
-                    result
+        results.extend(workers::for_each(
+            &actions,
+            workers,
+            config,
+            async |session, action| {
+                step(format!("action {action}"));
+                let key = format!("{hash}/action/{action}");
+                if let Some(mut cached) = self.cache.get(&key).filter(|c| c.len() == 1) {
+                    return Ok(cached.remove(0));
                 }
-            };
-            results.push(result);
-            done += 1;
-        }
+                let result = Run::new(subject, session, detectors, severities).action(action).await?;
+                self.cache.put(key, std::slice::from_ref(&result));
+                Ok(result)
+            },
+        )?);
         progress(total, total, "done");
-        session.close().await;
         results.retain(|r| r.severity != FindingSeverity::Off);
         let blocking = results.iter().filter(|r| r.blocks()).count();
         let warnings = results.iter().filter(|r| r.warns()).count();
@@ -280,8 +274,8 @@ impl Verifier {
         })
     }
 
-    /// How decisions change from `old` (in force) to `new` (proposed).
-    pub async fn compare(
+    /// How decisions change from `old` (in force) to `new` (proposed) (blocking, as [`Self::verify_blocking`]).
+    pub fn compare_blocking(
         &self,
         old: &Constitution,
         new: &Constitution,
@@ -293,47 +287,14 @@ impl Verifier {
         }
         let old = Subject::new(old)?;
         let new = Subject::new(new)?;
-        let detectors = Detectors::new();
-        let mut session = Session::new(self.config.clone());
-        let report = change::compare(&mut session, &old, &new, &detectors, progress).await;
-        session.close().await;
-        if let Ok(report) = &report {
-            self.cache.put_change(key, report);
-        }
-        report
-    }
-
-    /// [`Self::verify`] from synchronous code (a thread outside any async runtime, or a blocking task).
-    pub fn verify_blocking(
-        &self,
-        constitution: &Constitution,
-        progress: Progress<'_>,
-    ) -> Result<VerificationReport, VerifyError> {
-        runtime()?.block_on(self.verify(constitution, progress))
-    }
-
-    /// [`Self::verify_scope`] from synchronous code, without progress.
-    pub fn verify_scope_blocking(
-        &self,
-        constitution: &Constitution,
-        scope: Scope,
-    ) -> Result<VerificationReport, VerifyError> {
-        runtime()?.block_on(self.verify_scope(constitution, scope, &no_progress))
-    }
-
-    /// [`Self::compare`] from synchronous code.
-    pub fn compare_blocking(
-        &self,
-        old: &Constitution,
-        new: &Constitution,
-        progress: Progress<'_>,
-    ) -> Result<ChangeReport, VerifyError> {
-        runtime()?.block_on(self.compare(old, new, progress))
+        let report = change::compare(&old, &new, &self.config, progress)?;
+        self.cache.put_change(key, &report);
+        Ok(report)
     }
 }
 
 /// A runtime for one blocking call (the solver is driven through tokio's process pipes).
-fn runtime() -> Result<tokio::runtime::Runtime, VerifyError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, VerifyError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

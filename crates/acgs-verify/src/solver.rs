@@ -27,6 +27,8 @@ pub struct SolverConfig {
     /// Accept a cvc5 release other than [`PINNED_CVC5_VERSION`] (its verdicts have not been checked against the
     /// regression suite).
     pub allow_any_version: bool,
+    /// Worker threads of a run, each with its own solver process (default: the CPUs, at most 8).
+    pub workers: usize,
 }
 
 impl Default for SolverConfig {
@@ -35,13 +37,16 @@ impl Default for SolverConfig {
             path: PathBuf::from("cvc5"),
             query_timeout: Duration::from_secs(10),
             allow_any_version: false,
+            workers: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .clamp(1, 8),
         }
     }
 }
 
 impl SolverConfig {
-    /// The defaults, with `ACGS_CVC5` (the executable) and `ACGS_SOLVER_TIMEOUT_MS` (per query) from the
-    /// environment when set.
+    /// The defaults, with `ACGS_CVC5` (the executable), `ACGS_SOLVER_TIMEOUT_MS` (per query) and
+    /// `ACGS_SOLVER_WORKERS` (threads of a run) from the environment when set.
     pub fn from_env() -> Self {
         let mut config = Self::default();
         if let Some(path) = std::env::var_os("ACGS_CVC5").filter(|p| !p.is_empty()) {
@@ -53,6 +58,13 @@ impl SolverConfig {
             .filter(|ms| *ms > 0)
         {
             config.query_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = std::env::var("ACGS_SOLVER_WORKERS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+        {
+            config.workers = n;
         }
         config
     }

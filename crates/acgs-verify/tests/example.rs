@@ -129,12 +129,8 @@ fn every_invariant_of_the_example_fails_under_its_mutation() {
     let v = verifier();
     for m in MUTATIONS {
         let mutated = compile(&mutate(m));
-        let report = v.verify_scope(&mutated, Scope::Invariants, &no_progress);
-        let report = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(report)
+        let report = v
+            .verify_scope_blocking(&mutated, Scope::Invariants, &no_progress)
             .unwrap();
         let r = result(&report, CheckKind::Invariant, m.invariant);
         assert_eq!(r.verdict, Verdict::Violated, "{}: {r:?}", m.invariant);
