@@ -106,17 +106,17 @@ async fn compare_action(
                 if (new_side && only_new.is_some()) || (!new_side && only_old.is_some()) {
                     continue;
                 }
-                // "New gives `outcome`, old does not": for allow, A_new ∖ A_old; for deny, R_old ∖ R_new.
-                let (first, second, first_env): (Vec<Policy>, Vec<Policy>, &EnvPolicies) =
-                    match (outcome == "allow", new_side) {
-                        (true, true) => (set(&pair.new), set(&pair.old), &pair.new),
-                        (true, false) => (set(&pair.old), set(&pair.new), &pair.new),
-                        (false, true) => (set(&pair.old), set(&pair.new), &pair.new),
-                        (false, false) => (set(&pair.new), set(&pair.old), &pair.new),
-                    };
-                let compiled = first_env
-                    .compile_set(schema, first_env.well_formed(first))
-                    .and_then(|a| Ok((a, first_env.compile_set(schema, second)?)));
+                // "New gives `outcome`, old does not": for allow, A_new ∖ A_old; for deny, R_old ∖ R_new. Both
+                // sides are compiled for the new schema's environment, restricted by its well-formedness rule.
+                let (first, second): (Vec<Policy>, Vec<Policy>) = if (outcome == "allow") == new_side {
+                    (set(&pair.new), set(&pair.old))
+                } else {
+                    (set(&pair.old), set(&pair.new))
+                };
+                let env = &pair.new;
+                let compiled = env
+                    .compile_set(schema, env.well_formed(first))
+                    .and_then(|a| Ok((a, env.compile_set(schema, second)?)));
                 let (a, b) = match compiled {
                     Ok(sets) => sets,
                     Err(e) => {
