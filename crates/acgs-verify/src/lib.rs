@@ -1,9 +1,9 @@
 //! Formal verification of constitutions: what ACGS proves about a policy set with Cedar's symbolic compiler
 //! (`cedar-policy-symcc`) and the cvc5 SMT solver, over every request the schema allows.
 //!
-//! A [`Verifier`] checks one constitution ([`Verifier::verify`]: invariants, evaluation errors, policies that
+//! A [`Verifier`] checks one constitution ([`Verifier::verify_blocking`]: invariants, evaluation errors, policies that
 //! match nothing, permits that never take effect, redundant policies, actions where nothing can pass) or compares
-//! two ([`Verifier::compare`]: per action, which requests each allows and denies). Every refutation carries a
+//! two ([`Verifier::compare_blocking`]: per action, which requests each allows and denies). Every refutation carries a
 //! concrete request in the format of `POST /v1/decisions`, replayed through the decision engine. The encoding of
 //! ACGS's decision semantics for the solver is in `encoding`; `docs/verification.md` is the user's guide.
 
