@@ -56,6 +56,18 @@ pub struct GovernanceCommit {
     pub events: Vec<NewEvent>,
 }
 
+impl GovernanceCommit {
+    /// A commit of record writes and their audit events only (no constitution version involved).
+    pub fn records(writes: Vec<RecordWrite>, events: Vec<NewEvent>) -> Self {
+        Self {
+            writes,
+            expect_active: None,
+            activation: None,
+            events,
+        }
+    }
+}
+
 /// What a [`GovernanceCommit`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GovernanceCommitted {

@@ -375,12 +375,10 @@ impl GovernanceService {
         if steps.is_empty() {
             return Ok(());
         }
-        let commit = GovernanceCommit {
-            writes: vec![record_write(amendment, Some(stored), now)?],
-            expect_active: None,
-            activation: None,
-            events: events(&subject(amendment), steps, now),
-        };
+        let commit = GovernanceCommit::records(
+            vec![record_write(amendment, Some(stored), now)?],
+            events(&subject(amendment), steps, now),
+        );
         self.store.commit_governance(&commit).await?;
         Ok(())
     }

@@ -107,12 +107,10 @@ impl GovernanceService {
             &rules,
             now,
         )?;
-        let commit = GovernanceCommit {
-            writes: vec![record_write(&appeal, None, now)?],
-            expect_active: None,
-            activation: None,
-            events: events(&format!("{APPEAL}/{}", appeal.id), vec![step], now),
-        };
+        let commit = GovernanceCommit::records(
+            vec![record_write(&appeal, None, now)?],
+            events(&format!("{APPEAL}/{}", appeal.id), vec![step], now),
+        );
         self.store.commit_governance(&commit).await?;
         Ok(appeal)
     }

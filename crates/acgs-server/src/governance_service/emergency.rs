@@ -45,8 +45,8 @@ impl GovernanceService {
             };
             let now = self.now();
             let steps = state.approve(action, user, reason, &rules, now)?;
-            let commit = GovernanceCommit {
-                writes: vec![RecordWrite {
+            let commit = GovernanceCommit::records(
+                vec![RecordWrite {
                     record: GovernanceRecord {
                         kind: EMERGENCY.into(),
                         id: HALT.into(),
@@ -58,10 +58,8 @@ impl GovernanceService {
                     },
                     expected_revision: expected,
                 }],
-                expect_active: None,
-                activation: None,
-                events: events(&format!("{EMERGENCY}/{HALT}"), steps, now),
-            };
+                events(&format!("{EMERGENCY}/{HALT}"), steps, now),
+            );
             match self.store.commit_governance(&commit).await {
                 Ok(_) => {
                     if state.halted != self.halt.is_halted() {

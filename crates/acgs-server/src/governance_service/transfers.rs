@@ -95,12 +95,10 @@ impl GovernanceService {
                 Err(e) => Some(e),
             };
             if !steps.is_empty() {
-                let commit = GovernanceCommit {
-                    writes: vec![record_write(&transfer, Some(&stored), now)?],
-                    expect_active: None,
-                    activation: None,
-                    events: events(&subject(&transfer), steps, now),
-                };
+                let commit = GovernanceCommit::records(
+                    vec![record_write(&transfer, Some(&stored), now)?],
+                    events(&subject(&transfer), steps, now),
+                );
                 match self.store.commit_governance(&commit).await {
                     Ok(_) => {}
                     Err(StoreError::Conflict(_)) => continue,
@@ -155,12 +153,10 @@ impl GovernanceService {
                 Ok(more) => more,
                 Err(e) => {
                     if !steps.is_empty() {
-                        let commit = GovernanceCommit {
-                            writes: vec![record_write(&transfer, Some(&stored), now)?],
-                            expect_active: None,
-                            activation: None,
-                            events: events(&subject(&transfer), steps, now),
-                        };
+                        let commit = GovernanceCommit::records(
+                            vec![record_write(&transfer, Some(&stored), now)?],
+                            events(&subject(&transfer), steps, now),
+                        );
                         self.store.commit_governance(&commit).await?;
                     }
                     return Err(e.into());
@@ -170,12 +166,7 @@ impl GovernanceService {
             let writes = vec![record_write(&transfer, Some(&stored), now)?];
             let step_events = events(&subject(&transfer), steps, now);
             if transfer.state != TransferState::Completed {
-                let commit = GovernanceCommit {
-                    writes,
-                    expect_active: None,
-                    activation: None,
-                    events: step_events,
-                };
+                let commit = GovernanceCommit::records(writes, step_events);
                 match self.store.commit_governance(&commit).await {
                     Ok(_) => return Ok(transfer),
                     Err(StoreError::Conflict(_)) => continue,
