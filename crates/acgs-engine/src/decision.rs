@@ -24,6 +24,7 @@ use crate::constitution::{Constitution, DETECTIONS_ATTRIBUTE};
 use crate::detectors::{Detection, DetectionCategory, Detectors};
 use crate::document::Outcome;
 use crate::error::RequestError;
+use crate::registry::Registry;
 use crate::request::{DecisionRequest, MAX_ANCESTOR_LINKS, MAX_HIERARCHY_DEPTH, MAX_REQUEST_ENTITIES};
 use crate::shapes::CheckedEntity;
 
@@ -124,21 +125,28 @@ impl Engine {
         &self.detectors
     }
 
-    /// Decide one request.
+    /// Decide one request whose facts all come from the request (an empty registry).
     pub fn decide(&self, request: &DecisionRequest) -> Result<Decision, RequestError> {
-        decide(&self.constitution, &self.detectors, request)
+        decide(&self.constitution, &self.detectors, request, &Registry::default())
+    }
+
+    /// Decide one request with the facts of `registry` (compiled for this engine's constitution).
+    pub fn decide_with(&self, request: &DecisionRequest, registry: &Registry) -> Result<Decision, RequestError> {
+        decide(&self.constitution, &self.detectors, request, registry)
     }
 }
 
 /// Decide one request against a constitution (see the module docs for the semantics).
 ///
-/// The request is checked against the schema while its values are converted (`shapes`), its entities join the
-/// action's own entity store, and Cedar's evaluator evaluates the condition of every policy that can apply to
+/// The request is checked against the schema while its values are converted (`shapes`), the facts of entities
+/// whose type's source is the registry come from `registry` (`registry.rs`), its entities join the action's own
+/// entity store, and Cedar's evaluator evaluates the condition of every policy that can apply to
 /// the action; the outcome is then derived from which policies applied or failed.
 pub fn decide(
     constitution: &Constitution,
     detectors: &Detectors,
     request: &DecisionRequest,
+    registry: &Registry,
 ) -> Result<Decision, RequestError> {
     let action = constitution
         .actions
@@ -190,19 +198,7 @@ pub fn decide(
         );
     }
 
-    let mut checked = Vec::with_capacity(2 + request.entities.len());
-    checked.push(shapes.entity(&request.principal, "principal")?);
-    if resource != principal {
-        checked.push(shapes.entity(&request.resource, "resource")?);
-    }
-    for (i, e) in request.entities.iter().enumerate() {
-        if e.entity_type == "Action" || e.entity_type.ends_with("::Action") {
-            return Err(RequestError::Entities(format!(
-                "entities[{i}]: action entities come from the schema and cannot be supplied"
-            )));
-        }
-        checked.push(shapes.entity(e, &format!("entities[{i}]"))?);
-    }
+    let checked = crate::registry::request_entities(constitution, registry, request, &principal, &resource)?;
     let entities = action
         .action_store
         .clone()
@@ -245,6 +241,18 @@ pub fn decide(
         }
     }
     Ok(outcome(forbids, permits, errors, detections))
+}
+
+/// Decide a request written with every fact in it (a constitution's test case, a verifier's counterexample): the
+/// facts it states about entities whose type's source is the registry stand for what the registry holds
+/// ([`crate::split_registry_facts`]).
+pub fn decide_fixture(
+    constitution: &Constitution,
+    detectors: &Detectors,
+    request: &DecisionRequest,
+) -> Result<Decision, RequestError> {
+    let (request, registry) = crate::registry::split_registry_facts(constitution, request)?;
+    decide(constitution, detectors, &request, &registry)
 }
 
 /// The decision from the policies that applied and the ones that failed to evaluate.

@@ -35,6 +35,33 @@ pub struct ConstitutionDocument {
     /// How the formal verifier's findings about the policies weigh in the amendment gate (none: the defaults).
     #[serde(default)]
     pub verification: Option<VerificationSettings>,
+    /// Where the facts about each entity type come from (none: every type's from the caller, as sent).
+    #[serde(default)]
+    pub entities: Option<std::collections::BTreeMap<String, EntitySourceEntry>>,
+}
+
+/// Who asserts the facts (attributes and parents) about the entities of one type.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum EntitySource {
+    /// Only the facts stored in ACGS's entity registry count; a request names the entity by type and id.
+    Registry,
+    /// The caller sends the facts with each request (for data the orchestrator owns).
+    Caller,
+}
+
+/// One `[entities.<Type>]` table: where the facts about entities of that type come from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EntitySourceEntry {
+    /// `registry` or `caller`.
+    pub source: EntitySource,
+    /// For a `registry` type: attributes that are facts of the request, not of the entity, which the caller
+    /// sends (and which replace a stored value of the same name for that one request).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_attributes: Vec<String>,
 }
 
 /// What a kind of finding does in the verification gate.

@@ -33,6 +33,8 @@ pub enum ProblemKind {
     Empty,
     /// The `[governance]` section is invalid (a duration, a share, a register or an M-of-N set).
     Governance,
+    /// The `[entities]` section names an undeclared type or attribute, or combines its fields wrongly.
+    EntitySources,
 }
 
 /// One problem found while loading a constitution.
@@ -137,6 +139,9 @@ pub enum RequestError {
     /// The caller supplied `context.detections`, which only the engine may set.
     #[error("context.detections is reserved: the engine fills it from `content`")]
     ReservedContext,
+    /// The request asserts facts that only the entity registry may, or names an entity that is not registered.
+    #[error("entity registry: {0}")]
+    Registry(String),
     /// The entities do not conform to the schema, or repeat a uid.
     #[error("entities: {0}")]
     Entities(String),

@@ -131,6 +131,23 @@ pub(crate) fn canonical_value(doc: &ConstitutionDocument) -> Value {
     if let (Some(section), Value::Object(map)) = (&doc.verification, &mut value) {
         map.insert("verification".to_owned(), to_value(section));
     }
+    if let (Some(sources), Value::Object(map)) = (&doc.entities, &mut value) {
+        // Request attributes are a set: their order in the file does not matter.
+        let sources: serde_json::Map<String, Value> = sources
+            .iter()
+            .map(|(entity_type, entry)| {
+                let mut attributes = entry.request_attributes.clone();
+                attributes.sort();
+                attributes.dedup();
+                let mut rule = json!({ "source": entry.source });
+                if !attributes.is_empty() {
+                    rule["request_attributes"] = to_value(&attributes);
+                }
+                (entity_type.clone(), rule)
+            })
+            .collect();
+        map.insert("entities".to_owned(), Value::Object(sources));
+    }
     value
 }
 

@@ -32,20 +32,22 @@ mod error;
 pub mod governance;
 mod hash;
 mod json;
+mod registry;
 mod request;
 mod shapes;
 mod testing;
 
 pub use constitution::{CompiledInvariant, Constitution, DETECTIONS_ATTRIBUTE, ESCALATE_ANNOTATION, PolicyInfo};
-pub use decision::{Decision, Engine, EvaluationError, PolicyEffect, Reason, decide};
+pub use decision::{Decision, Engine, EvaluationError, PolicyEffect, Reason, decide, decide_fixture};
 pub use detectors::{Detection, DetectionCategory, DetectionKind, Detectors, EXAMPLE_SEPARATOR};
 pub use document::{
-    ConstitutionDocument, FindingSeverity, Invariant, InvariantKind, Metadata, Outcome, PolicyEntry, Principle,
-    SchemaSection, Severity, TestCase, VerificationSettings,
+    ConstitutionDocument, EntitySource, EntitySourceEntry, FindingSeverity, Invariant, InvariantKind, Metadata,
+    Outcome, PolicyEntry, Principle, SchemaSection, Severity, TestCase, VerificationSettings,
 };
 pub use error::{LoadError, Problem, ProblemKind, RequestError};
 pub use hash::{CANONICAL_FORM_TAG, ConstitutionHash, canonical_form, hash_document, normalize_text};
 pub use json::reject_duplicate_keys;
+pub use registry::{RegisteredEntity, Registry, Unregistrable, split_registry_facts};
 pub use request::{
     DecisionRequest, EntityInput, EntityRef, MAX_ANCESTOR_LINKS, MAX_HIERARCHY_DEPTH, MAX_REQUEST_ENTITIES,
     MAX_VALUE_DEPTH,

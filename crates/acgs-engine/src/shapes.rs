@@ -288,6 +288,36 @@ impl Shapes {
         })
     }
 
+    /// Check and convert one attribute value of an entity of `entity_type` (a request-scoped attribute of a
+    /// registry entity); `field` names the entity in errors.
+    pub(crate) fn attribute(
+        &self,
+        entity_type: &EntityType,
+        name: &str,
+        json: &Json,
+        field: &str,
+    ) -> Result<(SmolStr, Value), RequestError> {
+        let shape = self.entity_type(&entity_type.to_string(), field)?;
+        let path = ValuePath::Field(&ValuePath::Root(field), "attributes");
+        let value_path = ValuePath::Field(&path, name);
+        let converted = match shape.attributes.attributes.get(name) {
+            Some(attribute) => self.value(json, &attribute.shape, value_path, 1),
+            None => Err(ValueError::Mismatch {
+                path: value_path.to_string(),
+                message: "the schema declares no such attribute".into(),
+            }),
+        }
+        .map_err(|e| e.into_request_error(RequestError::Entities))?;
+        Ok((SmolStr::from(name), converted))
+    }
+
+    /// The declared attribute names of an entity type (`None`: no such type; an open type admits others too).
+    pub(crate) fn declared_attributes(&self, type_name: &str) -> Option<impl Iterator<Item = &str>> {
+        self.entity_types
+            .get(type_name)
+            .map(|shape| shape.attributes.attributes.keys().map(String::as_str))
+    }
+
     /// Check a context against an action's context type and convert it.
     pub(crate) fn context(
         &self,
@@ -475,7 +505,7 @@ impl Shapes {
 }
 
 /// An entity checked against its type and converted, before it joins a request's entity store.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CheckedEntity {
     pub(crate) uid: EntityUID,
     pub(crate) attributes: BTreeMap<SmolStr, Value>,

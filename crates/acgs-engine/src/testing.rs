@@ -91,7 +91,7 @@ pub(crate) fn run(constitution: &Constitution, detectors: &Detectors) -> TestRep
         .tests()
         .iter()
         .map(
-            |case| match crate::decision::decide(constitution, detectors, &case.request) {
+            |case| match crate::decision::decide_fixture(constitution, detectors, &case.request) {
                 Ok(decision) => TestResult {
                     name: case.name.clone(),
                     expected: case.expect,

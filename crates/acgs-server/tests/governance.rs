@@ -1176,7 +1176,7 @@ async fn an_amendment_that_breaks_an_invariant_cannot_open_and_its_counterexampl
     // Under the proposed constitution the engine lets it through (escalates it) ...
     let proposed = acgs_engine::Constitution::compile("p.toml", &example_with_cap_off_by_one()).unwrap();
     let parsed: acgs_engine::DecisionRequest = serde_json::from_value(request.clone()).unwrap();
-    let decision = acgs_engine::decide(&proposed, &acgs_engine::Detectors::new(), &parsed).unwrap();
+    let decision = acgs_engine::decide_fixture(&proposed, &acgs_engine::Detectors::new(), &parsed).unwrap();
     assert_eq!(
         serde_json::to_value(decision.outcome).unwrap(),
         inv["example"]["outcome"]

@@ -127,7 +127,37 @@ pub trait GovernanceStore: Send + Sync {
     /// activation without `expect_active`) is refused with [`StoreError::InvalidRecord`] before anything is
     /// written.
     async fn commit_governance(&self, commit: &GovernanceCommit) -> Result<GovernanceCommitted, StoreError>;
+    /// The records of `kind` whose id sorts after `after_id` (`""`: from the first), by id, at most `limit` (at
+    /// most [`RecordQuery::MAX_LIMIT`]): a kind read whole, page by page, whatever the records' times.
+    async fn governance_records_by_id(
+        &self,
+        kind: &str,
+        after_id: &str,
+        limit: u32,
+    ) -> Result<Vec<GovernanceRecord>, StoreError>;
+    /// Notice of the records other processes change, where several processes share the database (PostgreSQL:
+    /// every committed record write is announced on a channel; SQLite: `None`, one server owns the file).
+    async fn watch_records(&self) -> Result<Option<RecordWatch>, StoreError> {
+        Ok(None)
+    }
 }
+
+/// What a [`RecordWatch`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordChange {
+    /// The record of `kind` with `id` was written (by any process, this one included).
+    Written {
+        /// Its kind.
+        kind: String,
+        /// Its id.
+        id: String,
+    },
+    /// Notices may have been missed (the listening connection was lost and made again): read everything again.
+    Resync,
+}
+
+/// The changes of records committed by any process sharing the database, in commit order per process.
+pub type RecordWatch = tokio::sync::mpsc::Receiver<RecordChange>;
 
 /// Create a record `(kind, id, revision, state, created_at_us, updated_at_us, body)`, unless one of that kind
 /// and id exists (then nothing is inserted).
@@ -263,6 +293,31 @@ macro_rules! governance_store_impl {
             async fn commit_governance(&self, commit: &GovernanceCommit) -> Result<GovernanceCommitted, StoreError> {
                 validate(commit)?;
                 self.commit_governance_checked(commit).await
+            }
+
+            async fn governance_records_by_id(
+                &self,
+                kind: &str,
+                after_id: &str,
+                limit: u32,
+            ) -> Result<Vec<GovernanceRecord>, StoreError> {
+                let sql = statement!($db, select_records!(), " AND id > ? ORDER BY id LIMIT ?");
+                let limit = RecordQuery {
+                    limit,
+                    ..RecordQuery::default()
+                }
+                .effective_limit();
+                let rows: Vec<RecordRow> = sqlx::query_as(sql)
+                    .bind(kind)
+                    .bind(after_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(record_from).collect())
+            }
+
+            async fn watch_records(&self) -> Result<Option<RecordWatch>, StoreError> {
+                self.watch_record_changes().await
             }
         }
     };

@@ -49,7 +49,8 @@ pub use constitutions::{ConstitutionStore, ConstitutionVersion, NewConstitutionV
 pub use error::{IndexMismatch, IndexProblem, IntegrityError, LogError, StoreError};
 pub use event::{AuditEntry, DECISION_EVENT_KIND, NewEvent, SECURITY_EVENT_KIND};
 pub use governance::{
-    GovernanceCommit, GovernanceCommitted, GovernanceRecord, GovernanceStore, RecordQuery, RecordWrite,
+    GovernanceCommit, GovernanceCommitted, GovernanceRecord, GovernanceStore, RecordChange, RecordQuery, RecordWatch,
+    RecordWrite,
 };
 pub use integrity::{Checkpointer, consistency_proof, inclusion_proof, tree_root, verify_store};
 pub use log::{DecisionLog, LogConfig};

@@ -649,6 +649,80 @@ async fn reopening_keeps_everything(url: String) {
     assert_eq!(verified(&store, &key).await, 3);
 }
 
+async fn a_kind_reads_whole_by_id_whatever_the_times(url: String) {
+    let store = open(&url).await;
+    // Created in one instant, as a bulk import does: a page boundary by time would split ties.
+    let ids: Vec<String> = (0..25).map(|i| format!("bot-{i:02}")).collect();
+    let writes = ids
+        .iter()
+        .map(|id| {
+            let mut record = amendment(id, 1, "active", T0);
+            record.kind = "entity".into();
+            create(record)
+        })
+        .collect();
+    store.commit_governance(&commit(writes)).await.unwrap();
+    store
+        .commit_governance(&commit(vec![create(amendment("zz", 1, "draft", T0))]))
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = store.governance_records_by_id("entity", &after, 10).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after.clone_from(&last.id);
+        read.extend(page.into_iter().map(|r| r.id));
+    }
+    assert_eq!(read, ids);
+}
+
+/// PostgreSQL only: a record written through one store is announced to another store's watcher once committed;
+/// a refused write announces nothing.
+async fn another_process_sees_record_writes(url: String) {
+    let (writer, watcher) = (open(&url).await, open(&url).await);
+    let mut watch = watcher
+        .watch_records()
+        .await
+        .unwrap()
+        .expect("PostgreSQL announces record writes");
+    let first = amendment("w-1", 1, "draft", T0);
+    store_commit(&writer, vec![create(first.clone())]).await;
+    let refused = writer.commit_governance(&commit(vec![create(first)])).await;
+    assert!(refused.is_err());
+    let mut second = amendment("w-2", 1, "draft", T0);
+    second.kind = "entity".into();
+    store_commit(&writer, vec![create(second)]).await;
+    // The channel is the database's: tests in other schemas of the test database announce their writes too.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), watch.recv()).await {
+            Ok(Some(acgs_store::RecordChange::Written { kind, id })) if id.starts_with("w-") => {
+                seen.push(format!("{kind}/{id}"))
+            }
+            Ok(Some(_)) => {}
+            other => panic!("{other:?} after {seen:?}"),
+        }
+    }
+    assert_eq!(seen, ["amendment/w-1", "entity/w-2"]);
+}
+
+async fn store_commit(store: &Arc<dyn Store>, writes: Vec<RecordWrite>) {
+    store.commit_governance(&commit(writes)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_announces_record_writes_to_other_processes() {
+    another_process_sees_record_writes(common::acgs_test_postgres_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_has_no_other_processes_to_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&format!("sqlite://{}/acgs.db", dir.path().display())).await;
+    assert!(store.watch_records().await.unwrap().is_none());
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -680,4 +754,5 @@ on_both_backends!(
     commits_interleave_with_the_decision_log,
     input_that_can_never_commit_is_refused,
     reopening_keeps_everything,
+    a_kind_reads_whole_by_id_whatever_the_times,
 );

@@ -150,7 +150,7 @@ pub(crate) fn replay(
     request: DecisionRequest,
     shows: String,
 ) -> Result<Example, VerifyError> {
-    let decision = acgs_engine::decide(constitution, detectors, &request)
+    let decision = acgs_engine::decide_fixture(constitution, detectors, &request)
         .map_err(|e| VerifyError::Counterexample(format!("the decision engine refuses the solver's request: {e}")))?;
     Ok(Example {
         shows,
@@ -167,7 +167,7 @@ pub(crate) fn outcome_under(
     detectors: &Detectors,
     request: &DecisionRequest,
 ) -> Option<Outcome> {
-    acgs_engine::decide(constitution, detectors, request)
+    acgs_engine::decide_fixture(constitution, detectors, request)
         .ok()
         .map(|d| d.outcome)
 }

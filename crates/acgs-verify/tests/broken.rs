@@ -44,7 +44,8 @@ fn a_permit_that_violates_an_invariant_is_caught_with_a_request_the_engine_allow
     assert_eq!(example.request.principal.attributes["suspended"], true);
     assert!(!report.passed);
     // The fixed constitution denies the same request.
-    let fixed = acgs_engine::decide(&compile(PAYMENTS), &acgs_engine::Detectors::new(), &example.request).unwrap();
+    let fixed =
+        acgs_engine::decide_fixture(&compile(PAYMENTS), &acgs_engine::Detectors::new(), &example.request).unwrap();
     assert_eq!(fixed.outcome, Outcome::Deny);
 }
 
@@ -162,7 +163,7 @@ fn an_amendment_that_widens_what_an_agent_may_do_is_shown_with_a_request_only_it
     let example = allow.only_new.as_ref().unwrap();
     assert_eq!(replays(example, &new), Outcome::Allow);
     assert_eq!(example.old_outcome, Some(Outcome::Deny));
-    let old_decision = acgs_engine::decide(&old, &acgs_engine::Detectors::new(), &example.request).unwrap();
+    let old_decision = acgs_engine::decide_fixture(&old, &acgs_engine::Detectors::new(), &example.request).unwrap();
     assert_eq!(old_decision.outcome, Outcome::Deny);
     // The principal is not a payer: that is what widened.
     assert!(!example.request.principal.parents.iter().any(|p| p.id == "payer"));

@@ -143,7 +143,7 @@ fn every_invariant_of_the_example_fails_under_its_mutation() {
         }
         // The unmutated example decides the same request as the invariant demands.
         let original =
-            acgs_engine::decide(&compile(EXAMPLE), &acgs_engine::Detectors::new(), &example.request).unwrap();
+            acgs_engine::decide_fixture(&compile(EXAMPLE), &acgs_engine::Detectors::new(), &example.request).unwrap();
         let expected = if m.invariant == "INV-008" {
             Outcome::Allow
         } else {

@@ -22,6 +22,8 @@ use crate::governance::Governance;
 use crate::hash::hash_document;
 use crate::shapes::Shapes;
 
+use super::entity_sources::EntitySources;
+
 /// 1-based line number of a byte offset.
 pub(super) fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
@@ -277,6 +279,20 @@ impl<'a> Compiler<'a> {
                 return Err(self.into_error());
             }
         };
+        let entity_sources = match EntitySources::compile(document.entities.as_ref(), &shapes) {
+            Ok(sources) => sources,
+            Err(problems) => {
+                let line = self
+                    .text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("[entities"))
+                    .map(|i| i + 1);
+                for (subject, message) in problems {
+                    self.problem(ProblemKind::EntitySources, line, subject, message);
+                }
+                EntitySources::default()
+            }
+        };
         let mut actions: HashMap<String, Arc<CompiledAction>> = HashMap::new();
         let mut ambiguous = HashSet::new();
         for uid in schema.actions() {
@@ -378,6 +394,7 @@ impl<'a> Compiler<'a> {
             policy_order,
             actions,
             shapes,
+            entity_sources,
             invariants,
             warnings,
             document,

@@ -11,6 +11,9 @@
 
 mod compile;
 mod detections;
+mod entity_sources;
+
+pub(crate) use entity_sources::{EntitySources, RegistryRule};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -107,6 +110,8 @@ pub struct Constitution {
     pub(crate) actions: HashMap<String, Arc<CompiledAction>>,
     /// The schema's entity types, compiled for checking requests.
     pub(crate) shapes: Shapes,
+    /// Which entity types' facts only the registry asserts (`[entities]`).
+    pub(crate) entity_sources: EntitySources,
     invariants: Vec<CompiledInvariant>,
     /// What Cedar's validator warned about (the schema and the policies), deduplicated and in line order.
     warnings: Vec<Problem>,
@@ -210,6 +215,26 @@ impl Constitution {
     /// Who may change this constitution and by what rules (`None`: it has no `[governance]` section).
     pub fn governance(&self) -> Option<&crate::governance::Governance> {
         self.governance.as_ref()
+    }
+
+    /// Where the facts about entities of `type_name` come from (`caller` for a type `[entities]` does not name).
+    pub fn entity_source(&self, type_name: &str) -> crate::document::EntitySource {
+        let registry = self
+            .shapes
+            .entity_type(type_name, "entity type")
+            .is_ok_and(|shape| self.entity_sources.registry_rule(&shape.entity_type).is_some());
+        if registry {
+            crate::document::EntitySource::Registry
+        } else {
+            crate::document::EntitySource::Caller
+        }
+    }
+
+    /// The entity types whose facts only the registry asserts, sorted.
+    pub fn registry_types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self.entity_sources.registry.keys().map(ToString::to_string).collect();
+        types.sort();
+        types
     }
 
     /// The document as written (parsed, not yet compiled), e.g. for comparing two constitutions.

@@ -4,6 +4,7 @@
 //! events through the [`super::sequencer`]. The statements are the shared ones of [`crate::governance`] and
 //! [`crate::constitutions`].
 
+use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, Postgres};
 
 use super::PostgresStore;
@@ -12,9 +13,50 @@ use crate::constitutions::{ACTIVE_NUMBER, INSERT_VERSION, not_in_force};
 use crate::error::conflict_or;
 use crate::governance::{INSERT_RECORD, RECORD_REVISION, UPDATE_RECORD, refused};
 use crate::sql::Dialect;
-use crate::{ConstitutionVersion, GovernanceCommit, GovernanceCommitted, RecordWrite, StoreError};
+use crate::{
+    ConstitutionVersion, GovernanceCommit, GovernanceCommitted, RecordChange, RecordWatch, RecordWrite, StoreError,
+};
+
+/// The channel on which every committed record write is announced, as `<kind>/<id>`.
+const RECORDS_CHANNEL: &str = "acgs_records";
+
+/// How many notices may wait for the watcher before the listener waits for it.
+const WATCH_BUFFER: usize = 1024;
 
 impl PostgresStore {
+    /// Listen on [`RECORDS_CHANNEL`] on a connection of its own, for as long as the returned receiver is kept.
+    /// When the connection is lost the listener makes it again and reports [`RecordChange::Resync`], since
+    /// notices sent meanwhile are lost.
+    pub(crate) async fn watch_record_changes(&self) -> Result<Option<RecordWatch>, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(RECORDS_CHANNEL).await?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(WATCH_BUFFER);
+        tokio::spawn(async move {
+            loop {
+                let change = match listener.try_recv().await {
+                    Ok(Some(notice)) => match notice.payload().split_once('/') {
+                        Some((kind, id)) => RecordChange::Written {
+                            kind: kind.to_owned(),
+                            id: id.to_owned(),
+                        },
+                        None => continue,
+                    },
+                    // The connection was lost; the next `try_recv` connects again.
+                    Ok(None) => RecordChange::Resync,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening for record changes failed; trying again");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        RecordChange::Resync
+                    }
+                };
+                if sender.send(change).await.is_err() {
+                    return; // nobody watches any more
+                }
+            }
+        });
+        Ok(Some(receiver))
+    }
+
     /// See [`crate::GovernanceStore::commit_governance`]; `commit` has been validated.
     pub(crate) async fn commit_governance_checked(
         &self,
@@ -120,6 +162,12 @@ async fn write_record(conn: &mut PgConnection, write: &RecordWrite) -> Result<()
     }
     .rows_affected();
     if changed == 1 {
+        // Delivered to every listening replica when (and only if) the transaction commits.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(RECORDS_CHANNEL)
+            .bind(format!("{}/{}", r.kind, r.id))
+            .execute(&mut *conn)
+            .await?;
         return Ok(());
     }
     let stored: Option<i64> = sqlx::query_scalar(Postgres::sql(&RECORD_REVISION))

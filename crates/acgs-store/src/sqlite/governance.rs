@@ -100,3 +100,10 @@ fn write_record(tx: &Connection, write: &RecordWrite) -> Result<(), StoreError> 
         .optional()?;
     Err(refused(write, stored))
 }
+
+impl crate::SqliteStore {
+    /// One server owns an SQLite file: there are no other processes' changes to watch.
+    pub(crate) async fn watch_record_changes(&self) -> Result<Option<crate::RecordWatch>, StoreError> {
+        Ok(None)
+    }
+}

@@ -42,7 +42,7 @@ pub fn result<'r>(report: &'r VerificationReport, kind: CheckKind, subject: &str
 pub fn replays(example: &Example, constitution: &Constitution) -> Outcome {
     let body = serde_json::to_string(&example.request).unwrap();
     let request: DecisionRequest = serde_json::from_str(&body).unwrap();
-    let decision = acgs_engine::decide(constitution, &Detectors::new(), &request)
+    let decision = acgs_engine::decide_fixture(constitution, &Detectors::new(), &request)
         .unwrap_or_else(|e| panic!("the engine refuses the counterexample {body}: {e}"));
     assert_eq!(decision.outcome, example.outcome, "{body}");
     assert_eq!(decision.policy_ids(), example.policies, "{body}");
