@@ -23,8 +23,12 @@ pub enum Role {
     Auditor,
     /// Runs the service: metrics, backups, key rotation, emergency procedures.
     Operator,
-    /// An AI agent: asks for decisions.
+    /// An AI agent: asks for decisions, for the principal its key is bound to.
     Agent,
+    /// A trusted gateway or orchestrator: asks for decisions on behalf of any principal.
+    Gateway,
+    /// A monitoring system: changes the registered facts its writer rules allow (e.g. an agent's risk score).
+    Monitor,
 }
 
 /// Something a request may need to be allowed to do.
@@ -64,11 +68,18 @@ pub enum Permission {
     /// of the emergency set (the constitution's `[governance]` says who; this permission only keeps machine
     /// clients out).
     GovernanceAct,
+    /// Ask for decisions on behalf of any principal (a key or user without it decides only for the entity it is
+    /// bound to).
+    DecisionsOnBehalf,
+    /// Read the entity registry (`GET /v1/entities…`).
+    EntitiesRead,
+    /// Change the entity registry, as far as the constitution's writer rules allow.
+    EntitiesWrite,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 9] = [
         Role::Admin,
         Role::Council,
         Role::Proposer,
@@ -76,6 +87,8 @@ impl Role {
         Role::Auditor,
         Role::Operator,
         Role::Agent,
+        Role::Gateway,
+        Role::Monitor,
     ];
 
     /// The permissions this role grants.
@@ -85,6 +98,7 @@ impl Role {
             Role::Admin => &[
                 UsersManage,
                 ApiKeysManage,
+                EntitiesRead,
                 ConstitutionRead,
                 MetricsRead,
                 GovernanceRead,
@@ -109,6 +123,7 @@ impl Role {
             ],
             Role::Reviewer => &[
                 AppealsReview,
+                EntitiesRead,
                 AppealsFile,
                 AmendmentsPropose,
                 DecisionsRead,
@@ -119,6 +134,7 @@ impl Role {
             Role::Auditor => &[
                 DecisionsRead,
                 AuditRead,
+                EntitiesRead,
                 ConstitutionRead,
                 GovernanceRead,
                 GovernanceAct,
@@ -126,6 +142,8 @@ impl Role {
             ],
             Role::Operator => &[
                 OperationsManage,
+                EntitiesRead,
+                EntitiesWrite,
                 MetricsRead,
                 AuditRead,
                 ConstitutionRead,
@@ -135,6 +153,14 @@ impl Role {
                 AppealsFile,
             ],
             Role::Agent => &[DecisionsCreate, ConstitutionRead, AppealsFile],
+            Role::Gateway => &[
+                DecisionsCreate,
+                DecisionsOnBehalf,
+                ConstitutionRead,
+                EntitiesRead,
+                AppealsFile,
+            ],
+            Role::Monitor => &[EntitiesRead, EntitiesWrite, ConstitutionRead],
         }
     }
 
@@ -148,6 +174,8 @@ impl Role {
             Role::Auditor => "auditor",
             Role::Operator => "operator",
             Role::Agent => "agent",
+            Role::Gateway => "gateway",
+            Role::Monitor => "monitor",
         }
     }
 }
@@ -188,6 +216,9 @@ impl Permission {
             Permission::AmendmentsExecute => "amendments:execute",
             Permission::GovernanceAct => "governance:act",
             Permission::AppealsFile => "appeals:file",
+            Permission::DecisionsOnBehalf => "decisions:on_behalf",
+            Permission::EntitiesRead => "entities:read",
+            Permission::EntitiesWrite => "entities:write",
         }
     }
 }

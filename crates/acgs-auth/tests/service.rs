@@ -260,12 +260,31 @@ async fn refresh_rotation_and_reuse_detection(backend: &str) {
 async fn signing_key_rotation_keeps_sessions_and_rotate_all_revokes_everything(backend: &str) {
     let h = Harness::new(backend).await;
     let first_kid = h.auth.jwks()["keys"][0]["kid"].as_str().unwrap().to_owned();
-    let boot = h.auth.bootstrap(Some("admin password 1".into())).await.unwrap();
+    let tour_agent = acgs_store::EntityName {
+        entity_type: "Agent".into(),
+        id: "ap-agent".into(),
+    };
+    let boot = h
+        .auth
+        .bootstrap(Some("admin password 1".into()), Some(tour_agent.clone()))
+        .await
+        .unwrap();
     assert!(boot.signing_key.is_none(), "the harness made the signing key already");
     let agent_key = boot.agent_key.clone().unwrap();
+    // The agent key is bound to its agent; the gateway key to nobody, and it may decide on behalf of anyone.
+    let agent = h.auth.authenticate(Some(&format!("Bearer {agent_key}"))).await.unwrap();
+    assert_eq!(agent.entity.as_deref(), Some(&tour_agent));
+    assert!(!agent.can(acgs_auth::Permission::DecisionsOnBehalf));
+    let gateway_key = boot.gateway_key.clone().unwrap();
+    let gateway = h
+        .auth
+        .authenticate(Some(&format!("Bearer {gateway_key}")))
+        .await
+        .unwrap();
+    assert!(gateway.entity.is_none() && gateway.can(acgs_auth::Permission::DecisionsOnBehalf));
     assert_eq!(boot.admin.as_ref().unwrap().0, "admin");
     // A second bootstrap creates nothing.
-    let again = h.auth.bootstrap(None).await.unwrap();
+    let again = h.auth.bootstrap(None, None).await.unwrap();
     assert!(again.signing_key.is_none() && again.admin.is_none() && again.agent_key.is_none());
 
     let before = h.auth.login("admin", "admin password 1", "10.0.0.1").await.unwrap();
@@ -302,7 +321,7 @@ async fn signing_key_rotation_keeps_sessions_and_rotate_all_revokes_everything(b
     assert!(h.auth.authenticate(Some(&agent)).await.is_ok());
     let report = h.auth.rotate_all("operator", true).await.unwrap();
     assert!(report.sessions_revoked >= 1);
-    assert_eq!(report.api_keys_revoked, 1);
+    assert_eq!(report.api_keys_revoked, 2, "the bootstrap's agent and gateway keys");
     assert!(
         h.auth
             .authenticate(Some(&format!("Bearer {}", live.access_token)))
@@ -361,7 +380,7 @@ async fn signing_key_rotation_keeps_sessions_and_rotate_all_revokes_everything(b
 
 async fn api_keys_authenticate_until_revoked_or_expired(backend: &str) {
     let h = Harness::new(backend).await;
-    h.auth.bootstrap(None).await.unwrap();
+    h.auth.bootstrap(None, None).await.unwrap();
     let roles: RoleSet = [Role::Agent].into_iter().collect();
     let (view, key) = h
         .auth
@@ -398,7 +417,8 @@ async fn api_keys_authenticate_until_revoked_or_expired(backend: &str) {
             .last_used_at_us
             .is_some()
     );
-    assert!(h.auth.security_audit().await.unwrap().api_keys_never_used.len() == 1); // the bootstrap agent key
+    // The bootstrap's agent and gateway keys.
+    assert!(h.auth.security_audit().await.unwrap().api_keys_never_used.len() == 2);
     h.auth.revoke_api_key("admin", &view.id).await.unwrap();
     assert!(h.auth.authenticate(Some(&bearer)).await.is_err());
     assert!(matches!(

@@ -193,6 +193,10 @@ pub enum ApiKeysCommand {
         /// Days until it expires [default: never].
         #[arg(long)]
         expires_in_days: Option<u32>,
+        /// The principal the key decides for, e.g. `Agent::"ap-agent"`: it may then ask decisions for that
+        /// principal only (docs/entities.md). An agent key needs one, unless it is a gateway's (`gateway` role).
+        #[arg(long, value_parser = crate::entities_cmd::parse_entity)]
+        entity: Option<acgs_store::EntityName>,
     },
     /// Revoke an API key by its id (the key's visible prefix, e.g. acgs_3fa1c2b9d0e4).
     Revoke {
@@ -392,16 +396,21 @@ pub fn run_auth(cmd: AuthCommand) -> Result<ExitCode> {
                 name,
                 roles,
                 expires_in_days,
+                entity,
             }) => {
                 let roles = parse_roles(&roles)?;
                 let auth = credentials.open().await?;
                 let expires = expires_in_days.map(|d| auth.now_us() + i64::from(d) * 24 * 3600 * 1_000_000);
-                let (view, key) = auth.create_api_key(&actor(), &name, roles, expires).await?;
+                let (view, key) = auth.create_api_key_for(&actor(), &name, roles, expires, entity).await?;
                 println!(
-                    "created API key {} ({}) with roles {}",
+                    "created API key {} ({}) with roles {}{}",
                     view.id,
                     view.name,
-                    view.roles.join(",")
+                    view.roles.join(","),
+                    view.entity
+                        .as_ref()
+                        .map(|e| format!(", deciding for {}::{:?} only", e.entity_type, e.id))
+                        .unwrap_or_default()
                 );
                 println!("key (shown once; send it as `Authorization: Bearer <key>`):");
                 println!("{key}");

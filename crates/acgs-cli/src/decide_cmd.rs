@@ -68,7 +68,8 @@ pub fn run(args: DecideArgs) -> Result<ExitCode> {
             let hash = constitution.hash();
             let version = constitution.metadata().version.clone();
             let engine = Engine::new(Arc::new(constitution));
-            let decision = engine.decide(&request)?;
+            // Offline there is no registry: the facts the request states stand for it (docs/entities.md).
+            let decision = acgs_engine::decide_fixture(engine.constitution(), engine.detectors(), &request)?;
             let mut value = serde_json::to_value(&decision)?;
             if let Some(obj) = value.as_object_mut() {
                 obj.insert("constitutional_hash".into(), hash.to_hex().into());

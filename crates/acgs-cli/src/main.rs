@@ -15,6 +15,7 @@ mod constitution_versions;
 mod decide_cmd;
 mod decisions_cmd;
 mod emergency_cmd;
+mod entities_cmd;
 mod keys;
 mod login_cmd;
 mod server_cmd;
@@ -91,6 +92,9 @@ enum Command {
     /// show, rule (as a reviewer).
     #[command(subcommand)]
     Appeals(appeals_cmd::AppealsCommand),
+    /// The entity registry on a running server: list, show, put, set, delete, import, export (as the logged-in
+    /// user, or with an API key via --url).
+    Entities(entities_cmd::EntitiesArgs),
     /// Key management for the Quantumagi Solana deployment: Solana keypairs by role, audit, encrypted backups.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         Command::Amendments(cmd) => amendments_cmd::run(cmd),
         Command::Emergency(cmd) => emergency_cmd::run(cmd),
         Command::Appeals(cmd) => appeals_cmd::run(cmd),
+        Command::Entities(args) => entities_cmd::run(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Chain(cmd) => chain::run(cmd),
     };

@@ -129,8 +129,14 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
         let admin_password = std::env::var("ACGS_BOOTSTRAP_ADMIN_PASSWORD")
             .ok()
             .filter(|p| !p.is_empty());
+        // The example's tour agent: the first start's agent key decides for it only.
+        let example = constitution.source_name() == crate::EXAMPLE_CONSTITUTION_NAME;
+        let tour_agent = example.then(|| acgs_store::EntityName {
+            entity_type: "Agent".into(),
+            id: TOUR_AGENT.into(),
+        });
         let bootstrap = auth
-            .bootstrap(admin_password.clone())
+            .bootstrap(admin_password.clone(), tour_agent)
             .await
             .context("refusing to start: cannot create the first credentials")?;
         let log = DecisionLog::start(
@@ -199,6 +205,17 @@ fn run(config: ServerConfig) -> Result<ExitCode> {
                 println!("  formal verification UNAVAILABLE, the amendment gate stays closed: {e}");
             }
         }
+        let registered = state
+            .entities
+            .load()
+            .await
+            .map_err(|e| anyhow::anyhow!("refusing to start: cannot read the entity registry: {e}"))?;
+        if registered == 0 && example && bootstrap.admin.is_some() {
+            let seeded = seed_example_entities(&state.entities).await?;
+            println!("  entity registry: registered the example's {seeded} agents, users and roles (docs/entities.md)");
+        } else {
+            println!("  entity registry: {registered} entities (docs/entities.md)");
+        }
         print_bootstrap(&bootstrap, admin_password.is_some(), addr);
         let existing: Vec<String> = state.auth.users().await?.into_iter().map(|u| u.username).collect();
         print_governance(governance.as_ref(), &existing);
@@ -250,6 +267,28 @@ fn fit_connections_to_open_file_limit(
     limits
 }
 
+/// The agent the example's first-start agent key is bound to.
+const TOUR_AGENT: &str = "ap-agent";
+
+/// The example's agents, users and roles (`examples/entities.jsonl`), registered on the first start of the
+/// example constitution.
+const EXAMPLE_ENTITIES: &str = include_str!("../../../examples/entities.jsonl");
+
+/// Register [`EXAMPLE_ENTITIES`] as `bootstrap`; how many.
+async fn seed_example_entities(entities: &acgs_server::entity_service::EntityService) -> Result<usize> {
+    let list: Vec<acgs_engine::EntityInput> = EXAMPLE_ENTITIES
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("the embedded example entities do not read")?;
+    let summary = entities
+        .import(acgs_server::entity_service::Writer::Host("bootstrap"), list)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot register the example entities: {e}"))?;
+    Ok(summary.created)
+}
+
 /// Show the credentials a first start created; they are never shown again.
 fn print_bootstrap(bootstrap: &acgs_auth::Bootstrap, password_from_env: bool, addr: std::net::SocketAddr) {
     if let Some(kid) = &bootstrap.signing_key {
@@ -264,7 +303,14 @@ fn print_bootstrap(bootstrap: &acgs_auth::Bootstrap, password_from_env: bool, ad
             } else {
                 println!("    administrator:  {username} / {password}");
             }
+            if let Some(gateway_key) = &bootstrap.gateway_key {
+                println!("    gateway API key:  {gateway_key}");
+            }
             println!("    agent API key:  {agent_key}");
+            println!(
+                "  The agent key asks decisions for Agent::\"{TOUR_AGENT}\" only (with the example constitution); the"
+            );
+            println!("  gateway key, an orchestrator's, for any registered agent (docs/entities.md).");
             println!("  Change the administrator's password (POST /v1/auth/password); `acgs security audit`");
             println!("  reports it until then. Try:");
             println!("    curl -s -H 'Authorization: Bearer {agent_key}' http://{addr}/v1/constitution/principles");

@@ -30,10 +30,11 @@ fn stdout(o: &Output) -> String {
 
 /// Start a server on `data`, make `n` decisions, return (decision ids, verifier key, receipt of the middle one),
 /// stopped cleanly. The log starts with the four security events of the first start and the auditor key
-/// created here (signing key, administrator, agent key, auditor key), so decision `i` is entry `i + 5`.
+/// created here (signing key, administrator, agent key, gateway key, auditor key), so decision `i` is entry
+/// `i + 6`.
 async fn decisions(data: &str, n: usize) -> (Vec<String>, String, Option<String>) {
     let mut server = Server::start(&["--data-dir", data]);
-    let agent = server.agent_auth();
+    let agent = server.gateway_auth();
     let auditor = format!("Bearer {}", common::api_key(&["--data-dir", data], "auditor"));
     let client = reqwest::Client::new();
     let requests = common::example_requests();
@@ -89,7 +90,7 @@ async fn a_receipt_verifies_offline_with_no_database() {
         &["audit", "verify-receipt", "receipt.json", "--key", &key],
     );
     assert!(o.status.success(), "{}", stdout(&o));
-    assert!(stdout(&o).contains("receipt verified: entry 9"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("receipt verified: entry 10"), "{}", stdout(&o));
     assert!(stdout(&o).contains(&ids[4]), "{}", stdout(&o));
     assert_eq!(
         std::fs::read_dir(offline.path()).unwrap().count(),
@@ -229,7 +230,7 @@ async fn a_forged_decision_index_fails_verify_and_is_never_shown() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
-    // The example's fourth request escalates; decision 3 is entry 8.
+    // The example's fourth request escalates; decision 3 is entry 9.
     let (ids, _, _) = decisions(data, 6).await;
     let escalated = &ids[3];
     let cwd = dir.path();
@@ -251,7 +252,7 @@ async fn a_forged_decision_index_fails_verify_and_is_never_shown() {
     assert!(!o.status.success(), "{}", stdout(&o));
     assert!(
         stdout(&o).contains(&format!(
-            "FAILED at sequence number 8: decision index does not match its audit event at seq 8 (decision \
+            "FAILED at sequence number 9: decision index does not match its audit event at seq 9 (decision \
              `{escalated}`): column `outcome` holds `allow`, the event `escalate`"
         )),
         "{}",

@@ -214,7 +214,7 @@ async fn decide_via_server_then_read_the_log() {
     let server = common::Server::start(&["--data-dir", &data]);
     let request = common::example_requests()[0].clone();
     let url = server.url.clone();
-    let key = server.agent_key.clone().unwrap();
+    let key = server.gateway_key.clone().unwrap();
     let (u, r) = (url.clone(), request.clone());
     let o = tokio::task::spawn_blocking(move || acgs(&["decide", "--url", &u, "--request", &r]))
         .await
@@ -367,7 +367,7 @@ fn bench_drives_a_real_server_and_reports_every_request() {
     assert!(stderr(&o).contains("refused the API key"), "{}", stderr(&o));
     // A run with the agent's key: its JSON report, and whether it passed its checks (the exit status).
     let bench = |flags: &[&str]| -> (bool, serde_json::Value) {
-        let key = server.agent_key.as_deref().unwrap();
+        let key = server.gateway_key.as_deref().unwrap();
         let mut args = vec!["bench", "--url", &server.url, "--api-key", key, "--json"];
         args.extend_from_slice(flags);
         let o = acgs(&args);

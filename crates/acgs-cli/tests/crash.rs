@@ -17,7 +17,7 @@ use common::Server;
 async fn load_then_kill(args: &[&str], database_url: &str, source: &[&str]) {
     let mut server = Server::start(args);
     // The restart below prints no credentials: keep the first start's agent key.
-    let auth = server.agent_auth();
+    let auth = server.gateway_auth();
     let requests = Arc::new(common::example_requests());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -173,7 +173,7 @@ async fn sigterm_drains_in_flight_decisions_and_exits_cleanly() {
         let r = client
             .post(format!("{}/v1/decisions", server.url))
             .header("content-type", "application/json")
-            .header("authorization", server.agent_auth())
+            .header("authorization", server.gateway_auth())
             .body(body.clone())
             .send()
             .await

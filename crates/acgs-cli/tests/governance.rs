@@ -493,7 +493,7 @@ fn an_agent_appeals_a_decision_and_a_reviewer_overturns_it_from_the_command_line
         ok(s.login(user, &password_of(user)));
     }
     let source = ["--data-dir", s.data.as_str()];
-    let (agent, other_agent) = (api_key(&source, "agent"), api_key(&source, "agent"));
+    let (agent, other_agent) = (api_key(&source, "gateway"), api_key(&source, "gateway"));
     let url = s.server.url.as_str();
 
     // The agent asks for a decision the example constitution denies (no tool-user role: default deny).
@@ -831,7 +831,7 @@ fn the_worked_example_of_the_governance_guide_runs_command_by_command() {
         s.create_user(user, role);
         ok(s.login(user, &password_of(user)));
     }
-    let agent = api_key(&["--data-dir", s.data.as_str()], "agent");
+    let agent = api_key(&["--data-dir", s.data.as_str()], "gateway");
     let decide = |request: &str| -> Value {
         serde_json::from_str(&ok(s.run(
             &["decide", "--url", &url, "--api-key", &agent, "-r", request],
@@ -1014,7 +1014,7 @@ fn two_server_processes_on_one_postgres_database_never_both_execute() {
     assert_eq!(states, ["executed", "stale"]);
     // Both servers run the version in force (the other one within its one-second refresh).
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let agent = api_key(&db, "agent");
+    let agent = api_key(&db, "gateway");
     let request = example_requests()[0].clone();
     let hashes: Vec<Value> = [&s.server.url, &other.url]
         .iter()

@@ -31,6 +31,16 @@ fn bench_decisions(c: &mut Criterion) {
             black_box(engine.decide(black_box(&with_content[j])))
         })
     });
+    // The same requests naming agents, users and roles registered in ACGS (with 10,000 other agents registered).
+    let (registry_engine, registered) = mix::example_registry();
+    let mut k = 0usize;
+    group.bench_function("example_mix_registry", |b| {
+        b.iter(|| {
+            k = (k + 1) % registered.len();
+            let (request, registry, usage) = &registered[k];
+            black_box(registry_engine.decide_with(black_box(request), registry, usage))
+        })
+    });
     group.finish();
 
     let detectors = Detectors::new();

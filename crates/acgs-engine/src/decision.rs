@@ -7,7 +7,7 @@
 //! - a `forbid` annotated `@escalate` yields `escalate` when no other forbid applies and some permit does;
 //! - any policy evaluation error makes the decision `deny` (Cedar skips erroring policies; we fail closed).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use cedar_policy_core::ast::{
@@ -20,7 +20,7 @@ use cedar_policy_core::extensions::Extensions;
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
-use crate::constitution::{Constitution, DETECTIONS_ATTRIBUTE};
+use crate::constitution::{Constitution, DETECTIONS_ATTRIBUTE, USAGE_ATTRIBUTE};
 use crate::detectors::{Detection, DetectionCategory, Detectors};
 use crate::document::Outcome;
 use crate::error::RequestError;
@@ -125,14 +125,27 @@ impl Engine {
         &self.detectors
     }
 
-    /// Decide one request whose facts all come from the request (an empty registry).
+    /// Decide one request whose facts all come from the request (an empty registry), for an action that reads no
+    /// counters.
     pub fn decide(&self, request: &DecisionRequest) -> Result<Decision, RequestError> {
-        decide(&self.constitution, &self.detectors, request, &Registry::default())
+        decide(
+            &self.constitution,
+            &self.detectors,
+            request,
+            &Registry::default(),
+            &Usage::new(),
+        )
     }
 
-    /// Decide one request with the facts of `registry` (compiled for this engine's constitution).
-    pub fn decide_with(&self, request: &DecisionRequest, registry: &Registry) -> Result<Decision, RequestError> {
-        decide(&self.constitution, &self.detectors, request, registry)
+    /// Decide one request with the facts of `registry` (compiled for this engine's constitution) and the values
+    /// of the counters its action reads (`usage`, by counter name).
+    pub fn decide_with(
+        &self,
+        request: &DecisionRequest,
+        registry: &Registry,
+        usage: &Usage,
+    ) -> Result<Decision, RequestError> {
+        decide(&self.constitution, &self.detectors, request, registry, usage)
     }
 }
 
@@ -147,6 +160,7 @@ pub fn decide(
     detectors: &Detectors,
     request: &DecisionRequest,
     registry: &Registry,
+    usage: &Usage,
 ) -> Result<Decision, RequestError> {
     let action = constitution
         .actions
@@ -154,6 +168,9 @@ pub fn decide(
         .ok_or_else(|| RequestError::UnknownAction(request.action.clone()))?;
     if request.context.contains_key(DETECTIONS_ATTRIBUTE) {
         return Err(RequestError::ReservedContext);
+    }
+    if action.wants_usage && request.context.contains_key(USAGE_ATTRIBUTE) {
+        return Err(RequestError::ReservedUsage);
     }
     if request.entities.len() > MAX_REQUEST_ENTITIES {
         return Err(RequestError::Entities(format!(
@@ -191,6 +208,16 @@ pub fn decide(
     }
 
     let mut context = shapes.context(&request.context, &action.shape)?;
+    if action.wants_usage {
+        let mut record = BTreeMap::new();
+        for counter in &action.counters {
+            let value = usage
+                .get(&counter.name)
+                .ok_or_else(|| RequestError::MissingUsage(counter.name.clone()))?;
+            record.insert(SmolStr::from(counter.name.as_str()), Value::from(*value));
+        }
+        context.insert(SmolStr::new_static(USAGE_ATTRIBUTE), Value::record(record, None));
+    }
     if action.wants_detections {
         context.insert(
             SmolStr::new_static(DETECTIONS_ATTRIBUTE),
@@ -198,7 +225,8 @@ pub fn decide(
         );
     }
 
-    let checked = crate::registry::request_entities(constitution, registry, request, &principal, &resource)?;
+    let checked =
+        crate::registry::request_entities(constitution, registry, request, (&principal, &resource), &context)?;
     let entities = action
         .action_store
         .clone()
@@ -251,9 +279,36 @@ pub fn decide_fixture(
     detectors: &Detectors,
     request: &DecisionRequest,
 ) -> Result<Decision, RequestError> {
-    let (request, registry) = crate::registry::split_registry_facts(constitution, request)?;
-    decide(constitution, detectors, &request, &registry)
+    let (request, registry, usage) = fixture_parts(constitution, request)?;
+    decide(constitution, detectors, &request, &registry, &usage)
 }
+
+/// A request written with every fact in it split into what a caller sends, what the registry holds
+/// ([`crate::split_registry_facts`]) and the counters' values its `context.usage` states (a counter it does not
+/// give is 0).
+pub fn fixture_parts(
+    constitution: &Constitution,
+    request: &DecisionRequest,
+) -> Result<(DecisionRequest, Registry, Usage), RequestError> {
+    let (mut request, registry) = crate::registry::split_registry_facts(constitution, request)?;
+    let mut usage = Usage::new();
+    let counters = constitution.counters_for(&request.action);
+    if !counters.is_empty() {
+        let stated = request.context.remove(USAGE_ATTRIBUTE);
+        for counter in counters {
+            let value = stated
+                .as_ref()
+                .and_then(|u| u.get(&counter.name))
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0);
+            usage.insert(counter.name.clone(), value);
+        }
+    }
+    Ok((request, registry, usage))
+}
+
+/// The values of the counters an action reads, by counter name (`context.usage`).
+pub type Usage = std::collections::BTreeMap<String, i64>;
 
 /// The decision from the policies that applied and the ones that failed to evaluate.
 fn outcome(

@@ -38,6 +38,56 @@ pub struct ConstitutionDocument {
     /// Where the facts about each entity type come from (none: every type's from the caller, as sent).
     #[serde(default)]
     pub entities: Option<std::collections::BTreeMap<String, EntitySourceEntry>>,
+    /// Usage counters ACGS keeps from its own decisions, which policies read in `context.usage`.
+    #[serde(default)]
+    pub counters: Vec<CounterEntry>,
+}
+
+/// What a counter adds up.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterKind {
+    /// How many allowed decisions.
+    Count,
+    /// The sum of a `Long` context field over the allowed decisions (e.g. an amount).
+    Sum,
+}
+
+/// Whose usage a counter keeps apart.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterScope {
+    /// One count per principal.
+    #[default]
+    Principal,
+    /// One count per resource (e.g. per account).
+    Resource,
+    /// One count per principal and resource.
+    PrincipalAndResource,
+}
+
+/// One `[[counters]]` entry: usage ACGS counts from its own allowed decisions over a sliding window, which the
+/// policies of the actions it names read as `context.usage.<name>`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CounterEntry {
+    /// The counter's name: the attribute of `context.usage` that holds it.
+    pub name: String,
+    /// The actions whose allowed decisions it counts (each declares `usage: { <name>: Long, … }`).
+    pub actions: Vec<String>,
+    /// `count` or `sum`.
+    pub kind: CounterKind,
+    /// For `sum`: the `Long` context field added up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The sliding window, e.g. `60s`, `1h`, `24h`.
+    pub window: String,
+    /// Whose usage is kept apart (default `principal`).
+    #[serde(default)]
+    pub per: CounterScope,
 }
 
 /// Who asserts the facts (attributes and parents) about the entities of one type.
@@ -62,6 +112,32 @@ pub struct EntitySourceEntry {
     /// sends (and which replace a stored value of the same name for that one request).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub request_attributes: Vec<String>,
+    /// Which ACGS account roles may change the registered entities of this type (none given: `operator`, fully).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writers: Vec<EntityWriter>,
+}
+
+/// One `[[entities.<Type>.writers]]` rule: an account role and what it may change.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
+pub struct EntityWriter {
+    /// The ACGS account role (`operator`, `monitor`, …) the rule is for.
+    pub role: String,
+    /// Only these attributes of entities that exist (none given: anything — create, delete, every attribute
+    /// and the parents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Vec<String>>,
+}
+
+impl EntityWriter {
+    /// The rule when a type names no writers: operators change its entities fully.
+    pub fn default_rules() -> Vec<Self> {
+        vec![Self {
+            role: "operator".into(),
+            attributes: None,
+        }]
+    }
 }
 
 /// What a kind of finding does in the verification gate.

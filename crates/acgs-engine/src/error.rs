@@ -35,6 +35,8 @@ pub enum ProblemKind {
     Governance,
     /// The `[entities]` section names an undeclared type or attribute, or combines its fields wrongly.
     EntitySources,
+    /// A `[[counters]]` entry or an action's `usage` declaration does not fit the other.
+    Counters,
 }
 
 /// One problem found while loading a constitution.
@@ -139,6 +141,12 @@ pub enum RequestError {
     /// The caller supplied `context.detections`, which only the engine may set.
     #[error("context.detections is reserved: the engine fills it from `content`")]
     ReservedContext,
+    /// The caller supplied `context.usage`, which only ACGS sets (from its counters).
+    #[error("context.usage is reserved: ACGS fills it from its own counters of earlier decisions")]
+    ReservedUsage,
+    /// A counter the action's `usage` needs has no value (the caller of the engine gave none).
+    #[error("no value for the counter `{0}`")]
+    MissingUsage(String),
     /// The request asserts facts that only the entity registry may, or names an entity that is not registered.
     #[error("entity registry: {0}")]
     Registry(String),

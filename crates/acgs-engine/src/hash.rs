@@ -143,10 +143,37 @@ pub(crate) fn canonical_value(doc: &ConstitutionDocument) -> Value {
                 if !attributes.is_empty() {
                     rule["request_attributes"] = to_value(&attributes);
                 }
+                if !entry.writers.is_empty() {
+                    let mut writers = entry.writers.clone();
+                    for writer in &mut writers {
+                        if let Some(attributes) = &mut writer.attributes {
+                            attributes.sort();
+                            attributes.dedup();
+                        }
+                    }
+                    writers.sort();
+                    writers.dedup();
+                    rule["writers"] = to_value(&writers);
+                }
                 (entity_type.clone(), rule)
             })
             .collect();
         map.insert("entities".to_owned(), Value::Object(sources));
+    }
+    if let (false, Value::Object(map)) = (doc.counters.is_empty(), &mut value) {
+        let mut counters: Vec<Value> = doc
+            .counters
+            .iter()
+            .map(|c| {
+                let mut actions = c.actions.clone();
+                actions.sort();
+                actions.dedup();
+                json!({"name": c.name, "actions": actions, "kind": c.kind, "field": c.field, "window": c.window,
+                       "per": c.per})
+            })
+            .collect();
+        counters.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        map.insert("counters".to_owned(), Value::Array(counters));
     }
     value
 }

@@ -37,12 +37,17 @@ mod request;
 mod shapes;
 mod testing;
 
-pub use constitution::{CompiledInvariant, Constitution, DETECTIONS_ATTRIBUTE, ESCALATE_ANNOTATION, PolicyInfo};
-pub use decision::{Decision, Engine, EvaluationError, PolicyEffect, Reason, decide, decide_fixture};
+pub use constitution::{
+    CompiledInvariant, Constitution, Counter, DETECTIONS_ATTRIBUTE, ESCALATE_ANNOTATION, PolicyInfo, USAGE_ATTRIBUTE,
+};
+pub use decision::{
+    Decision, Engine, EvaluationError, PolicyEffect, Reason, Usage, decide, decide_fixture, fixture_parts,
+};
 pub use detectors::{Detection, DetectionCategory, DetectionKind, Detectors, EXAMPLE_SEPARATOR};
 pub use document::{
-    ConstitutionDocument, EntitySource, EntitySourceEntry, FindingSeverity, Invariant, InvariantKind, Metadata,
-    Outcome, PolicyEntry, Principle, SchemaSection, Severity, TestCase, VerificationSettings,
+    ConstitutionDocument, CounterEntry, CounterKind, CounterScope, EntitySource, EntitySourceEntry, EntityWriter,
+    FindingSeverity, Invariant, InvariantKind, Metadata, Outcome, PolicyEntry, Principle, SchemaSection, Severity,
+    TestCase, VerificationSettings,
 };
 pub use error::{LoadError, Problem, ProblemKind, RequestError};
 pub use hash::{CANONICAL_FORM_TAG, ConstitutionHash, canonical_form, hash_document, normalize_text};

@@ -142,29 +142,32 @@ fn uid(entity_type: &str, id: &str) -> Option<EntityUID> {
 
 /// The entities an entity names: its parents, then the entity references anywhere in its attribute values.
 fn references_of(entity: &CheckedEntity) -> Vec<EntityUID> {
-    fn walk(value: &Value, out: &mut Vec<EntityUID>) {
-        match value.value_kind() {
-            ValueKind::Lit(Literal::EntityUID(uid)) => out.push(uid.as_ref().clone()),
-            ValueKind::Lit(_) | ValueKind::ExtensionValue(_) => {}
-            ValueKind::Set(set) => set.iter().for_each(|v| walk(v, out)),
-            ValueKind::Record(record) => record.values().for_each(|v| walk(v, out)),
-        }
-    }
     let mut out: Vec<EntityUID> = entity.parents.iter().cloned().collect();
     for value in entity.attributes.values() {
-        walk(value, &mut out);
+        references_in(value, &mut out);
     }
     out
 }
 
+/// The entity references anywhere in `value` (through sets and records), appended to `out`.
+fn references_in(value: &Value, out: &mut Vec<EntityUID>) {
+    match value.value_kind() {
+        ValueKind::Lit(Literal::EntityUID(uid)) => out.push(uid.as_ref().clone()),
+        ValueKind::Lit(_) | ValueKind::ExtensionValue(_) => {}
+        ValueKind::Set(set) => set.iter().for_each(|v| references_in(v, out)),
+        ValueKind::Record(record) => record.values().for_each(|v| references_in(v, out)),
+    }
+}
+
 /// The entities of `request`, checked and converted, with the registry's facts where the constitution says they
-/// come from the registry, and the registered entities they reach that the request does not supply.
+/// come from the registry, and the registered entities that they or the `context` reach and that the request does
+/// not supply (an approval's approver, an agent's owner, a role's parent roles).
 pub(crate) fn request_entities(
     constitution: &Constitution,
     registry: &Registry,
     request: &DecisionRequest,
-    principal: &EntityUID,
-    resource: &EntityUID,
+    (principal, resource): (&EntityUID, &EntityUID),
+    context: &std::collections::BTreeMap<smol_str::SmolStr, Value>,
 ) -> Result<Vec<CheckedEntity>, RequestError> {
     let shapes = &constitution.shapes;
     let mut checked = Vec::with_capacity(2 + request.entities.len());
@@ -200,6 +203,11 @@ pub(crate) fn request_entities(
     // Pull in the registered entities the supplied ones reach, breadth first.
     let mut present: HashSet<EntityUID> = checked.iter().map(|e| e.uid.clone()).collect();
     let mut queue: VecDeque<EntityUID> = checked.iter().flat_map(references_of).collect();
+    let mut in_context = Vec::new();
+    for value in context.values() {
+        references_in(value, &mut in_context);
+    }
+    queue.extend(in_context);
     let mut pulled = 0usize;
     while let Some(uid) = queue.pop_front() {
         if present.contains(&uid) {

@@ -61,16 +61,20 @@ fn role_hierarchies_are_closed_transitively_and_cycles_refused() {
         ))
         .unwrap()
     };
+    // The agent and its roles are registry entities: here the request's facts stand for the registry's.
+    let decide = |request: &acgs_engine::DecisionRequest| {
+        acgs_engine::decide_fixture(engine.constitution(), engine.detectors(), request)
+    };
     // junior -> staff -> tool-user: the grandparent role grants the tool.
     let chain = r#"{"type": "Role", "id": "junior", "parents": [{"type": "Role", "id": "staff"}]},
                    {"type": "Role", "id": "staff", "parents": [{"type": "Role", "id": "tool-user"}]}"#;
-    assert_eq!(engine.decide(&request(chain)).unwrap().outcome, Outcome::Allow);
+    assert_eq!(decide(&request(chain)).unwrap().outcome, Outcome::Allow);
     // Without the middle link the grant does not reach.
     let broken = r#"{"type": "Role", "id": "junior", "parents": [{"type": "Role", "id": "staff"}]}"#;
-    assert_eq!(engine.decide(&request(broken)).unwrap().outcome, Outcome::Deny);
+    assert_eq!(decide(&request(broken)).unwrap().outcome, Outcome::Deny);
     let cycle = r#"{"type": "Role", "id": "junior", "parents": [{"type": "Role", "id": "staff"}]},
                    {"type": "Role", "id": "staff", "parents": [{"type": "Role", "id": "junior"}]}"#;
-    match engine.decide(&request(cycle)) {
+    match decide(&request(cycle)) {
         Err(acgs_engine::RequestError::Entities(m)) => assert!(m.contains("cycle"), "{m}"),
         other => panic!("a role cycle must be refused, got {other:?}"),
     }

@@ -30,6 +30,13 @@ action use appliesTo { principal: [Agent], resource: [Tool], context: { region?:
 source = "registry"
 request_attributes = ["region"]
 
+[[entities.Agent.writers]]
+role = "operator"
+
+[[entities.Agent.writers]]
+role = "monitor"
+attributes = ["risk_score"]
+
 [entities.Role]
 source = "registry"
 
@@ -108,7 +115,7 @@ fn request(principal: serde_json::Value) -> DecisionRequest {
 }
 
 fn decide(engine: &Engine, registry: &Registry, principal: serde_json::Value) -> Result<Decision, RequestError> {
-    engine.decide_with(&request(principal), registry)
+    engine.decide_with(&request(principal), registry, &Default::default())
 }
 
 #[test]
@@ -151,7 +158,7 @@ fn a_request_asserting_registry_facts_is_refused() {
     with_owner.entities.push(entity(
         json!({"type": "User", "id": "bob", "attributes": {"suspended": false}}),
     ));
-    let owner = engine.decide_with(&with_owner, &registry);
+    let owner = engine.decide_with(&with_owner, &registry, &Default::default());
     assert!(matches!(owner, Err(RequestError::Registry(_))), "{owner:?}");
 }
 
@@ -209,6 +216,13 @@ fn a_registry_write_is_checked_against_the_schema() {
     assert_eq!(constitution.entity_source("Agent"), EntitySource::Registry);
     assert_eq!(constitution.entity_source("Tool"), EntitySource::Caller);
     assert_eq!(constitution.registry_types(), ["Agent", "Role", "User"]);
+    let writers = constitution.entity_writers("Agent");
+    assert_eq!(writers.len(), 2);
+    assert_eq!(writers[1].attributes.as_deref(), Some(&["risk_score".to_owned()][..]));
+    assert_eq!(
+        constitution.entity_writers("Role"),
+        acgs_engine::EntityWriter::default_rules()
+    );
 }
 
 #[test]
@@ -232,6 +246,10 @@ fn the_entities_section_is_checked_against_the_schema() {
         (
             "[entities.Tool]\nsource = \"caller\"\nrequest_attributes = [\"tier\"]",
             "applies to `source = \"registry\"` only",
+        ),
+        (
+            "[entities.Tool]\nsource = \"caller\"\n[[entities.Tool.writers]]\nrole = \"monitor\"\nattributes = [\"colour\"]",
+            "writer `monitor`: `colour`",
         ),
     ] {
         let text = CONSTITUTION.replace("[entities.User]", &format!("{section}\n\n[entities.User]"));

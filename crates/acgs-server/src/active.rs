@@ -1,34 +1,108 @@
-//! The constitution in force: the engine compiled from the active constitution version, and that version's number
-//! in the history, swapped atomically together when another version is activated. A request loads it once and
-//! uses that one engine throughout, so it is decided, logged and answered under a single constitution even if a
-//! new version is activated meanwhile.
+//! The constitution in force: the engine compiled from the active constitution version, that version's number in
+//! the history, and the entity registry compiled for it, swapped atomically together when another version is
+//! activated or a registered entity changes. A request loads it once and uses that one engine and registry
+//! throughout, so it is decided, logged and answered under a single constitution even if a new version is
+//! activated meanwhile.
+//!
+//! The registered entities as stored (the directory) are kept here too, so that activating a constitution compiles
+//! every one of them for it, also those the previous one could not hold. Activations and entity changes are
+//! ordered by one lock; decisions never take it.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use acgs_engine::{Constitution, Engine};
+use acgs_engine::{Constitution, Engine, Registry};
 use arc_swap::ArcSwap;
 
-/// An engine and the number of the constitution version it was compiled from.
+use crate::entity_service::StoredEntity;
+
+/// The registered entities by key (`Type::"id"`), as stored.
+pub type Directory = BTreeMap<String, Arc<StoredEntity>>;
+
+/// An engine, the number of the constitution version it was compiled from, and the registry compiled for it.
 #[derive(Debug)]
 pub struct InForce {
     /// The engine.
     pub engine: Arc<Engine>,
     /// The version's number in the history (`GET /v1/constitution/versions`; 0 in tests that record none).
     pub number: i64,
+    /// The registered entities, compiled for the engine's constitution.
+    pub registry: Arc<Registry>,
 }
 
 /// The engine of the active constitution. Cheap to share (`Arc`); loading is one atomic read.
 #[derive(Debug)]
 pub struct ActiveConstitution {
     in_force: ArcSwap<InForce>,
+    directory: Mutex<Directory>,
 }
 
 impl ActiveConstitution {
-    /// Start with `engine`, compiled from version `number`, in force.
+    /// Start with `engine`, compiled from version `number`, in force, and no registered entities.
     pub fn new(engine: Arc<Engine>, number: i64) -> Self {
         Self {
-            in_force: ArcSwap::from_pointee(InForce { engine, number }),
+            in_force: ArcSwap::from_pointee(InForce {
+                engine,
+                number,
+                registry: Arc::default(),
+            }),
+            directory: Mutex::default(),
         }
+    }
+
+    /// The registered entities as stored, locked: hold the guard briefly (entity writes and activations wait).
+    pub fn directory(&self) -> MutexGuard<'_, Directory> {
+        // A panic while holding the lock leaves a consistent map (every change is one insert or remove).
+        self.directory.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Apply changes to the directory (`None`: the entity was deleted) and put the registry compiled for the
+    /// constitution in force with them in force. An entity that does not conform to that constitution's schema
+    /// (it changed since the write was checked) stays in the directory but out of the registry.
+    pub fn change_entities(&self, changes: Vec<(String, Option<Arc<StoredEntity>>)>) {
+        let mut directory = self.directory();
+        let current = self.in_force.load_full();
+        let mut registry = Registry::clone(&current.registry);
+        for (key, entity) in changes {
+            if let Some(old) = directory.remove(&key) {
+                registry.remove(&old.entity.entity_type, &old.entity.id);
+            }
+            if let Some(entity) = entity {
+                match Registry::check(current.engine.constitution(), &entity.entity) {
+                    Ok(checked) => {
+                        registry.insert(checked);
+                    }
+                    Err(e) => {
+                        tracing::warn!(entity = %key, error = %e, "a registered entity does not conform to the constitution in force; decisions cannot use it")
+                    }
+                }
+                directory.insert(key, entity);
+            }
+        }
+        self.in_force.store(Arc::new(InForce {
+            engine: current.engine.clone(),
+            number: current.number,
+            registry: Arc::new(registry),
+        }));
+    }
+
+    /// Replace the whole directory (at start, and after notices of other replicas' changes may have been missed)
+    /// and compile it for the constitution in force.
+    pub fn replace_entities(&self, entities: Directory) {
+        let mut directory = self.directory();
+        *directory = entities;
+        let current = self.in_force.load_full();
+        let registry = compile(current.engine.constitution(), &directory);
+        self.in_force.store(Arc::new(InForce {
+            engine: current.engine.clone(),
+            number: current.number,
+            registry: Arc::new(registry),
+        }));
+    }
+
+    /// The registry in force now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.in_force.load().registry.clone()
     }
 
     /// The engine in force now. Hold the returned `Arc` for the whole request.
@@ -51,11 +125,35 @@ impl ActiveConstitution {
         self.in_force.load().engine.constitution().clone()
     }
 
-    /// Put `engine`, compiled from version `number`, in force for every request that starts from now on;
-    /// requests in flight finish under the engine they loaded. Returns the engine it replaced.
+    /// Put `engine`, compiled from version `number`, in force with the registered entities compiled for it, for
+    /// every request that starts from now on; requests in flight finish under the engine they loaded. Returns the
+    /// engine it replaced.
     pub fn activate(&self, engine: Arc<Engine>, number: i64) -> Arc<Engine> {
-        self.in_force.swap(Arc::new(InForce { engine, number })).engine.clone()
+        let directory = self.directory();
+        let registry = Arc::new(compile(engine.constitution(), &directory));
+        self.in_force
+            .swap(Arc::new(InForce {
+                engine,
+                number,
+                registry,
+            }))
+            .engine
+            .clone()
     }
+}
+
+/// The registry of `directory` under `constitution`; entities that do not conform to it are left out (and
+/// logged): a request naming one is refused as unregistered.
+fn compile(constitution: &Constitution, directory: &Directory) -> Registry {
+    let (registry, refused) = Registry::compile(constitution, directory.values().map(|e| &e.entity));
+    for r in &refused {
+        tracing::warn!(
+            entity = %format!("{}::{:?}", r.entity.entity_type, r.entity.id),
+            error = %r.error,
+            "a registered entity does not conform to the constitution in force; decisions cannot use it"
+        );
+    }
+    registry
 }
 
 #[cfg(test)]

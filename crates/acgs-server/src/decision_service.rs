@@ -13,13 +13,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use acgs_engine::{Decision, DecisionRequest, Detection, Engine, EvaluationError, Outcome, Reason, RequestError};
-use acgs_store::{DecisionLog, DecisionRecord, LogError};
+use acgs_engine::{
+    Decision, DecisionRequest, Detection, Engine, EvaluationError, Outcome, Reason, RequestError, Usage,
+};
+use acgs_store::{DecisionLog, DecisionRecord, LogError, UsageStore};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::active::ActiveConstitution;
+use crate::active::{ActiveConstitution, InForce};
 use crate::halt::HaltSwitch;
 
 /// The reason a decision carries when the system was halted: no policy was evaluated.
@@ -59,6 +61,9 @@ pub enum DecisionError {
     /// The server is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The counters' usage could not be read or recorded, so nothing was decided (fail closed).
+    #[error("the usage counters are unavailable, so nothing was decided: {0}")]
+    Usage(acgs_store::StoreError),
     /// A bug: the audit record could not be encoded, or a decision task failed.
     #[error("{0}")]
     Internal(String),
@@ -93,6 +98,7 @@ pub struct DecisionService {
     active: Arc<ActiveConstitution>,
     halt: Arc<HaltSwitch>,
     log: DecisionLog,
+    usage: Arc<dyn UsageStore>,
     shadow: bool,
     heavy: Arc<Semaphore>,
     clock: Clock,
@@ -110,12 +116,14 @@ impl std::fmt::Debug for DecisionService {
 }
 
 impl DecisionService {
-    /// A service deciding under `active` unless `halt` is set, recording in `log`; `heavy_slots` heavy decisions
-    /// may run at once.
+    /// A service deciding under `active` unless `halt` is set, recording in `log`, keeping the counters' usage in
+    /// `usage`; `heavy_slots` heavy decisions may run at once.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         active: Arc<ActiveConstitution>,
         halt: Arc<HaltSwitch>,
         log: DecisionLog,
+        usage: Arc<dyn UsageStore>,
         shadow: bool,
         heavy_slots: usize,
         clock: Clock,
@@ -125,11 +133,19 @@ impl DecisionService {
             active,
             halt,
             log,
+            usage,
             shadow,
             heavy: Arc::new(Semaphore::new(heavy_slots.max(1))),
             clock,
             ids,
         }
+    }
+
+    /// The same service timed by `clock` and naming decisions by `ids`.
+    pub fn with_clock_and_ids(mut self, clock: Clock, ids: IdSource) -> Self {
+        self.clock = clock;
+        self.ids = ids;
+        self
     }
 
     /// The constitution in force.
@@ -140,18 +156,21 @@ impl DecisionService {
     /// Decide `request` for `caller` (`api_key:<id>` or `user:<name>`) under the constitution in force, and
     /// record it; answered only once the record is durable.
     pub async fn decide(&self, caller: &str, request: &DecisionRequest) -> Result<RecordedDecision, DecisionError> {
-        let engine = self.active.engine();
+        let in_force = self.active.in_force();
+        let counters = in_force.engine.constitution().counters_for(&request.action);
         let unrecorded = if self.halt.is_halted() {
-            self.deny_halted(&engine, caller, request)?
+            self.deny_halted(&in_force.engine, caller, request)?
+        } else if !counters.is_empty() {
+            self.decide_counted(&in_force, counters, caller, request).await?
         } else if is_heavy(request) {
             let _slot = self.heavy.acquire().await.map_err(|_| DecisionError::ShuttingDown)?;
             metrics::counter!("acgs_decisions_offloaded_total").increment(1);
             let (service, caller, request) = (self.clone(), caller.to_owned(), request.clone());
-            tokio::task::spawn_blocking(move || service.decide_now(&engine, &caller, &request))
+            tokio::task::spawn_blocking(move || service.decide_now(&in_force, &caller, &request, &Usage::new()))
                 .await
                 .map_err(|e| DecisionError::Internal(format!("a decision task failed: {e}")))??
         } else {
-            self.decide_now(&engine, caller, request)?
+            self.decide_now(&in_force, caller, request, &Usage::new())?
         };
         let Unrecorded {
             decision,
@@ -175,15 +194,53 @@ impl DecisionService {
         Ok(RecordedDecision { audit_seq, ..recorded })
     }
 
-    /// Decide `request` with `engine` and build its audit record (synchronous: the CPU part of a decision).
-    fn decide_now(
+    /// Decide `request` for an action whose policies read counters: with the request's counter keys held, read
+    /// their totals over their windows at the injected clock's now, decide, record the usage if allowed, and make
+    /// it durable before the keys are let go. Two decisions on one key are thus ordered, and each sees the other's
+    /// usage. Fails closed: without the counters, nothing is decided.
+    async fn decide_counted(
         &self,
-        engine: &Engine,
+        in_force: &InForce,
+        counters: &[Arc<acgs_engine::Counter>],
         caller: &str,
         request: &DecisionRequest,
     ) -> Result<Unrecorded, DecisionError> {
+        let keys: Vec<String> = counters.iter().map(|c| c.key(request)).collect();
+        let mut session = self.usage.usage_session(&keys).await.map_err(DecisionError::Usage)?;
+        let now = (self.clock)();
+        let mut usage = Usage::new();
+        for (counter, key) in counters.iter().zip(&keys) {
+            let total = session
+                .total(key, now.saturating_sub(counter.window_us))
+                .await
+                .map_err(DecisionError::Usage)?;
+            usage.insert(counter.name.clone(), total);
+        }
+        let unrecorded = self.decide_now(in_force, caller, request, &usage)?;
+        if unrecorded.decision.outcome == Outcome::Allow {
+            for (counter, key) in counters.iter().zip(&keys) {
+                session
+                    .record(key, now, counter.amount(request), now.saturating_sub(counter.window_us))
+                    .await
+                    .map_err(DecisionError::Usage)?;
+            }
+        }
+        session.finish().await.map_err(DecisionError::Usage)?;
+        Ok(unrecorded)
+    }
+
+    /// Decide `request` with the engine and registry in force and the counters' `usage`, and build its audit
+    /// record (synchronous: the CPU part of a decision).
+    fn decide_now(
+        &self,
+        in_force: &InForce,
+        caller: &str,
+        request: &DecisionRequest,
+        usage: &Usage,
+    ) -> Result<Unrecorded, DecisionError> {
+        let engine = &in_force.engine;
         let started = Instant::now();
-        let decision: Decision = engine.decide(request)?;
+        let decision: Decision = engine.decide_with(request, &in_force.registry, usage)?;
         let evaluated_in_us = started.elapsed().as_micros() as u64;
         metrics::histogram!("acgs_decision_evaluation_seconds").record(started.elapsed().as_secs_f64());
         self.unrecorded(engine, caller, request, decision, evaluated_in_us, None)

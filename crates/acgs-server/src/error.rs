@@ -52,6 +52,9 @@ pub enum ApiError {
     /// A user or key with that name exists (409).
     #[error("{0}")]
     Conflict(String),
+    /// `If-Match` names another revision than the stored one (412).
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// Too many failed logins from this address (429 + Retry-After).
     #[error("{message}")]
     TooManyRequests {
@@ -104,6 +107,11 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::PreconditionFailed(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "Precondition failed",
+            ),
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests")
             }
@@ -228,7 +236,7 @@ impl From<crate::decision_service::DecisionError> for ApiError {
         match e {
             DecisionError::Request(e) => e.into(),
             DecisionError::Log(e) => e.into(),
-            DecisionError::ShuttingDown => ApiError::Unavailable(e.to_string()),
+            DecisionError::ShuttingDown | DecisionError::Usage(_) => ApiError::Unavailable(e.to_string()),
             DecisionError::Internal(message) => ApiError::Internal(message),
         }
     }
@@ -298,6 +306,21 @@ impl From<acgs_governance::GovernanceError> for ApiError {
             GovernanceError::Invalid(message) => ApiError::BadRequest(message),
             GovernanceError::GateFailed(message) => ApiError::Unprocessable(message),
             e @ GovernanceError::Ungoverned => ApiError::Conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::entity_service::EntityError> for ApiError {
+    fn from(e: crate::entity_service::EntityError) -> Self {
+        use crate::entity_service::EntityError;
+        match e {
+            EntityError::Invalid(message) => ApiError::BadRequest(message),
+            EntityError::Forbidden(message) => ApiError::Forbidden(message),
+            EntityError::NotFound(message) => ApiError::NotFound(message),
+            EntityError::PreconditionFailed(message) => ApiError::PreconditionFailed(message),
+            EntityError::Conflict(message) => ApiError::Conflict(message),
+            EntityError::Store(e) => e.into(),
+            EntityError::Internal(message) => ApiError::Internal(message),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod active;
 mod body_limit;
 pub mod connection;
 pub mod decision_service;
+pub mod entity_service;
 mod error;
 mod extract;
 pub mod governance_service;
@@ -18,6 +19,7 @@ pub mod halt;
 pub mod openapi;
 mod parse_errors;
 mod pin;
+pub mod principal_binding;
 pub mod routes;
 mod state;
 mod telemetry;
@@ -80,6 +82,16 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/appeals", get(routes::appeals::list).post(routes::appeals::file))
         .route("/v1/appeals/{id}", get(routes::appeals::show))
         .route("/v1/appeals/{id}/rulings", post(routes::appeals::rule))
+        .route("/v1/entities", get(routes::entities::list))
+        .route("/v1/entities/import", post(routes::entities::import))
+        .route("/v1/entities/export", get(routes::entities::export))
+        .route(
+            "/v1/entities/{type}/{id}",
+            get(routes::entities::show)
+                .put(routes::entities::put)
+                .patch(routes::entities::patch)
+                .delete(routes::entities::delete),
+        )
         .route("/v1/verify", post(routes::verify::start))
         .route("/v1/verify/{id}", get(routes::verify::show))
         .route("/v1/emergency/halt", post(routes::governance::halt))
@@ -197,6 +209,15 @@ pub async fn serve(
     let governance = state.governance.clone();
     if let Err(e) = governance.refresh().await {
         return Err(std::io::Error::other(format!("cannot read the governance state: {e}")));
+    }
+    // The entity registry before the first decision: decisions read it from memory. Other replicas' writes are
+    // followed from before the load, so that none falls between the two.
+    if let Err(e) = state.entities.follow_other_replicas().await {
+        return Err(std::io::Error::other(format!("cannot follow the entity registry: {e}")));
+    }
+    match state.entities.load().await {
+        Ok(count) => tracing::info!(entities = count, "entity registry loaded"),
+        Err(e) => return Err(std::io::Error::other(format!("cannot read the entity registry: {e}"))),
     }
     let (stop_governance, mut governance_stopped) = tokio::sync::watch::channel(false);
     let governance_upkeep = tokio::spawn(async move {

@@ -82,6 +82,13 @@ const HASH_HEADER_NAME: &str = "X-Constitutional-Hash";
         routes::appeals::rule,
         routes::verify::start,
         routes::verify::show,
+        routes::entities::list,
+        routes::entities::show,
+        routes::entities::put,
+        routes::entities::patch,
+        routes::entities::delete,
+        routes::entities::import,
+        routes::entities::export,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &SharedResponses),
@@ -93,6 +100,7 @@ const HASH_HEADER_NAME: &str = "X-Constitutional-Hash";
         (name = "system", description = "Health, readiness, metrics, API description"),
         (name = "auth", description = "Logins, tokens, users, API keys and signing keys (see docs/security.md)"),
         (name = "governance", description = "Amendments, council votes, vetoes, the emergency halt (see docs/governance.md)"),
+        (name = "entities", description = "The entity registry: the facts about agents, users, roles and resources that only ACGS asserts (see docs/entities.md)"),
     )
 )]
 pub struct ApiDoc;

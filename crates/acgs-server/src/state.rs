@@ -9,6 +9,7 @@ use acgs_store::{Checkpointer, DecisionLog, Store};
 
 use crate::active::ActiveConstitution;
 use crate::decision_service::{Clock, DecisionService, IdSource, system_clock, uuid_v7_ids};
+use crate::entity_service::{EntityService, RegistryConformance};
 use crate::governance_service::GovernanceService;
 use crate::halt::HaltSwitch;
 
@@ -63,6 +64,8 @@ pub struct AppState {
     pub decisions: DecisionService,
     /// Amendments, votes, the emergency halt and the constitution versions.
     pub governance: GovernanceService,
+    /// The entity registry.
+    pub entities: EntityService,
     /// The formal verifier: the amendment gate's proofs and verification jobs.
     pub verification: crate::verification::VerificationService,
     /// The durable decision log.
@@ -94,9 +97,13 @@ impl AppState {
         let halt = Arc::new(HaltSwitch::default());
         let (clock, ids) = (system_clock(), uuid_v7_ids());
         let verification = crate::verification::VerificationService::new(acgs_verify::SolverConfig::from_env());
-        let proofs = vec![verification.gate_check()];
+        let proofs: Vec<Arc<dyn acgs_governance::ProofCheck>> = vec![
+            verification.gate_check(),
+            Arc::new(RegistryConformance::new(active.clone())),
+        ];
         Self {
-            decisions: decision_service(&active, &halt, &log, &settings, clock.clone(), ids.clone()),
+            decisions: decision_service(&active, &halt, &log, &store, &settings, (clock.clone(), ids.clone())),
+            entities: EntityService::new(store.clone(), active.clone(), clock.clone()),
             governance: GovernanceService::new(store, active.clone(), halt, clock, ids, proofs),
             verification,
             active,
@@ -111,15 +118,8 @@ impl AppState {
     /// The same state with decisions and governance steps timed by `clock` and named by `ids` (for
     /// reproducible tests, and timelocks tested without waiting).
     pub fn with_clock_and_ids(mut self, clock: Clock, ids: IdSource) -> Self {
-        let halt = self.governance.halt().clone();
-        self.decisions = decision_service(
-            &self.active,
-            &halt,
-            &self.log,
-            &self.settings,
-            clock.clone(),
-            ids.clone(),
-        );
+        self.decisions = self.decisions.with_clock_and_ids(clock.clone(), ids.clone());
+        self.entities = self.entities.with_clock(clock.clone());
         self.governance = self.governance.with_clock_and_ids(clock, ids);
         self
     }
@@ -131,15 +131,18 @@ fn decision_service(
     active: &Arc<ActiveConstitution>,
     halt: &Arc<HaltSwitch>,
     log: &DecisionLog,
+    store: &Arc<dyn Store>,
     settings: &ServerSettings,
-    clock: Clock,
-    ids: IdSource,
+    (clock, ids): (Clock, IdSource),
 ) -> DecisionService {
     let heavy_slots = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) / 2;
+    // The counters' usage lives beside the log it is counted from.
+    let usage: Arc<dyn acgs_store::UsageStore> = store.clone();
     DecisionService::new(
         active.clone(),
         halt.clone(),
         log.clone(),
+        usage,
         settings.shadow,
         heavy_slots,
         clock,

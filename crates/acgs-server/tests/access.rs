@@ -584,7 +584,9 @@ async fn administrators_manage_users_and_api_keys_over_http() {
             Request::post("/v1/auth/api-keys")
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Body::from(
-                    json!({"name": "billing bot", "roles": ["agent"], "expires_in_days": 30}).to_string(),
+                    json!({"name": "billing bot", "roles": ["agent"], "expires_in_days": 30,
+                           "entity": {"type": "Agent", "id": "a1"}})
+                    .to_string(),
                 ))
                 .unwrap(),
         ))

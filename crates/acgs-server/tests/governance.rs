@@ -17,7 +17,7 @@ use acgs_server::ServerSettings;
 use acgs_store::{StoreOptions, verify_store};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{EXAMPLE, TestServer, server_on};
+use common::{TestServer, server_on};
 use serde_json::{Value, json};
 
 const HOUR: i64 = 3_600_000_000;
@@ -107,14 +107,12 @@ impl Governed {
 
 /// The example constitution with its version label set to `label`.
 fn example(label: &str) -> String {
-    std::fs::read_to_string(EXAMPLE)
-        .unwrap()
-        .replacen("version = \"1.0.0\"", &format!("version = \"{label}\""), 1)
+    common::example_source().replacen("version = \"1.0.0\"", &format!("version = \"{label}\""), 1)
 }
 
 /// A request the example allows: its first test case that expects `allow`.
 fn allowed_request() -> Value {
-    let doc: acgs_engine::ConstitutionDocument = toml::from_str(&std::fs::read_to_string(EXAMPLE).unwrap()).unwrap();
+    let doc: acgs_engine::ConstitutionDocument = toml::from_str(&common::example_source()).unwrap();
     let case = doc
         .tests
         .into_iter()
@@ -695,7 +693,7 @@ async fn a_rollback_restores_an_earlier_version() {
 
 /// An example test case whose request names its agent's owner: the request and the owner's username.
 fn owned_request() -> (Value, String) {
-    let doc: acgs_engine::ConstitutionDocument = toml::from_str(&std::fs::read_to_string(EXAMPLE).unwrap()).unwrap();
+    let doc: acgs_engine::ConstitutionDocument = toml::from_str(&common::example_source()).unwrap();
     doc.tests
         .into_iter()
         .find_map(|t| {
@@ -737,21 +735,41 @@ async fn appeal_as(g: &Governed, credential: &str, decision_id: &str) -> common:
 }
 
 async fn appeals_lifecycle(g: Governed) {
+    let (request, owner) = owned_request();
+    // Each agent's key decides for its own agent only.
+    let bound = |id: &str| {
+        Some(acgs_store::EntityName {
+            entity_type: request["principal"]["type"].as_str().unwrap().to_owned(),
+            id: id.to_owned(),
+        })
+    };
+    let principal_id = request["principal"]["id"].as_str().unwrap().to_owned();
     let agent =
         g.s.state
             .auth
-            .create_api_key("test", "ap agent", [Role::Agent].into_iter().collect(), None)
+            .create_api_key_for(
+                "test",
+                "ap agent",
+                [Role::Agent].into_iter().collect(),
+                None,
+                bound(&principal_id),
+            )
             .await
             .unwrap()
             .1;
     let other_agent =
         g.s.state
             .auth
-            .create_api_key("test", "other agent", [Role::Agent].into_iter().collect(), None)
+            .create_api_key_for(
+                "test",
+                "other agent",
+                [Role::Agent].into_iter().collect(),
+                None,
+                bound("other-bot"),
+            )
             .await
             .unwrap()
             .1;
-    let (request, owner) = owned_request();
     let decision = decide_with(&g, &agent, &request).await;
     let decision_id = decision["decision_id"].as_str().unwrap();
     let outcome = decision["decision"].as_str().unwrap().to_owned();

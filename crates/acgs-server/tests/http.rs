@@ -9,12 +9,12 @@ use acgs_server::ServerSettings;
 use acgs_store::StoreOptions;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{EXAMPLE, server, server_on};
+use common::{server, server_on};
 use serde_json::{Value, json};
 
 /// The example constitution's own test requests, by expected outcome.
 fn example_requests() -> Vec<(Outcome, Value)> {
-    let doc: ConstitutionDocument = toml::from_str(&std::fs::read_to_string(EXAMPLE).unwrap()).unwrap();
+    let doc: ConstitutionDocument = toml::from_str(&common::example_source()).unwrap();
     doc.tests
         .into_iter()
         .map(|t| (t.expect, serde_json::to_value(&t.request).unwrap()))
@@ -884,9 +884,7 @@ async fn decisions_are_timed_and_named_by_the_injected_clock_and_ids() {
 async fn a_newly_activated_constitution_decides_the_next_request() {
     let s = server(ServerSettings::default()).await;
     let before = s.short_hash();
-    let text = std::fs::read_to_string(EXAMPLE)
-        .unwrap()
-        .replacen("version = \"1.0.0\"", "version = \"1.0.1\"", 1);
+    let text = common::example_source().replacen("version = \"1.0.0\"", "version = \"1.0.1\"", 1);
     let next = acgs_engine::Constitution::from_toml("example 1.0.1", &text).unwrap();
     s.state.active.activate(
         std::sync::Arc::new(acgs_engine::Engine::new(std::sync::Arc::new(next))),

@@ -35,11 +35,14 @@ mod record;
 mod sql;
 mod sqlite;
 mod tree;
+mod usage;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+/// An entity named by type and id (what an account or API key is bound to).
+pub use acgs_audit::event::EntityName;
 use acgs_audit::{NodeId, NodeMap};
 pub use auth::{
     ApiKeyRecord, AuthStore, FailureCount, RefreshOutcome, RefreshTokenRecord, SecurityEvent, SessionRecord,
@@ -57,6 +60,7 @@ pub use log::{DecisionLog, LogConfig};
 pub use postgres::PostgresStore;
 pub use record::{DEFAULT_LIST_LIMIT, DecisionQuery, DecisionRecord, MAX_LIST_LIMIT, PruneOutcome, StoredCheckpoint};
 pub use sqlite::{PROBE_MIN_FREE_BYTES, SqliteStore, SqliteSync};
+pub use usage::{UsageSession, UsageStore};
 
 /// Storage of the audit log and its decision index. Implemented by [`SqliteStore`] and [`PostgresStore`];
 /// both pass the same conformance suite (`tests/store_conformance.rs`).
@@ -156,10 +160,10 @@ fn number(records: &mut [DecisionRecord], first: i64) {
 
 /// Everything ACGS keeps: the audit log with its decision index ([`DecisionStore`]), who may use the API
 /// ([`AuthStore`]), the constitution versions ([`ConstitutionStore`]) and the governed objects
-/// ([`GovernanceStore`]). Both backends implement it; an `Arc<dyn Store>` coerces to each trait object.
-pub trait Store: DecisionStore + AuthStore + ConstitutionStore + GovernanceStore {}
+/// ([`GovernanceStore`]) and the counters' usage ([`UsageStore`]). Both backends implement it; an `Arc<dyn Store>` coerces to each trait object.
+pub trait Store: DecisionStore + AuthStore + ConstitutionStore + GovernanceStore + UsageStore {}
 
-impl<T: DecisionStore + AuthStore + ConstitutionStore + GovernanceStore + ?Sized> Store for T {}
+impl<T: DecisionStore + AuthStore + ConstitutionStore + GovernanceStore + UsageStore + ?Sized> Store for T {}
 
 /// Options for opening a store.
 #[derive(Debug, Clone, Default)]

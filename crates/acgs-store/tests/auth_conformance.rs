@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
+use acgs_audit::event::EntityName;
 use acgs_store::{
     ApiKeyRecord, RefreshOutcome, RefreshTokenRecord, SecurityEvent, SessionRecord, SigningKeyRecord, Store,
     StoreError, StoreOptions, UserRecord,
@@ -22,6 +23,7 @@ fn user(name: &str) -> UserRecord {
         bootstrap_password: false,
         created_at_us: 1_000,
         password_changed_at_us: 1_000,
+        entity: None,
     }
 }
 
@@ -36,6 +38,11 @@ fn key(id: &str, byte: u8) -> ApiKeyRecord {
         expires_at_us: Some(9_000_000),
         revoked_at_us: None,
         last_used_at_us: None,
+        // Every other key is bound to a registry entity.
+        entity: byte.is_multiple_of(2).then(|| EntityName {
+            entity_type: "Agent".into(),
+            id: format!("agent-{byte}"),
+        }),
     }
 }
 
@@ -76,6 +83,10 @@ async fn users_are_unique_and_updatable(store: Arc<dyn Store>) {
     changed.bootstrap_password = true;
     changed.password_hash = "new".into();
     changed.password_changed_at_us = 5_000;
+    changed.entity = Some(EntityName {
+        entity_type: "User".into(),
+        id: "alice".into(),
+    });
     assert!(store.update_user(&changed).await.unwrap());
     assert_eq!(store.user_by_id("id-alice").await.unwrap(), Some(changed));
     let mut ghost = user("ghost");

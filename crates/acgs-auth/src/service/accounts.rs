@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use acgs_store::{ApiKeyRecord, UserRecord};
+use acgs_store::{ApiKeyRecord, EntityName, UserRecord};
 use serde::Serialize;
 
 use crate::credentials::{check_password_policy, generate_api_key, generate_password, hash_password, sha256};
@@ -57,6 +57,10 @@ pub struct ApiKeyView {
     /// Last use (µs, recorded at most every few seconds), if ever used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_used_at_us: Option<i64>,
+    /// The principal entity it decides for, if bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub entity: Option<EntityName>,
 }
 
 impl From<&ApiKeyRecord> for ApiKeyView {
@@ -70,6 +74,7 @@ impl From<&ApiKeyRecord> for ApiKeyView {
             expires_at_us: k.expires_at_us,
             revoked_at_us: k.revoked_at_us,
             last_used_at_us: k.last_used_at_us,
+            entity: k.entity.clone(),
         }
     }
 }
@@ -92,15 +97,22 @@ pub struct Bootstrap {
     pub signing_key: Option<String>,
     /// The administrator account and its password (shown once), if the store had no users.
     pub admin: Option<(String, String)>,
-    /// An API key with the `agent` role for trying the API (shown once), created with the administrator.
+    /// An API key with the `agent` role for trying the API (shown once), created with the administrator and bound
+    /// to the agent given to [`AuthService::bootstrap`].
     pub agent_key: Option<String>,
+    /// An API key with the `gateway` role (decides for any principal), created with the administrator.
+    pub gateway_key: Option<String>,
 }
 
 impl AuthService {
     /// Create what a first start needs: a signing key if none is in force, and — if there are no users at
-    /// all — an administrator (with `admin_password`, or a generated one) and an agent API key for trying the
-    /// API. Credentials are returned once and never stored in the clear.
-    pub async fn bootstrap(&self, admin_password: Option<String>) -> Result<Bootstrap, AuthError> {
+    /// all — an administrator (with `admin_password`, or a generated one), an agent API key bound to `agent` for
+    /// trying the API, and a gateway API key. Credentials are returned once and never stored in the clear.
+    pub async fn bootstrap(
+        &self,
+        admin_password: Option<String>,
+        agent: Option<EntityName>,
+    ) -> Result<Bootstrap, AuthError> {
         let mut done = Bootstrap {
             signing_key: self.ensure_signing_key().await?,
             ..Bootstrap::default()
@@ -123,6 +135,7 @@ impl AuthService {
                 bootstrap_password: true,
                 created_at_us: now,
                 password_changed_at_us: now,
+                entity: None,
             };
             self.store.create_user(&admin).await?;
             self.record(
@@ -134,15 +147,25 @@ impl AuthService {
             )
             .await?;
             let (_, key) = self
-                .create_api_key(
+                .create_api_key_for(
                     "bootstrap",
                     "tour agent (bootstrap)",
                     RoleSet::from_iter([Role::Agent]),
+                    None,
+                    agent,
+                )
+                .await?;
+            let (_, gateway) = self
+                .create_api_key(
+                    "bootstrap",
+                    "tour gateway (bootstrap)",
+                    RoleSet::from_iter([Role::Gateway]),
                     None,
                 )
                 .await?;
             done.admin = Some(("admin".into(), password));
             done.agent_key = Some(key);
+            done.gateway_key = Some(gateway);
         }
         Ok(done)
     }
@@ -198,6 +221,7 @@ impl AuthService {
             bootstrap_password: false,
             created_at_us: now,
             password_changed_at_us: now,
+            entity: None,
         };
         self.store.create_user(&user).await?;
         self.record(
@@ -296,7 +320,7 @@ impl AuthService {
         Ok(self.store.api_keys().await?.iter().map(ApiKeyView::from).collect())
     }
 
-    /// Create an API key; the key itself is returned once and only its SHA-256 is kept.
+    /// Create an API key bound to no entity; the key itself is returned once and only its SHA-256 is kept.
     pub async fn create_api_key(
         &self,
         actor: &str,
@@ -304,6 +328,27 @@ impl AuthService {
         roles: RoleSet,
         expires_at_us: Option<i64>,
     ) -> Result<(ApiKeyView, String), AuthError> {
+        self.create_api_key_for(actor, name, roles, expires_at_us, None).await
+    }
+
+    /// Create an API key, bound to the principal entity it decides for when `entity` is given (it may then ask
+    /// for decisions for that principal only, unless its roles grant `decisions:on_behalf`); the key itself is
+    /// returned once and only its SHA-256 is kept.
+    pub async fn create_api_key_for(
+        &self,
+        actor: &str,
+        name: &str,
+        roles: RoleSet,
+        expires_at_us: Option<i64>,
+        entity: Option<EntityName>,
+    ) -> Result<(ApiKeyView, String), AuthError> {
+        if let Some(e) = &entity
+            && (e.entity_type.trim().is_empty() || e.id.is_empty())
+        {
+            return Err(AuthError::Invalid(
+                "a key's entity needs a type and an id, e.g. Agent::\"ap-agent\"".into(),
+            ));
+        }
         if name.trim().is_empty() || name.chars().count() > 200 {
             return Err(AuthError::Invalid("an API key's name has 1-200 characters".into()));
         }
@@ -325,6 +370,7 @@ impl AuthService {
             expires_at_us,
             revoked_at_us: None,
             last_used_at_us: None,
+            entity,
         };
         self.store.create_api_key(&record).await?;
         self.reload_api_keys().await?;
@@ -333,7 +379,15 @@ impl AuthService {
             Some(actor),
             Some(&id),
             None,
-            Some(format!("{name}; roles {}", roles.names().join(","))),
+            Some(match &record.entity {
+                Some(e) => format!(
+                    "{name}; roles {}; bound to {}::{:?}",
+                    roles.names().join(","),
+                    e.entity_type,
+                    e.id
+                ),
+                None => format!("{name}; roles {}", roles.names().join(",")),
+            }),
         )
         .await?;
         Ok((ApiKeyView::from(&record), key))

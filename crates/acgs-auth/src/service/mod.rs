@@ -90,6 +90,8 @@ pub struct Principal {
     pub kind: PrincipalKind,
     /// The roles in force.
     pub roles: RoleSet,
+    /// The registry entity it is bound to (an API key decides for this principal only), if any.
+    pub entity: Option<Arc<acgs_store::EntityName>>,
 }
 
 /// The two kinds of principal.
@@ -136,6 +138,7 @@ struct CachedApiKey {
     roles: RoleSet,
     expires_at_us: Option<i64>,
     revoked: bool,
+    entity: Option<Arc<acgs_store::EntityName>>,
     /// Latest use seen by this process, and the latest one written to the store.
     last_used_us: AtomicI64,
     flushed_us: AtomicI64,
@@ -268,6 +271,7 @@ impl AuthService {
                     roles: RoleSet::from_stored(&r.roles),
                     expires_at_us: r.expires_at_us,
                     revoked: r.revoked_at_us.is_some(),
+                    entity: r.entity.map(Arc::new),
                     last_used_us: AtomicI64::new(seen.max(stored)),
                     flushed_us: AtomicI64::new(flushed),
                 };
@@ -386,6 +390,7 @@ impl AuthService {
                 name: cached.name.clone(),
             },
             roles: cached.roles.clone(),
+            entity: cached.entity.clone(),
         })
     }
 
@@ -428,6 +433,7 @@ impl AuthService {
                 session_id: session.id,
             },
             roles: RoleSet::from_stored(&user.roles),
+            entity: user.entity.map(Arc::new),
         })
     }
 

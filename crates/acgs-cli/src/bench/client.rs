@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use acgs_engine::Outcome;
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::record::Collected;
@@ -151,6 +151,48 @@ pub(super) async fn check_credentials(
         ),
         _ => Ok(()),
     }
+}
+
+/// The bodies of `mix` the server decides: each is sent once before the run (those decisions are logged like any
+/// other), and the ones refused as malformed — naming an entity the registry does not hold — are left out of the
+/// run; how many were. A refused credential, or a key that may not decide for a principal of the mix, ends it.
+pub(super) async fn decidable_mix(
+    client: &reqwest::Client,
+    base: &str,
+    api_key: Option<&str>,
+    mix: Vec<Vec<u8>>,
+) -> anyhow::Result<(Vec<Vec<u8>>, usize)> {
+    let mut kept = Vec::with_capacity(mix.len());
+    let mut left_out = 0;
+    for body in mix {
+        let mut probe = client
+            .post(format!("{base}/v1/decisions"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.clone());
+        if let Some(key) = api_key {
+            probe = probe.bearer_auth(key);
+        }
+        let response = probe.send().await.with_context(|| format!("{base} is not reachable"))?;
+        match response.status().as_u16() {
+            200 => kept.push(body),
+            400 => left_out += 1,
+            403 => bail!(
+                "the API key may not ask decisions for every principal of the mix (use a gateway's key, role \
+                 `gateway`): {}",
+                response.text().await.unwrap_or_default()
+            ),
+            status => bail!(
+                "{base} answered {status} to a request of the mix: {}",
+                response.text().await.unwrap_or_default()
+            ),
+        }
+    }
+    ensure!(
+        !kept.is_empty(),
+        "{base} refused every request of the mix: none names only registered entities (register them with \
+         `acgs entities import`)"
+    );
+    Ok((kept, left_out))
 }
 
 /// One client thread's state: its idle keep-alive connections and what it has recorded. Everything lives on one

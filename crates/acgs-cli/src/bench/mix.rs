@@ -18,19 +18,22 @@ fn business_prose(len: usize) -> String {
     BUSINESS_PROSE.chars().cycle().take(len).collect()
 }
 
-/// JSON bodies of every test-case request of the constitution `toml_text`, in file order. With `content_bytes > 0`
-/// each request's `content` is replaced by that many bytes of [`business_prose`].
+/// JSON bodies of every test-case request of the constitution `toml_text`, in file order, as a caller sends them:
+/// the entities whose facts come from the registry named by type and id only. With `content_bytes > 0` each
+/// request's `content` is replaced by that many bytes of [`business_prose`].
 pub(super) fn load_mix(toml_text: &str, content_bytes: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     let doc: ConstitutionDocument = toml::from_str(toml_text).context("parsing the constitution TOML")?;
     ensure!(
         !doc.tests.is_empty(),
         "the constitution has no [[tests]], so there are no requests to send"
     );
+    let constitution = acgs_engine::Constitution::compile("mix", toml_text).context("compiling the constitution")?;
     let content = (content_bytes > 0).then(|| business_prose(content_bytes));
     doc.tests
         .into_iter()
         .map(|test| {
-            let mut request = test.request;
+            let (mut request, _) = acgs_engine::split_registry_facts(&constitution, &test.request)
+                .with_context(|| format!("the request of test `{}`", test.name))?;
             if let Some(content) = &content {
                 request.content = Some(content.clone());
             }
@@ -49,9 +52,12 @@ mod tests {
         let mix = load_mix(crate::EXAMPLE_CONSTITUTION, 0)?;
         assert_eq!(mix.len(), doc.tests.len());
         assert!(!mix.is_empty());
+        let constitution = acgs_engine::Constitution::compile("example", crate::EXAMPLE_CONSTITUTION)?;
         for (body, test) in mix.iter().zip(&doc.tests) {
             let back: acgs_engine::DecisionRequest = serde_json::from_slice(body)?;
-            assert_eq!(back, test.request);
+            // Agents, users and roles are named by type and id only: the registry holds their facts.
+            assert_eq!(back, acgs_engine::split_registry_facts(&constitution, &test.request)?.0);
+            assert!(back.principal.attributes.is_empty() && back.principal.parents.is_empty());
         }
         Ok(())
     }

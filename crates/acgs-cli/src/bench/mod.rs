@@ -4,8 +4,10 @@
 //!
 //! Method (in full in `docs/load-generator.md`):
 //! - **Request mix.** Every `tests[].request` of a constitution (the embedded example by default) is serialised to
-//!   JSON once, before the run; each arrival picks one uniformly at random from a seeded RNG, so runs are
-//!   repeatable and client-side serialisation is never measured.
+//!   JSON once, before the run, as a caller sends it (registry entities by type and id); each is sent once to
+//!   keep those the server decides (a request naming an entity it has not registered is left out); each arrival
+//!   picks one uniformly at random from a seeded RNG, so runs are repeatable and client-side serialisation is
+//!   never measured.
 //! - **Open loop.** Request `i` is due at `start + i / rate`. Each client thread's scheduler sleeps until each of
 //!   its due times and starts the send without waiting for earlier responses, so a slow server faces the same
 //!   arrival rate as a fast one. Arrivals that would exceed `--max-in-flight` are counted as `dropped`; the
@@ -41,7 +43,7 @@ use hyper::header::HeaderValue;
 
 use anyhow::{Context, ensure};
 
-use client::{RunConfig, Target, check_credentials, check_ready};
+use client::{RunConfig, Target, check_credentials, check_ready, decidable_mix};
 use mix::load_mix;
 use record::write_latency_log;
 use report::{Report, ReportContext};
@@ -80,7 +82,7 @@ pub struct BenchArgs {
     /// Seed of the random request-mix choice (same seed, same sequence of requests).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// API key (role `agent`) sent with every request.
+    /// API key sent with every request: a gateway's (role `gateway`), since the mix names many principals.
     #[arg(long, env = "ACGS_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Write every measured request as a CSV line (`due_us,latency_us,status`: its due time from the start of
@@ -126,9 +128,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let mix = load_mix(&mix_text, args.content_bytes).with_context(|| format!("request mix from {mix_source}"))?;
-    let mix_len = mix.len();
-    // Shared buffers: every send clones a reference to its body, never the bytes.
-    let bodies: Arc<[Bytes]> = mix.into_iter().map(Bytes::from).collect();
     let timeout = Duration::from_millis(args.timeout_ms);
 
     // Readiness (and the address to connect to) first, on a throwaway runtime.
@@ -136,13 +135,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("building the tokio runtime")?;
-    let (server, target) = setup.block_on(async {
+    let (server, target, mix, left_out) = setup.block_on(async {
         let client = reqwest::Client::builder()
             .no_proxy()
             .build()
             .context("building the HTTP client")?;
         let server = check_ready(&client, &ready_url, &base).await?;
         check_credentials(&client, &base, args.api_key.as_deref()).await?;
+        let (mix, left_out) = decidable_mix(&client, &base, args.api_key.as_deref(), mix).await?;
         let host = ready_url.host_str().context("--url has no host")?.to_owned();
         let port = ready_url.port_or_known_default().context("--url has no port")?;
         let address = tokio::net::lookup_host((host.as_str(), port))
@@ -167,9 +167,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             path: Uri::from_str(&format!("{}/v1/decisions", ready_url.path().trim_end_matches("/ready")))
                 .context("--url path")?,
         };
-        anyhow::Ok((server, target))
+        anyhow::Ok((server, target, mix, left_out))
     })?;
     drop(setup);
+    let mix_len = mix.len();
+    if left_out > 0 && !args.json {
+        eprintln!(
+            "acgs bench: {left_out} requests of the mix name entities {base} does not have registered; the run sends \
+             the other {mix_len}"
+        );
+    }
+    // Shared buffers: every send clones a reference to its body, never the bytes.
+    let bodies: Arc<[Bytes]> = mix.into_iter().map(Bytes::from).collect();
     if !args.json {
         eprintln!(
             "acgs bench: {base} ready; {} req/s for {} s after {} s warm-up ...",

@@ -18,6 +18,8 @@ pub struct Server {
     pub agent_key: Option<String>,
     /// The administrator password a first start printed.
     pub admin_password: Option<String>,
+    /// The first start's gateway key (decides for any principal).
+    pub gateway_key: Option<String>,
 }
 
 impl Server {
@@ -26,12 +28,18 @@ impl Server {
         Self::start_command("serve", args)
     }
 
-    /// Start `acgs <command>` (`serve` or `up`) with `args` on a free loopback port.
+    /// Start `acgs <command>` (`serve` or `up`) with `args` on a free loopback port. `serve` without a
+    /// `--constitution` runs the example with every fact sent by the caller ([`caller_example`]), so that the
+    /// example's test requests decide as written; `up` runs the embedded example as it is.
     pub fn start_command(command: &str, args: &[&str]) -> Server {
+        let mut args: Vec<&str> = args.to_vec();
+        if command == "serve" && !args.contains(&"--constitution") {
+            args.extend(["--constitution", caller_example()]);
+        }
         let mut child = Command::new(ACGS)
             .arg(command)
             .args(["--listen", "127.0.0.1:0"])
-            .args(args)
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -52,11 +60,14 @@ impl Server {
             }
         };
         // The first-start credentials, if any, follow the address.
-        let (mut agent_key, mut admin_password) = (None, None);
+        let (mut agent_key, mut gateway_key, mut admin_password) = (None, None, None);
         for line in lines.by_ref() {
             let Ok(line) = line else { break };
             if let Some(rest) = line.trim().strip_prefix("administrator:  admin / ") {
                 admin_password = Some(rest.trim().to_owned());
+            }
+            if let Some(rest) = line.trim().strip_prefix("gateway API key:  ") {
+                gateway_key = Some(rest.trim().to_owned());
             }
             if let Some(rest) = line.trim().strip_prefix("agent API key:  ") {
                 agent_key = Some(rest.trim().to_owned());
@@ -72,6 +83,7 @@ impl Server {
             child,
             url,
             agent_key,
+            gateway_key,
             admin_password,
         };
         server.wait_ready();
@@ -79,6 +91,16 @@ impl Server {
     }
 
     /// `Bearer <agent key>` for the `Authorization` header (the key a first start printed).
+    /// `Bearer <gateway key>`: the first start's key that decides for any principal.
+    pub fn gateway_auth(&self) -> String {
+        format!(
+            "Bearer {}",
+            self.gateway_key
+                .as_deref()
+                .expect("the server printed a gateway API key")
+        )
+    }
+
     pub fn agent_auth(&self) -> String {
         format!(
             "Bearer {}",
@@ -208,6 +230,32 @@ pub fn postgres_url() -> String {
         "cannot create a schema on {base}"
     );
     format!("{base}?options=-c%20search_path%3D{schema}")
+}
+
+/// A file holding the example constitution without its `[entities.…]` tables: every entity's facts from the
+/// caller, as the example's test requests send them (the registry itself is tested in `tests/entities.rs`).
+pub fn caller_example() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let text = std::fs::read_to_string(EXAMPLE).expect("example");
+        let mut out = String::with_capacity(text.len());
+        let mut skipping = false;
+        for line in text.lines() {
+            let t = line.trim_start();
+            if t.starts_with("[entities.") || t.starts_with("[[entities.") {
+                skipping = true;
+            } else if t.starts_with('[') || t.starts_with("# ===") {
+                skipping = false;
+            }
+            if !skipping {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        let path = std::env::temp_dir().join(format!("acgs-caller-example-{}.toml", std::process::id()));
+        std::fs::write(&path, out).expect("write the caller example");
+        path.to_str().expect("a UTF-8 temp path").to_owned()
+    })
 }
 
 /// The example constitution's test requests as JSON strings.

@@ -22,6 +22,7 @@ use crate::governance::Governance;
 use crate::hash::hash_document;
 use crate::shapes::Shapes;
 
+use super::counters::{ActionContext, Counters, USAGE_ATTRIBUTE};
 use super::entity_sources::EntitySources;
 
 /// 1-based line number of a byte offset.
@@ -293,6 +294,38 @@ impl<'a> Compiler<'a> {
                 EntitySources::default()
             }
         };
+        // Each action's context as declared, for the counters (the `usage` attribute they fill is set apart).
+        let declared: Vec<(String, String, crate::shapes::ActionShape)> = schema
+            .actions()
+            .filter_map(|uid| {
+                let core_uid: &cedar_policy_core::ast::EntityUID = uid.as_ref();
+                let shape = Shapes::action(schema.as_ref(), core_uid, DETECTIONS_ATTRIBUTE).ok()?;
+                Some((uid.to_string(), uid.id().unescaped().to_owned(), shape))
+            })
+            .collect();
+        let contexts: Vec<ActionContext<'_>> = declared
+            .iter()
+            .map(|(uid, id, shape)| ActionContext {
+                uid: uid.clone(),
+                id: id.clone(),
+                attributes: &shape.context.attributes,
+                usage: shape.context.attributes.get(USAGE_ATTRIBUTE),
+            })
+            .collect();
+        let counters = match Counters::compile(&document.counters, &contexts) {
+            Ok(counters) => counters,
+            Err(problems) => {
+                let line = self
+                    .text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("[[counters"))
+                    .map(|i| i + 1);
+                for (subject, message) in problems {
+                    self.problem(ProblemKind::Counters, line, subject, message);
+                }
+                Counters::default()
+            }
+        };
         let mut actions: HashMap<String, Arc<CompiledAction>> = HashMap::new();
         let mut ambiguous = HashSet::new();
         for uid in schema.actions() {
@@ -323,7 +356,7 @@ impl<'a> Compiler<'a> {
                 .collect();
             compiled.sort_by(|a, b| a.reason.policy_id.cmp(&b.reason.policy_id));
             let core_uid: &cedar_policy_core::ast::EntityUID = uid.as_ref();
-            let shape = match Shapes::action(schema.as_ref(), core_uid, DETECTIONS_ATTRIBUTE) {
+            let mut shape = match Shapes::action(schema.as_ref(), core_uid, DETECTIONS_ATTRIBUTE) {
                 Ok(shape) => shape,
                 Err(message) => {
                     self.problem(ProblemKind::Schema, None, "schema", message);
@@ -345,8 +378,16 @@ impl<'a> Compiler<'a> {
                     continue;
                 }
             };
+            // ACGS fills `usage` from the counters; a caller may not send it.
+            let wants_usage = shape.context.attributes.remove(USAGE_ATTRIBUTE).is_some();
             let action = Arc::new(CompiledAction {
                 uid: core_uid.clone(),
+                counters: if wants_usage {
+                    counters.by_action.get(&uid.to_string()).cloned().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+                wants_usage,
                 shape,
                 policies: compiled,
                 wants_detections: detections_by_action.get(&uid.to_string()).copied().unwrap_or(false),
@@ -632,7 +673,7 @@ impl<'a> Compiler<'a> {
     }
 }
 
-fn is_valid_id(id: &str) -> bool {
+pub(crate) fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && id

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use cedar_policy_core::ast::EntityType;
 use smol_str::SmolStr;
 
-use crate::document::{EntitySource, EntitySourceEntry};
+use crate::document::{EntitySource, EntitySourceEntry, EntityWriter};
 use crate::shapes::Shapes;
 
 /// How a `registry` type's entities are resolved in a request.
@@ -20,6 +20,8 @@ pub(crate) struct RegistryRule {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EntitySources {
     pub(crate) registry: HashMap<EntityType, RegistryRule>,
+    /// The writer rules of the types that name them, by type name.
+    pub(crate) writers: HashMap<String, Vec<EntityWriter>>,
 }
 
 impl EntitySources {
@@ -43,6 +45,26 @@ impl EntitySources {
                 ));
                 continue;
             }
+            let declared: HashSet<&str> = shapes.declared_attributes(type_name).into_iter().flatten().collect();
+            for writer in &entry.writers {
+                if writer.role.trim().is_empty() {
+                    problems.push((subject.clone(), "a writer rule needs a `role`".to_owned()));
+                }
+                for name in writer.attributes.iter().flatten() {
+                    if !declared.contains(name.as_str()) {
+                        problems.push((
+                            subject.clone(),
+                            format!(
+                                "writer `{}`: `{name}` is not an attribute of `{type_name}` in the schema",
+                                writer.role
+                            ),
+                        ));
+                    }
+                }
+            }
+            if !entry.writers.is_empty() {
+                sources.writers.insert(type_name.clone(), entry.writers.clone());
+            }
             match entry.source {
                 EntitySource::Caller => {
                     if !entry.request_attributes.is_empty() {
@@ -55,7 +77,6 @@ impl EntitySources {
                     }
                 }
                 EntitySource::Registry => {
-                    let declared: HashSet<&str> = shapes.declared_attributes(type_name).into_iter().flatten().collect();
                     let mut rule = RegistryRule::default();
                     for name in &entry.request_attributes {
                         if declared.contains(name.as_str()) {

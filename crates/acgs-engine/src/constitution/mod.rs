@@ -10,8 +10,11 @@
 //! `detections`.
 
 mod compile;
+mod counters;
 mod detections;
 mod entity_sources;
+
+pub use counters::{Counter, USAGE_ATTRIBUTE};
 
 pub(crate) use entity_sources::{EntitySources, RegistryRule};
 
@@ -91,6 +94,10 @@ pub(crate) struct CompiledAction {
     pub(crate) policies: Vec<CompiledPolicy>,
     /// Whether the action's context type declares `detections`.
     pub(crate) wants_detections: bool,
+    /// Whether the action's context type declares `usage`, which ACGS fills from `counters`.
+    pub(crate) wants_usage: bool,
+    /// The counters its `usage` holds, by name.
+    pub(crate) counters: Vec<Arc<Counter>>,
     /// An entity store holding just this action's entity (with its action groups as ancestors), so a
     /// request adds its own entities to a small store instead of every action of the schema.
     pub(crate) action_store: cedar_policy_core::entities::Entities,
@@ -228,6 +235,24 @@ impl Constitution {
         } else {
             crate::document::EntitySource::Caller
         }
+    }
+
+    /// Which account roles may change the registered entities of `type_name`, and what
+    /// ([`EntityWriter::default_rules`] when the constitution names none for it).
+    ///
+    /// [`EntityWriter::default_rules`]: crate::EntityWriter::default_rules
+    pub fn entity_writers(&self, type_name: &str) -> Vec<crate::document::EntityWriter> {
+        self.entity_sources
+            .writers
+            .get(type_name)
+            .cloned()
+            .unwrap_or_else(crate::document::EntityWriter::default_rules)
+    }
+
+    /// The counters whose values the policies of `action` read in `context.usage` (none for an unknown action), by
+    /// name: the usage a decision of it needs.
+    pub fn counters_for(&self, action: &str) -> &[Arc<Counter>] {
+        self.actions.get(action).map_or(&[], |a| a.counters.as_slice())
     }
 
     /// The entity types whose facts only the registry asserts, sorted.

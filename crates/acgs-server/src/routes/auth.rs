@@ -153,6 +153,9 @@ pub struct NewApiKey {
     #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 36500)]
     pub expires_in_days: Option<u32>,
+    /// The principal entity the key decides for (an agent's key: it may ask decisions for this principal only).
+    #[serde(default)]
+    pub entity: Option<acgs_engine::EntityRef>,
 }
 
 /// The longest lifetime of an API key, in days (100 years; the OpenAPI document says the same).
@@ -386,9 +389,13 @@ pub async fn create_api_key(
             )));
         }
     };
+    let entity = body.entity.map(|e| acgs_store::EntityName {
+        entity_type: e.entity_type,
+        id: e.id,
+    });
     let (api_key, key) = state
         .auth
-        .create_api_key(&principal.label(), &body.name, roles, expires_at_us)
+        .create_api_key_for(&principal.label(), &body.name, roles, expires_at_us, entity)
         .await?;
     Ok((StatusCode::CREATED, Json(CreatedApiKey { key, api_key })).into_response())
 }

@@ -120,6 +120,7 @@ async fn decide_and_log(
     responses(
         (status = 200, description = "Decided and durably logged", body = DecisionResponse),
         (status = 400, description = "Malformed request", body = Problem),
+        (status = 403, description = "The credential may not ask decisions for this principal", body = Problem),
         (status = 409, description = "Constitutional hash mismatch", body = Problem),
         (status = 413, description = "Body too large", body = Problem),
         (status = 503, description = "Decision log unavailable or overloaded; nothing was decided", body = Problem),
@@ -130,7 +131,40 @@ pub async fn create(
     Extension(principal): Extension<Principal>,
     JsonBody(request): JsonBody<DecisionRequest>,
 ) -> Result<Json<DecisionResponse>, ApiError> {
+    refuse_other_principals(&state, &principal, std::slice::from_ref(&request)).await?;
     Ok(Json(decide_and_log(&state, &principal.label(), &request).await?))
+}
+
+/// 403 (recorded as the security event `principal.mismatch`) when `caller` may not ask a decision for the
+/// principal of one of `requests` ([`crate::principal_binding`]); nothing is decided then.
+async fn refuse_other_principals(
+    state: &AppState,
+    caller: &Principal,
+    requests: &[DecisionRequest],
+) -> Result<(), ApiError> {
+    for (i, request) in requests.iter().enumerate() {
+        let Err(why) = crate::principal_binding::may_decide_for(caller, &request.principal) else {
+            continue;
+        };
+        metrics::counter!("acgs_auth_forbidden_total", "permission" => "decisions:on_behalf").increment(1);
+        let subject = format!("{}::{:?}", request.principal.entity_type, request.principal.id);
+        state
+            .auth
+            .record(
+                "principal.mismatch",
+                Some(&caller.label()),
+                Some(&subject),
+                None,
+                Some(why.clone()),
+            )
+            .await?;
+        return Err(ApiError::Forbidden(if requests.len() > 1 {
+            format!("requests[{i}]: {why}")
+        } else {
+            why
+        }));
+    }
+    Ok(())
 }
 
 /// Decide up to 1000 actions; each result is a decision or the problem with that request.
@@ -140,6 +174,7 @@ pub async fn create(
     responses(
         (status = 200, description = "Per-request results in order", body = BatchResponse),
         (status = 400, description = "Malformed batch or more than 1000 requests", body = Problem),
+        (status = 403, description = "The credential may not ask decisions for one of the principals", body = Problem),
     )
 )]
 pub async fn create_batch(
@@ -156,6 +191,7 @@ pub async fn create_batch(
             batch.requests.len()
         )));
     }
+    refuse_other_principals(&state, &principal, &batch.requests).await?;
     // All items are queued together so they share group commits. Each decision first takes a unit of the task's
     // cooperative budget, so a large batch gives its worker thread back to other requests every ~128 decisions
     // instead of deciding them all in one go.

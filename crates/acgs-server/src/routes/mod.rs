@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod constitution;
 pub mod decisions;
+pub mod entities;
 pub mod governance;
 pub mod system;
 pub mod transfers;

@@ -32,8 +32,44 @@ pub async fn server(settings: ServerSettings) -> TestServer {
     server_on(store, settings, dir).await
 }
 
+/// The example constitution with every entity type's facts sent by the caller (its `[entities]` tables left
+/// out): what the suites that test other things than the registry run, so that their requests carry their facts.
+/// `tests/entities.rs` runs the example as it is.
+pub fn example_source() -> String {
+    without_entity_sources(&std::fs::read_to_string(EXAMPLE).unwrap())
+}
+
+/// `text` without its `[entities.…]` tables (up to the next table or section comment); the rest as written.
+pub fn without_entity_sources(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut skipping = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("[entities.") || t.starts_with("[[entities.") {
+            skipping = true;
+        } else if t.starts_with('[') || t.starts_with("# ===") {
+            skipping = false;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 pub async fn server_on(store: Arc<dyn Store>, settings: ServerSettings, dir: tempfile::TempDir) -> TestServer {
-    let constitution = Constitution::load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    server_with(store, settings, dir, &example_source()).await
+}
+
+/// A server on `store` with the constitution `source` (TOML) in force.
+pub async fn server_with(
+    store: Arc<dyn Store>,
+    settings: ServerSettings,
+    dir: tempfile::TempDir,
+    source: &str,
+) -> TestServer {
+    let constitution = Constitution::from_toml(EXAMPLE, source).unwrap_or_else(|e| panic!("{e}"));
     let (master, _) = MasterKey::load_or_create(&dir.path().join("auth-master.key")).unwrap();
     let auth = AuthService::new(
         store.clone(),
@@ -49,7 +85,7 @@ pub async fn server_on(store: Arc<dyn Store>, settings: ServerSettings, dir: tem
         .await
         .unwrap();
     let log = DecisionLog::start(store.clone(), LogConfig::default());
-    let version = record_version(&*store, &constitution).await;
+    let version = record_version(&*store, &constitution, source).await;
     TestServer {
         state: AppState::new(
             (Arc::new(Engine::new(Arc::new(constitution))), version),
@@ -66,11 +102,11 @@ pub async fn server_on(store: Arc<dyn Store>, settings: ServerSettings, dir: tem
 }
 
 /// Record `constitution` as the version in force (as `acgs serve`'s first start does), unless one is; its number.
-pub async fn record_version(store: &dyn Store, constitution: &Constitution) -> i64 {
+pub async fn record_version(store: &dyn Store, constitution: &Constitution, source: &str) -> i64 {
     if let Some(active) = store.active_constitution().await.unwrap() {
         return active.number;
     }
-    let source = std::fs::read_to_string(EXAMPLE).unwrap();
+    let source = source.to_owned();
     store
         .activate_constitution(
             0,

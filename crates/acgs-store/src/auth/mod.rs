@@ -28,6 +28,8 @@ pub struct UserRecord {
     pub created_at_us: i64,
     /// Last password change (µs).
     pub password_changed_at_us: i64,
+    /// The registry entity this person is (e.g. `User::"maria"`), if bound.
+    pub entity: Option<acgs_audit::event::EntityName>,
 }
 
 /// A machine client's key (its secret is kept only as a SHA-256).
@@ -51,6 +53,8 @@ pub struct ApiKeyRecord {
     pub revoked_at_us: Option<i64>,
     /// Last time it authenticated a request (recorded at most once a minute).
     pub last_used_at_us: Option<i64>,
+    /// The principal entity it decides for (e.g. `Agent::"ap-agent"`), if bound.
+    pub entity: Option<acgs_audit::event::EntityName>,
 }
 
 /// A login session: the family of refresh tokens issued since one login.

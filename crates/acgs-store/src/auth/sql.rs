@@ -11,6 +11,7 @@ use super::{
 use crate::StoreError;
 use crate::error::conflict_or;
 use crate::sql::statement;
+use acgs_audit::event::EntityName;
 
 /// Roles as stored.
 fn join_roles(roles: &[String]) -> String {
@@ -27,12 +28,24 @@ fn hash32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
 }
 
-type UserRow = (String, String, String, String, bool, bool, i64, i64);
+type UserRow = (
+    String,
+    String,
+    String,
+    String,
+    bool,
+    bool,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+);
 
 /// The columns of [`UserRow`], in its order.
 macro_rules! user_columns {
     () => {
-        "id, username, password_hash, roles, disabled, bootstrap_password, created_at_us, password_changed_at_us"
+        "id, username, password_hash, roles, disabled, bootstrap_password, created_at_us, password_changed_at_us, \
+         entity_type, entity_id"
     };
 }
 
@@ -46,6 +59,23 @@ fn user_from(row: UserRow) -> UserRecord {
         bootstrap_password: row.5,
         created_at_us: row.6,
         password_changed_at_us: row.7,
+        entity: entity_from(row.8, row.9),
+    }
+}
+
+/// A bound entity as read: both columns or neither.
+fn entity_from(entity_type: Option<String>, id: Option<String>) -> Option<EntityName> {
+    Some(EntityName {
+        entity_type: entity_type?,
+        id: id?,
+    })
+}
+
+/// A bound entity as written: `(type, id)`.
+fn entity_columns(entity: &Option<EntityName>) -> (Option<&str>, Option<&str>) {
+    match entity {
+        Some(e) => (Some(e.entity_type.as_str()), Some(e.id.as_str())),
+        None => (None, None),
     }
 }
 
@@ -59,12 +89,15 @@ type ApiKeyRow = (
     Option<i64>,
     Option<i64>,
     Option<i64>,
+    Option<String>,
+    Option<String>,
 );
 
 /// The columns of [`ApiKeyRow`], in its order.
 macro_rules! api_key_columns {
     () => {
-        "id, name, secret_sha256, roles, created_by, created_at_us, expires_at_us, revoked_at_us, last_used_at_us"
+        "id, name, secret_sha256, roles, created_by, created_at_us, expires_at_us, revoked_at_us, last_used_at_us, \
+         entity_type, entity_id"
     };
 }
 
@@ -79,6 +112,7 @@ fn api_key_from(row: ApiKeyRow) -> Result<ApiKeyRecord, StoreError> {
         expires_at_us: row.6,
         revoked_at_us: row.7,
         last_used_at_us: row.8,
+        entity: entity_from(row.9, row.10),
     })
 }
 
@@ -147,8 +181,9 @@ macro_rules! auth_store_impl {
                     $db,
                     "INSERT INTO auth_users (",
                     user_columns!(),
-                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 );
+                let (entity_type, entity_id) = entity_columns(&u.entity);
                 sqlx::query(sql)
                     .bind(&u.id)
                     .bind(&u.username)
@@ -158,6 +193,8 @@ macro_rules! auth_store_impl {
                     .bind(u.bootstrap_password)
                     .bind(u.created_at_us)
                     .bind(u.password_changed_at_us)
+                    .bind(entity_type)
+                    .bind(entity_id)
                     .execute(self.auth_pool())
                     .await
                     .map_err(|e| conflict_or(e, &format!("user `{}`", u.username)))?;
@@ -202,8 +239,9 @@ macro_rules! auth_store_impl {
                 let sql = statement!(
                     $db,
                     "UPDATE auth_users SET username = ?, password_hash = ?, roles = ?, disabled = ?, \
-                     bootstrap_password = ?, password_changed_at_us = ? WHERE id = ?",
+                     bootstrap_password = ?, password_changed_at_us = ?, entity_type = ?, entity_id = ? WHERE id = ?",
                 );
+                let (entity_type, entity_id) = entity_columns(&u.entity);
                 let done = sqlx::query(sql)
                     .bind(&u.username)
                     .bind(&u.password_hash)
@@ -211,6 +249,8 @@ macro_rules! auth_store_impl {
                     .bind(u.disabled)
                     .bind(u.bootstrap_password)
                     .bind(u.password_changed_at_us)
+                    .bind(entity_type)
+                    .bind(entity_id)
                     .bind(&u.id)
                     .execute(self.auth_pool())
                     .await
@@ -338,8 +378,9 @@ macro_rules! auth_store_impl {
                     $db,
                     "INSERT INTO auth_api_keys (",
                     api_key_columns!(),
-                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 );
+                let (entity_type, entity_id) = entity_columns(&k.entity);
                 sqlx::query(sql)
                     .bind(&k.id)
                     .bind(&k.name)
@@ -350,6 +391,8 @@ macro_rules! auth_store_impl {
                     .bind(k.expires_at_us)
                     .bind(k.revoked_at_us)
                     .bind(k.last_used_at_us)
+                    .bind(entity_type)
+                    .bind(entity_id)
                     .execute(self.auth_pool())
                     .await
                     .map_err(|e| conflict_or(e, &format!("API key `{}`", k.id)))?;

@@ -62,6 +62,8 @@ pub struct SqliteStore {
     directory: std::path::PathBuf,
     /// Dropped with the last clone, which stops the background WAL checkpointer.
     _stop_wal_checkpointer: Arc<std::sync::mpsc::Sender<()>>,
+    /// The counter keys held by this process's usage sessions (`crate::usage`).
+    pub(crate) usage_locks: crate::usage::KeyLocks,
 }
 
 /// Free space a write probe requires on the database's filesystem: room for a few large batches in the
@@ -133,6 +135,7 @@ impl SqliteStore {
             flush_failed,
             directory,
             _stop_wal_checkpointer: Arc::new(stop_wal_checkpointer),
+            usage_locks: crate::usage::KeyLocks::default(),
         })
     }
 
