@@ -88,7 +88,9 @@ echo "== server at $base (constitution $short_hash)"
 # (seq ≤ size, from ≤ to), a drafted amendment (its constitution must validate and differ from the one in
 # force), an authority transfer (the constitution with the new sets must validate: a threshold no larger than
 # its set), a ruling (its expected outcome must differ from the appealed decision's; drafting an amendment
-# needs one), and a verification job (its constitution must validate, or its amendment exist; exactly one of the two).
+# needs one), a verification job (its constitution must validate, or its amendment exist; exactly one of the two),
+# the registry's writes (an entity must conform to the constitution's schema) and its list (a parent is named by
+# `parent_type` and `parent_id` together).
 common_config() {
   cat <<EOF
 seed = $seed
@@ -106,7 +108,8 @@ enabled = true
 
 $(for op in "POST /v1/decisions" "POST /v1/decisions/batch" "POST /v1/auth/password" "POST /v1/auth/logout" \
   "GET /v1/audit/proof/inclusion" "GET /v1/audit/proof/consistency" "POST /v1/amendments" \
-  "POST /v1/emergency/transfers" "POST /v1/appeals/{id}/rulings" "POST /v1/verify"; do
+  "POST /v1/emergency/transfers" "POST /v1/appeals/{id}/rulings" "POST /v1/verify" \
+  "GET /v1/entities" "PUT /v1/entities/{type}/{id}" "PATCH /v1/entities/{type}/{id}" "POST /v1/entities/import"; do
     printf '[[operations]]\ninclude-name = "%s"\nchecks.positive_data_acceptance.enabled = false\n\n' "$op"
   done)
 EOF
@@ -156,7 +159,7 @@ login() {
 token=$(login)
 [ -n "$token" ] || { echo "cannot log in as the administrator" >&2; exit 1; }
 curl -sf -X PATCH -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-  -d '{"roles":["admin","council","proposer","reviewer","auditor","operator","agent"]}' \
+  -d '{"roles":["admin","council","proposer","reviewer","auditor","operator","agent","gateway","monitor"]}' \
   "$base/v1/auth/users/admin" >/dev/null
 curl -sf -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
   -d '{"username":"fuzz-target","roles":["auditor"]}' "$base/v1/auth/users" >/dev/null

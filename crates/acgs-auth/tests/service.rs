@@ -731,7 +731,50 @@ macro_rules! on_both_backends {
     };
 }
 
+/// An account bound to the registry entity the person is: the binding is stored, shown, in force for the person's
+/// tokens, and can be removed.
+async fn an_account_is_bound_to_its_registry_entity(backend: &str) {
+    let h = Harness::new(backend).await;
+    let (_, password) = h
+        .auth
+        .create_user("admin", "maria", None, [Role::Reviewer].into_iter().collect())
+        .await
+        .unwrap();
+    let maria = acgs_store::EntityName {
+        entity_type: "User".into(),
+        id: "maria".into(),
+    };
+    let bind = |entity: Option<acgs_store::EntityName>| UserChanges {
+        entity: Some(entity),
+        ..Default::default()
+    };
+    let view = h
+        .auth
+        .update_user("admin", "maria", bind(Some(maria.clone())))
+        .await
+        .unwrap();
+    assert_eq!(view.entity.as_ref(), Some(&maria));
+    let login = h.auth.login("maria", &password.unwrap(), "10.0.0.1").await.unwrap();
+    let principal = h
+        .auth
+        .authenticate(Some(&format!("Bearer {}", login.access_token)))
+        .await
+        .unwrap();
+    assert_eq!(principal.entity.as_deref(), Some(&maria));
+    let nameless = acgs_store::EntityName {
+        entity_type: "User".into(),
+        id: String::new(),
+    };
+    assert!(matches!(
+        h.auth.update_user("admin", "maria", bind(Some(nameless))).await,
+        Err(AuthError::Invalid(_))
+    ));
+    let view = h.auth.update_user("admin", "maria", bind(None)).await.unwrap();
+    assert!(view.entity.is_none());
+}
+
 on_both_backends!(
+    an_account_is_bound_to_its_registry_entity,
     login_lockout_and_unlock,
     refresh_rotation_and_reuse_detection,
     signing_key_rotation_keeps_sessions_and_rotate_all_revokes_everything,

@@ -105,6 +105,20 @@ pub enum UsersCommand {
         #[arg(long, value_delimiter = ',', required = true)]
         roles: Vec<String>,
     },
+    /// Bind a user to the registry entity the person is (e.g. 'User::"maria"'), or unbind it with --none: the
+    /// identity approvers and council members are checked against (docs/entities.md).
+    SetEntity {
+        #[command(flatten)]
+        credentials: CredentialSource,
+        /// Username.
+        username: String,
+        /// The entity, e.g. 'User::"maria"'.
+        #[arg(value_parser = crate::entities_cmd::parse_entity, required_unless_present = "none")]
+        entity: Option<acgs_store::EntityName>,
+        /// Unbind the user.
+        #[arg(long, conflicts_with = "entity")]
+        none: bool,
+    },
     /// Reset a user's password (generated and printed once unless given with --password-stdin); ends its
     /// sessions.
     SetPassword {
@@ -295,6 +309,29 @@ pub fn run_users(cmd: UsersCommand) -> Result<ExitCode> {
                     )
                     .await?;
                 println!("{}: roles {}", user.username, user.roles.join(","));
+            }
+            UsersCommand::SetEntity {
+                credentials,
+                username,
+                entity,
+                none: _,
+            } => {
+                let user = credentials
+                    .open()
+                    .await?
+                    .update_user(
+                        &actor(),
+                        &username,
+                        UserChanges {
+                            entity: Some(entity),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                match &user.entity {
+                    Some(e) => println!("{}: is {}::{:?}", user.username, e.entity_type, e.id),
+                    None => println!("{}: bound to no entity", user.username),
+                }
             }
             UsersCommand::SetPassword {
                 credentials,

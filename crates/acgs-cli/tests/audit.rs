@@ -33,7 +33,7 @@ fn stdout(o: &Output) -> String {
 /// created here (signing key, administrator, agent key, gateway key, auditor key), so decision `i` is entry
 /// `i + 6`.
 async fn decisions(data: &str, n: usize) -> (Vec<String>, String, Option<String>) {
-    let mut server = Server::start(&["--data-dir", data]);
+    let mut server = Server::start(&["--data-dir", data, "--constitution", common::caller_example()]);
     let agent = server.gateway_auth();
     let auditor = format!("Bearer {}", common::api_key(&["--data-dir", data], "auditor"));
     let client = reqwest::Client::new();
@@ -142,7 +142,7 @@ async fn verify_export_prune_and_tampering_through_the_cli() {
     let o = acgs_in(cwd, &["audit", "verify", "--data-dir", data]);
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("audit log verified: 34 entries (0 pruned)"),
+        stdout(&o).contains("audit log verified: 35 entries (0 pruned)"),
         "{}",
         stdout(&o)
     );
@@ -201,10 +201,10 @@ async fn verify_export_prune_and_tampering_through_the_cli() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let o = acgs_in(cwd, &["audit", "prune", "--data-dir", data, "--older-than", "1s"]);
     assert!(o.status.success(), "{}", stdout(&o));
-    assert!(stdout(&o).contains("pruned 34 event bodies"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("pruned 35 event bodies"), "{}", stdout(&o));
     let o = acgs_in(cwd, &["audit", "verify", "--data-dir", data]);
     assert!(o.status.success(), "{}", stdout(&o));
-    assert!(stdout(&o).contains("35 entries (34 pruned)"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("36 entries (35 pruned)"), "{}", stdout(&o));
     let o = acgs_in(cwd, &["audit", "prune", "--data-dir", data, "--older-than", "soon"]);
     assert!(!o.status.success());
     assert!(stdout(&o).contains("not an age"), "{}", stdout(&o));
@@ -266,7 +266,7 @@ async fn a_forged_decision_index_fails_verify_and_is_never_shown() {
         let o = acgs_in(cwd, args);
         assert!(!o.status.success(), "{args:?}: {}", stdout(&o));
         assert!(
-            stdout(&o).contains("decision index does not match its audit event at seq 8"),
+            stdout(&o).contains("decision index does not match its audit event at seq 9"),
             "{args:?}: {}",
             stdout(&o)
         );

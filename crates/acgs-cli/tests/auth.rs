@@ -277,7 +277,7 @@ async fn administration_commands_change_what_the_running_server_accepts() {
     let agent = server.agent_key.clone().unwrap();
     assert_eq!(api.get("/v1/constitution", &agent).await.status(), 200);
     let o = run(&["auth", "rotate-all", "--revoke-api-keys"]);
-    assert!(text(&o).contains("revoked 0 sessions and 1 API keys"), "{}", text(&o));
+    assert!(text(&o).contains("revoked 0 sessions and 2 API keys"), "{}", text(&o));
     api.eventually("/v1/constitution", &agent, 401).await;
     let before_loss = api.token("alice", "a long enough new password").await;
 

@@ -211,7 +211,7 @@ fn the_connection_cap_is_fitted_to_the_open_file_limit() {
 async fn decide_via_server_then_read_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
-    let server = common::Server::start(&["--data-dir", &data]);
+    let server = common::Server::start(&["--data-dir", &data, "--constitution", common::caller_example()]);
     let request = common::example_requests()[0].clone();
     let url = server.url.clone();
     let key = server.gateway_key.clone().unwrap();
@@ -242,8 +242,8 @@ async fn decide_via_server_then_read_the_log() {
         .unwrap();
     let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(shown["decision_id"], id.as_str());
-    // After the first start's security events: signing key, administrator, agent key.
-    assert_eq!(shown["seq"], 4);
+    // After the first start's security events: signing key, administrator, agent key, gateway key.
+    assert_eq!(shown["seq"], 5);
     let d = data.clone();
     let missing = tokio::task::spawn_blocking(move || acgs(&["decisions", "show", "--data-dir", &d, "nope"]))
         .await
@@ -414,8 +414,14 @@ fn bench_drives_a_real_server_and_reports_every_request() {
     assert_eq!(dues[0], 0);
     assert_eq!(dues[1], 5_000);
     assert!(lines[1..].iter().all(|l| l.ends_with(",200")));
-    // Every answered decision is in the server's log: warm-up and measured, after the three security events
-    // of the first start.
+    // Every answered decision is in the server's log: the mix's requests sent once before the run (those naming
+    // only registered entities), warm-up and measured, after the four security events and the 32 registered
+    // entities of the first start.
+    let mix = report["request_mix"]["requests"].as_u64().unwrap();
+    assert!(
+        mix > 0 && mix < 81,
+        "the example's tests name some entities the example does not register: {mix}"
+    );
     let auditor = common::api_key(&["--data-dir", dir.path().to_str().unwrap()], "auditor");
     let count = std::process::Command::new("curl")
         .args(["-s", "-H", &format!("Authorization: Bearer {auditor}")])
@@ -423,7 +429,7 @@ fn bench_drives_a_real_server_and_reports_every_request() {
         .output()
         .unwrap();
     let newest: serde_json::Value = serde_json::from_slice(&count.stdout).unwrap();
-    assert_eq!(newest[0]["seq"], 603);
+    assert_eq!(newest[0]["seq"].as_u64(), Some(4 + 32 + mix + 600));
     assert!(report["connections_opened"].as_u64().unwrap() >= 1, "{report}");
 
     // With one connection allowed, every request goes over it in turn and is answered. Whether the run keeps

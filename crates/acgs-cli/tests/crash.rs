@@ -15,6 +15,8 @@ use common::Server;
 
 /// `args`: how to start the server (restarted on the same log); `source`: how `acgs audit verify` finds the log.
 async fn load_then_kill(args: &[&str], database_url: &str, source: &[&str]) {
+    // The example with every fact from the caller, as its test requests send them.
+    let args = &[args, &["--constitution", common::caller_example()]].concat();
     let mut server = Server::start(args);
     // The restart below prints no credentials: keep the first start's agent key.
     let auth = server.gateway_auth();
@@ -93,7 +95,7 @@ async fn load_then_kill(args: &[&str], database_url: &str, source: &[&str]) {
     }
     let count = store.count().await.unwrap();
     // The log holds the decisions and the security events of the first start (signing key, administrator,
-    // agent key): numbered 1..=last with no gaps.
+    // agent key, gateway key): numbered 1..=last with no gaps.
     let last = store.last_seq().await.unwrap();
     let entries = store.audit_entries(1, u32::MAX).await.unwrap();
     assert!(
@@ -102,7 +104,7 @@ async fn load_then_kill(args: &[&str], database_url: &str, source: &[&str]) {
     );
     assert_eq!(entries.len() as i64, last);
     let security = entries.iter().filter(|e| e.kind == "security").count() as i64;
-    assert_eq!(security, 3, "first-start security events");
+    assert_eq!(security, 4, "first-start security events");
     assert_eq!(count + security, last, "every other entry is a decision");
     assert!(count as usize >= answered.len());
     eprintln!(
@@ -166,7 +168,7 @@ async fn postgres_log_keeps_every_answered_decision_after_kill_9() {
 async fn sigterm_drains_in_flight_decisions_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let mut server = Server::start(&["--data-dir", data]);
+    let mut server = Server::start(&["--data-dir", data, "--constitution", common::caller_example()]);
     let client = reqwest::Client::new();
     let body = common::example_requests()[0].clone();
     for _ in 0..20 {

@@ -16,7 +16,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{ACGS, EXAMPLE, Server, api_key, example_requests};
+use common::{ACGS, Server, api_key, example_requests};
 use serde_json::Value;
 
 /// Every user the example constitution's `[governance]` names, with the role each gets here.
@@ -56,6 +56,10 @@ impl Setup {
         let extra = extra(&root);
         let mut args = vec!["--data-dir", &data, "--auth-reload-secs", "1"];
         args.extend(extra.iter().map(String::as_str));
+        // The example with every fact from the caller, as its test requests send them (unless the test gives one).
+        if !args.contains(&"--constitution") {
+            args.extend(["--constitution", common::caller_example()]);
+        }
         let server = Server::start(&args);
         Self {
             _dir: dir,
@@ -169,10 +173,11 @@ fn hash_of(file: &str) -> String {
 
 /// The example constitution with the version label `label`, written into `dir`.
 fn example_as(dir: &Path, label: &str) -> String {
-    let text =
-        std::fs::read_to_string(EXAMPLE)
-            .unwrap()
-            .replacen("version = \"1.0.0\"", &format!("version = \"{label}\""), 1);
+    let text = std::fs::read_to_string(common::caller_example()).unwrap().replacen(
+        "version = \"1.0.0\"",
+        &format!("version = \"{label}\""),
+        1,
+    );
     let path = dir.join(format!("constitution-{label}.toml"));
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_owned()
@@ -192,7 +197,7 @@ fn the_council_amends_and_the_emergency_set_halts_from_the_command_line() {
     }
     let cro = "chief-risk-officer";
     let amended = example_as(&s.root, "1.1.0");
-    let (base_hash, proposed_hash) = (hash_of(EXAMPLE), hash_of(&amended));
+    let (base_hash, proposed_hash) = (hash_of(common::caller_example()), hash_of(&amended));
     assert_ne!(base_hash, proposed_hash);
 
     // Draft: the JSON is the server's amendment.
@@ -804,7 +809,7 @@ fn the_emergency_set_hands_its_authority_to_a_new_set_from_the_command_line() {
 /// The example constitution with `timelock = "3s"` and the version label `label`, written into `dir` (the walkthrough
 /// below cannot wait 24 hours).
 fn example_with_short_timelock(dir: &Path, label: &str) -> String {
-    let text = std::fs::read_to_string(EXAMPLE)
+    let text = std::fs::read_to_string(common::caller_example())
         .unwrap()
         .replacen("version = \"1.0.0\"", &format!("version = \"{label}\""), 1)
         .replacen("timelock = \"24h\"", "timelock = \"3s\"", 1);

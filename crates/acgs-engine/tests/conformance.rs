@@ -492,12 +492,41 @@ fn check(paths: &Paths, requests: &[Value], seed: u64, random_rounds: usize) -> 
     (compared, accepted)
 }
 
-/// The example constitution with every entity type's facts from the caller: the conversion compared here is the
-/// one of facts a request sends (registry facts are converted by the same code when they are written).
+/// The example constitution with every fact sent by the caller: the conversion compared here is the one of facts
+/// a request sends (registry facts are converted by the same code when they are written). The counters' record
+/// `usage`, which ACGS fills, becomes an ordinary context record `tallies` the requests send.
 fn example_with_caller_facts() -> Constitution {
     let mut doc: toml::Table = toml::from_str(&std::fs::read_to_string(EXAMPLE).unwrap()).unwrap();
     doc.remove("entities");
-    Constitution::from_toml("example.toml", &toml::to_string(&doc).unwrap()).unwrap_or_else(|e| panic!("{e}"))
+    // A test that states no counter's value means 0 (as in `decide_fixture`); here the request sends it.
+    let counters = doc.remove("counters").unwrap();
+    for test in doc["tests"].as_array_mut().unwrap() {
+        let request = test["request"].as_table_mut().unwrap();
+        let action = request["action"].as_str().unwrap().to_owned();
+        for counter in counters.as_array().unwrap() {
+            if counter["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a.as_str() == Some(&action))
+            {
+                let context = request
+                    .entry("context")
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .unwrap();
+                let usage = context
+                    .entry("usage")
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .unwrap();
+                let name = counter["name"].as_str().unwrap().to_owned();
+                usage.entry(name).or_insert(toml::Value::Integer(0));
+            }
+        }
+    }
+    let text = toml::to_string(&doc).unwrap().replace("usage", "tallies");
+    Constitution::from_toml("example.toml", &text).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

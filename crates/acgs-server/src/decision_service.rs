@@ -157,20 +157,13 @@ impl DecisionService {
     /// record it; answered only once the record is durable.
     pub async fn decide(&self, caller: &str, request: &DecisionRequest) -> Result<RecordedDecision, DecisionError> {
         let in_force = self.active.in_force();
-        let counters = in_force.engine.constitution().counters_for(&request.action);
+        let counters = in_force.engine.constitution().counters_for(&request.action).to_vec();
         let unrecorded = if self.halt.is_halted() {
             self.deny_halted(&in_force.engine, caller, request)?
         } else if !counters.is_empty() {
-            self.decide_counted(&in_force, counters, caller, request).await?
-        } else if is_heavy(request) {
-            let _slot = self.heavy.acquire().await.map_err(|_| DecisionError::ShuttingDown)?;
-            metrics::counter!("acgs_decisions_offloaded_total").increment(1);
-            let (service, caller, request) = (self.clone(), caller.to_owned(), request.clone());
-            tokio::task::spawn_blocking(move || service.decide_now(&in_force, &caller, &request, &Usage::new()))
-                .await
-                .map_err(|e| DecisionError::Internal(format!("a decision task failed: {e}")))??
+            self.decide_counted(in_force, &counters, caller, request).await?
         } else {
-            self.decide_now(&in_force, caller, request, &Usage::new())?
+            self.evaluate(in_force, caller, request, Usage::new()).await?
         };
         let Unrecorded {
             decision,
@@ -200,7 +193,7 @@ impl DecisionService {
     /// usage. Fails closed: without the counters, nothing is decided.
     async fn decide_counted(
         &self,
-        in_force: &InForce,
+        in_force: Arc<InForce>,
         counters: &[Arc<acgs_engine::Counter>],
         caller: &str,
         request: &DecisionRequest,
@@ -216,7 +209,7 @@ impl DecisionService {
                 .map_err(DecisionError::Usage)?;
             usage.insert(counter.name.clone(), total);
         }
-        let unrecorded = self.decide_now(in_force, caller, request, &usage)?;
+        let unrecorded = self.evaluate(in_force, caller, request, usage).await?;
         if unrecorded.decision.outcome == Outcome::Allow {
             for (counter, key) in counters.iter().zip(&keys) {
                 session
@@ -227,6 +220,26 @@ impl DecisionService {
         }
         session.finish().await.map_err(DecisionError::Usage)?;
         Ok(unrecorded)
+    }
+
+    /// Decide `request` with the engine and registry in force and the counters' `usage`: in place, or, for a heavy
+    /// request, on the blocking pool.
+    async fn evaluate(
+        &self,
+        in_force: Arc<InForce>,
+        caller: &str,
+        request: &DecisionRequest,
+        usage: Usage,
+    ) -> Result<Unrecorded, DecisionError> {
+        if !is_heavy(request) {
+            return self.decide_now(&in_force, caller, request, &usage);
+        }
+        let _slot = self.heavy.acquire().await.map_err(|_| DecisionError::ShuttingDown)?;
+        metrics::counter!("acgs_decisions_offloaded_total").increment(1);
+        let (service, caller, request) = (self.clone(), caller.to_owned(), request.clone());
+        tokio::task::spawn_blocking(move || service.decide_now(&in_force, &caller, &request, &usage))
+            .await
+            .map_err(|e| DecisionError::Internal(format!("a decision task failed: {e}")))?
     }
 
     /// Decide `request` with the engine and registry in force and the counters' `usage`, and build its audit
@@ -243,7 +256,12 @@ impl DecisionService {
         let decision: Decision = engine.decide_with(request, &in_force.registry, usage)?;
         let evaluated_in_us = started.elapsed().as_micros() as u64;
         metrics::histogram!("acgs_decision_evaluation_seconds").record(started.elapsed().as_secs_f64());
-        self.unrecorded(engine, caller, request, decision, evaluated_in_us, None)
+        let evaluated = Evaluated {
+            decision,
+            evaluated_in_us,
+            usage,
+        };
+        self.unrecorded(engine, caller, request, evaluated, None)
     }
 
     /// The denial of `request` while the system is halted: nothing is evaluated, and shadow mode does not apply.
@@ -274,7 +292,12 @@ impl DecisionService {
             since_us: state.since_us.unwrap_or_default(),
             reason: &state.reason,
         };
-        self.unrecorded(engine, caller, request, decision, 0, Some(halt))
+        let evaluated = Evaluated {
+            decision,
+            evaluated_in_us: 0,
+            usage: &Usage::new(),
+        };
+        self.unrecorded(engine, caller, request, evaluated, Some(halt))
     }
 
     /// The audit record of `decision` on `request`, under `engine`'s constitution.
@@ -283,10 +306,14 @@ impl DecisionService {
         engine: &Engine,
         caller: &str,
         request: &DecisionRequest,
-        decision: Decision,
-        evaluated_in_us: u64,
+        evaluated: Evaluated<'_>,
         halt: Option<HaltNote<'_>>,
     ) -> Result<Unrecorded, DecisionError> {
+        let Evaluated {
+            decision,
+            evaluated_in_us,
+            usage,
+        } = evaluated;
         let constitution = engine.constitution();
         let halted = halt.is_some();
         let effective = if self.shadow && !halted {
@@ -311,6 +338,7 @@ impl DecisionService {
             detections: &decision.detections,
             errors: &decision.errors,
             explanation: &decision.explanation,
+            usage: (!usage.is_empty()).then_some(usage),
             system_reason: halted.then_some(EMERGENCY_HALT),
             halt,
         };
@@ -402,6 +430,13 @@ struct ContentDigest {
     bytes: usize,
 }
 
+/// What the engine did for one request: its decision, its time and the counters' values it read.
+struct Evaluated<'u> {
+    decision: Decision,
+    evaluated_in_us: u64,
+    usage: &'u Usage,
+}
+
 /// The JSON body stored with each decision record.
 #[derive(Debug, Serialize)]
 struct LoggedBody<'a> {
@@ -414,6 +449,9 @@ struct LoggedBody<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [EvaluationError],
     explanation: &'a str,
+    /// The counters' values the policies read in `context.usage` (left out when the action reads none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<&'a Usage>,
     /// [`EMERGENCY_HALT`] when no policy was evaluated (left out otherwise, so earlier bodies are unchanged).
     #[serde(skip_serializing_if = "Option::is_none")]
     system_reason: Option<&'static str>,

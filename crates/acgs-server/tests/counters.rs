@@ -194,7 +194,17 @@ async fn allowed_transfers_add_up_and_the_window_passes() {
     let (c, _data, _) = sqlite().await;
     // 9,000.00 at a time: allowed until the day's total would pass 2,500,000.00.
     c.spent("opex-eur", DAILY_LIMIT_CENTS - 2_000_000).await;
-    assert_eq!(c.outcome(&transfer("opex-eur", 900_000)).await, "allow");
+    let first = c.decide(&transfer("opex-eur", 900_000)).await;
+    assert_eq!(first["decision"], "allow");
+    // The log records the counters' values the decision read.
+    let logged =
+        c.s.get(&format!("/v1/decisions/{}", first["decision_id"].as_str().unwrap()))
+            .await
+            .json();
+    assert_eq!(
+        logged["body"]["usage"],
+        json!({"daily_total_cents": DAILY_LIMIT_CENTS - 2_000_000})
+    );
     assert_eq!(c.outcome(&transfer("opex-eur", 900_000)).await, "allow");
     let over = c.decide(&transfer("opex-eur", 900_000)).await;
     assert_eq!(over["decision"], "deny", "{over}");

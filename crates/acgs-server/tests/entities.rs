@@ -92,7 +92,7 @@ fn transfer(agent: &str, amount_cents: i64) -> Value {
         "resource": {"type": "Account", "id": "opex-eur",
                      "attributes": {"owner_team": {"__entity": {"type": "Team", "id": "payables"}},
                                     "currency": "EUR", "frozen": false}},
-        "context": {"amount_cents": amount_cents, "currency": "EUR", "daily_total_cents": 0}
+        "context": {"amount_cents": amount_cents, "currency": "EUR"}
     })
 }
 

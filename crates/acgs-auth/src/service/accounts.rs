@@ -32,6 +32,10 @@ pub struct UserView {
     /// Locked after failed logins until then (µs), if locked now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked_until_us: Option<i64>,
+    /// The registry entity this person is, if bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub entity: Option<EntityName>,
 }
 
 /// An API key as shown to administrators (never its secret).
@@ -88,6 +92,9 @@ pub struct UserChanges {
     pub disabled: Option<bool>,
     /// A new password (set by an administrator: it counts as a password the user has not chosen).
     pub password: Option<String>,
+    /// Bind the account to the registry entity it is (`Some(Some(…))`, e.g. `User::"maria"`), or unbind it
+    /// (`Some(None)`).
+    pub entity: Option<Option<EntityName>>,
 }
 
 /// What the first start created.
@@ -184,6 +191,7 @@ impl AuthService {
                 id: u.id,
                 username: u.username,
                 roles: u.roles,
+                entity: u.entity,
                 disabled: u.disabled,
                 bootstrap_password: u.bootstrap_password,
                 created_at_us: u.created_at_us,
@@ -279,9 +287,21 @@ impl AuthService {
             end_sessions = Some("password reset");
             what.push("password reset".to_owned());
         }
+        if let Some(entity) = changes.entity {
+            match &entity {
+                Some(e) if e.entity_type.trim().is_empty() || e.id.is_empty() => {
+                    return Err(AuthError::Invalid(
+                        "an account's entity needs a type and an id, e.g. User::\"maria\"".into(),
+                    ));
+                }
+                Some(e) => what.push(format!("bound to {}::{:?}", e.entity_type, e.id)),
+                None => what.push("unbound".to_owned()),
+            }
+            user.entity = entity;
+        }
         if what.is_empty() {
             return Err(AuthError::Invalid(
-                "nothing to change (roles, disabled or password)".into(),
+                "nothing to change (roles, disabled, password or entity)".into(),
             ));
         }
         if was_active_admin && !is_active_admin(&user) {

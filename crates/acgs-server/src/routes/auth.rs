@@ -106,6 +106,10 @@ pub struct UserPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(min_length = 12, nullable = false)]
     pub password: Option<String>,
+    /// The registry entity this person is (e.g. `{"type": "User", "id": "maria"}`), or `null` to unbind.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<acgs_engine::EntityRef>)]
+    pub entity: Option<Option<acgs_engine::EntityRef>>,
 }
 
 /// An optional whole number, also spelled as a float (`30.0`): JSON Schema (and so OpenAPI 3.1) counts `30.0` as
@@ -336,6 +340,12 @@ pub async fn update_user(
         roles: body.roles.as_deref().map(parse_roles).transpose()?,
         disabled: body.disabled,
         password: body.password,
+        entity: body.entity.map(|e| {
+            e.map(|e| acgs_store::EntityName {
+                entity_type: e.entity_type,
+                id: e.id,
+            })
+        }),
     };
     Ok(Json(
         state.auth.update_user(&principal.label(), &username, changes).await?,
