@@ -5,7 +5,7 @@
 # CPU (from /proc/PID/task/*/schedstat), the group commit's batch size, how many commits took over 1 and 5 ms and how
 # long the WAL checkpoint passes took (from /metrics; counted over the whole run, warm-up included). It flushes the
 # page cache's dirty data (`sync`) before starting the server, so that a build's write-back is not measured.
-# The load is sent as the agent the first start creates (its API key, from the server's output), so every
+# The load is sent by the gateway the first start creates (its API key, from the server's output), so every
 # request is authenticated and authorized as in production; /metrics is made public for the script.
 #
 # Usage: scripts/http-bench.sh [RATE [DURATION_S [DATA_DIR]]] [-- extra `acgs up` flags]

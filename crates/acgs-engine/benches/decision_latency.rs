@@ -36,7 +36,11 @@ fn measure(engine: &Engine, requests: &[DecisionRequest], iterations: usize) -> 
 /// [`measure`] for requests whose agents, users and roles come from a registry and whose counters are given.
 fn measure_registry(
     engine: &Engine,
-    requests: &[(DecisionRequest, acgs_engine::Registry, acgs_engine::Usage)],
+    requests: &[(
+        DecisionRequest,
+        std::sync::Arc<acgs_engine::Registry>,
+        acgs_engine::Usage,
+    )],
     iterations: usize,
 ) -> Histogram<u64> {
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).expect("histogram bounds");
