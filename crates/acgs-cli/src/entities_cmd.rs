@@ -119,6 +119,25 @@ pub enum EntitiesCommand {
         #[arg(value_parser = parse_entity)]
         entity: EntityName,
     },
+    /// Changes held for a second principal's approval (writer rules with `needs_approval`), newest first.
+    Changes {
+        /// Only changes in this state: pending, approved or rejected.
+        #[arg(long)]
+        state: Option<String>,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a held change (not your own): it is applied.
+    Approve {
+        /// The change's id.
+        id: String,
+    },
+    /// Reject a held change (or withdraw your own).
+    Reject {
+        /// The change's id.
+        id: String,
+    },
     /// Register the entities of a file, 500 per commit (each commit all or nothing).
     Import {
         /// The file: JSON Lines (`.jsonl`) or Cedar's entities JSON (`.json`).
@@ -299,7 +318,7 @@ async fn execute(client: &mut Client, command: EntitiesCommand) -> Result<()> {
                     Some(&body),
                 )
                 .await?;
-            println!("{} registered (revision {})", key(&entity), answer["revision"]);
+            report_write(&entity, &answer, "registered");
         }
         C::Set {
             entity,
@@ -331,18 +350,56 @@ async fn execute(client: &mut Client, command: EntitiesCommand) -> Result<()> {
                     Some(&body),
                 )
                 .await?;
-            println!("{} changed (revision {})", key(&entity), answer["revision"]);
+            report_write(&entity, &answer, "changed");
         }
         C::Delete { entity } => {
-            client
-                .send(
+            let answer = client
+                .json(
                     Method::DELETE,
                     &["v1", "entities", &entity.entity_type, &entity.id],
                     &[],
                     None,
                 )
                 .await?;
-            println!("{} deleted", key(&entity));
+            report_write(&entity, &answer, "deleted");
+        }
+        C::Changes { state, json } => {
+            let mut query = vec![("limit", "1000".to_owned())];
+            if let Some(state) = state {
+                query.push(("state", state));
+            }
+            let answer = client
+                .json(Method::GET, &["v1", "entities", "changes"], &query, None)
+                .await?;
+            if json {
+                return print_json(&answer);
+            }
+            for c in answer.as_array().into_iter().flatten() {
+                println!(
+                    "{}  {:<8}  {}::{}  proposed by {}{}",
+                    c["id"].as_str().unwrap_or("?"),
+                    c["state"].as_str().unwrap_or("?"),
+                    c["entity_type"].as_str().unwrap_or("?"),
+                    c["entity_id"],
+                    c["proposed_by"].as_str().unwrap_or("?"),
+                    c["decided_by"]
+                        .as_str()
+                        .map(|d| format!(", decided by {d}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        C::Approve { id } => {
+            let answer = client
+                .json(Method::POST, &["v1", "entities", "changes", &id, "approve"], &[], None)
+                .await?;
+            println!("change {id} {} and applied", answer["state"].as_str().unwrap_or("?"));
+        }
+        C::Reject { id } => {
+            let answer = client
+                .json(Method::POST, &["v1", "entities", "changes", &id, "reject"], &[], None)
+                .await?;
+            println!("change {id} {}", answer["state"].as_str().unwrap_or("?"));
         }
         C::Import { file, format } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read `{}`", file.display()))?;
@@ -400,6 +457,21 @@ async fn execute(client: &mut Client, command: EntitiesCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a write did: applied (with the entity's revision), or held for another principal's approval.
+fn report_write(entity: &EntityName, answer: &Value, done: &str) {
+    if answer["state"] == "pending" {
+        let id = answer["id"].as_str().unwrap_or("?");
+        println!(
+            "{}: held for approval as change {id}; another principal approves it with `acgs entities approve {id}`",
+            key(entity)
+        );
+    } else if answer.is_null() {
+        println!("{} {done}", key(entity));
+    } else {
+        println!("{} {done} (revision {})", key(entity), answer["revision"]);
+    }
 }
 
 /// The entities of an import file, as JSON values the server reads (either form per line for JSON Lines).

@@ -128,6 +128,10 @@ pub struct EntityWriter {
     /// and the parents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Vec<String>>,
+    /// A change this rule allows is held until another principal whose rules allow it too approves it (e.g. a
+    /// role grant, four eyes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_approval: bool,
 }
 
 impl EntityWriter {
@@ -136,6 +140,7 @@ impl EntityWriter {
         vec![Self {
             role: "operator".into(),
             attributes: None,
+            needs_approval: false,
         }]
     }
 }

@@ -85,6 +85,15 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/entities", get(routes::entities::list))
         .route("/v1/entities/import", post(routes::entities::import))
         .route("/v1/entities/export", get(routes::entities::export))
+        .route("/v1/entities/changes", get(routes::entities::held_changes))
+        .route(
+            "/v1/entities/changes/{id}/approve",
+            post(routes::entities::approve_change),
+        )
+        .route(
+            "/v1/entities/changes/{id}/reject",
+            post(routes::entities::reject_change),
+        )
         .route(
             "/v1/entities/{type}/{id}",
             get(routes::entities::show)

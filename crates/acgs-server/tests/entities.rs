@@ -596,3 +596,145 @@ async fn wait_for(s: &TestServer, key: &str, expected: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// The example with role grants (and registering and deleting agents) held for a second operator's approval.
+fn example_with_four_eyes() -> String {
+    let text = example().replacen(
+        "[[entities.Agent.writers]]\nrole = \"operator\"                 # register agents, grant roles, suspend\n",
+        "[[entities.Agent.writers]]\nrole = \"operator\"\nattributes = [\"trust_level\", \"risk_score\", \"suspended\", \"owner\", \"home_region\"]\n\n\
+         [[entities.Agent.writers]]\nrole = \"operator\"\nneeds_approval = true\n",
+        1,
+    );
+    assert!(text.contains("needs_approval = true"));
+    text
+}
+
+#[tokio::test]
+async fn a_role_grant_needs_a_second_operator_and_is_applied_once_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/acgs.db", dir.path().display());
+    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
+    let s = server_with(store, ServerSettings::default(), dir, &example_with_four_eyes()).await;
+    let entities: Vec<_> = ENTITIES.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    s.state
+        .entities
+        .import(acgs_server::entity_service::Writer::Host("test"), entities)
+        .await
+        .unwrap();
+    let (alice, bob) = (
+        key(&s, &[Role::Operator], None).await,
+        key(&s, &[Role::Operator], None).await,
+    );
+    let gateway = key(&s, &[Role::Gateway], None).await;
+    let uri = "/v1/entities/Agent/ap-agent";
+    // An attribute change is applied at once.
+    let risk = call(
+        &s,
+        Method::PATCH,
+        uri,
+        Some(&alice),
+        Some(json!({"attributes": {"trust_level": 5}})),
+    )
+    .await;
+    assert_eq!(risk.status, StatusCode::OK, "{}", risk.text);
+    // A role grant is held: nothing changes until someone else approves it.
+    let grant = json!({"parents": [{"type": "Role", "id": "finance-agent"}, {"type": "Role", "id": "treasury-reviewer"},
+                                   {"type": "Team", "id": "payables"}]});
+    let held = call(&s, Method::PATCH, uri, Some(&alice), Some(grant.clone())).await;
+    assert_eq!(held.status, StatusCode::ACCEPTED, "{}", held.text);
+    let change = held.json();
+    assert_eq!(
+        (change["state"].as_str(), change["base_revision"].as_i64()),
+        (Some("pending"), Some(2))
+    );
+    let id = change["id"].as_str().unwrap().to_owned();
+    let shown = call(&s, Method::GET, uri, None, None).await.json();
+    assert_eq!(shown["parents"].as_array().unwrap().len(), 2, "{shown}");
+    let pending = call(&s, Method::GET, "/v1/entities/changes?state=pending", None, None)
+        .await
+        .json();
+    assert_eq!(pending.as_array().unwrap().len(), 1);
+    // The proposer cannot approve it; another operator can, and then it is in force.
+    let approve = format!("/v1/entities/changes/{id}/approve");
+    call(&s, Method::POST, &approve, Some(&alice), None)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN);
+    let approved = call(&s, Method::POST, &approve, Some(&bob), None).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
+    assert_eq!(approved.json()["state"], "approved");
+    let shown = call(&s, Method::GET, uri, None, None).await.json();
+    assert_eq!(
+        (shown["parents"].as_array().unwrap().len(), shown["revision"].as_i64()),
+        (3, Some(3))
+    );
+    call(&s, Method::POST, &approve, Some(&bob), None)
+        .await
+        .assert_problem(StatusCode::CONFLICT);
+    let actions: Vec<String> = entity_events(&s)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions[actions.len() - 4..],
+        [
+            "entity.updated",
+            "entity.change_proposed",
+            "entity.change_approved",
+            "entity.updated"
+        ]
+    );
+    // A change proposed against a revision that has moved on is not approved; one rejected is never applied.
+    let revoke = json!({"parents": [{"type": "Role", "id": "finance-agent"}, {"type": "Team", "id": "payables"}]});
+    let stale = call(&s, Method::PATCH, uri, Some(&alice), Some(revoke.clone()))
+        .await
+        .json();
+    call(
+        &s,
+        Method::PATCH,
+        uri,
+        Some(&bob),
+        Some(json!({"attributes": {"risk_score": 20}})),
+    )
+    .await;
+    let stale_id = stale["id"].as_str().unwrap();
+    call(
+        &s,
+        Method::POST,
+        &format!("/v1/entities/changes/{stale_id}/approve"),
+        Some(&bob),
+        None,
+    )
+    .await
+    .assert_problem(StatusCode::CONFLICT);
+    let rejected = call(
+        &s,
+        Method::POST,
+        &format!("/v1/entities/changes/{stale_id}/reject"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(rejected.json()["state"], "rejected");
+    // The approved grant decides: ap-agent is now a treasury reviewer too.
+    let review = json!({
+        "principal": {"type": "Agent", "id": "ap-agent"},
+        "action": "approve_transfer",
+        "resource": {"type": "TransferRequest", "id": "TR-1",
+                     "attributes": {"requested_by": {"__entity": {"type": "Agent", "id": "senior-ap-agent"}},
+                                    "amount_cents": 250000, "currency": "EUR"}}
+    });
+    let reply = decide(&s, &gateway, review).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json()["decision"], "allow", "{}", reply.text);
+    // A held change in an import is refused: an import holds none.
+    let refused = call(
+        &s,
+        Method::POST,
+        "/v1/entities/import",
+        Some(&alice),
+        Some(json!({"entities": [{"type": "Agent", "id": "new-bot", "attributes": {"trust_level": 1, "risk_score": 1, "suspended": false}}]})),
+    )
+    .await;
+    refused.assert_problem(StatusCode::FORBIDDEN);
+}

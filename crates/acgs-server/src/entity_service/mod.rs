@@ -8,6 +8,7 @@
 //! ([`EntityService::follow_other_replicas`]).
 
 mod gate;
+mod held;
 mod model;
 
 use std::sync::Arc;
@@ -23,8 +24,9 @@ use serde_json::json;
 pub use gate::RegistryConformance;
 use model::EntityBody;
 pub use model::{
-    CedarEntity, DELETED, ENTITY, EntityFacts, EntityPatch, EntityView, ImportedEntity, REGISTERED, StoredEntity,
-    authorize_write, changed_attributes, entity_sha256, key, parents_changed,
+    APPROVED, Allowed, CedarEntity, DELETED, ENTITY, ENTITY_CHANGE, EntityFacts, EntityPatch, EntityView, HeldChange,
+    ImportedEntity, PENDING, REGISTERED, REJECTED, StoredEntity, authorize_write, changed_attributes, entity_sha256,
+    key, parents_changed,
 };
 
 use crate::active::{ActiveConstitution, Directory};
@@ -110,15 +112,26 @@ pub struct ImportSummary {
 
 /// What a write did.
 #[derive(Debug, Clone)]
-pub struct Written {
-    /// The entity as registered now.
-    pub entity: Arc<StoredEntity>,
-    /// It was not registered before.
-    pub created: bool,
+pub enum Written {
+    /// The entity is registered with the new facts.
+    Applied {
+        /// The entity as registered now.
+        entity: Arc<StoredEntity>,
+        /// It was not registered before.
+        created: bool,
+    },
+    /// The entity was deleted.
+    Deleted,
+    /// The writer rules hold the change until another principal approves it.
+    Held(Box<HeldChange>),
 }
 
-/// What one entity's write left: the entity registered now (`None`: deleted), and whether it is new.
-type WriteOutcome = (Option<Arc<StoredEntity>>, bool);
+/// What one entity's write left: applied (the entity registered now, `None`: deleted, and whether it is new), or
+/// held for approval.
+enum WriteOutcome {
+    Applied(Option<Arc<StoredEntity>>, bool),
+    Held(Box<HeldChange>),
+}
 
 /// The entity registry. Cheap to clone.
 #[derive(Clone)]
@@ -164,6 +177,8 @@ struct Change {
     created_at_us: Option<i64>,
     before: Option<EntityInput>,
     after: Option<EntityInput>,
+    /// What the writer rules say of it.
+    allowed: Allowed,
 }
 
 impl EntityService {
@@ -311,10 +326,10 @@ impl EntityService {
             attributes: facts.attributes,
             parents: facts.parents,
         };
-        let (entity, created) = self
+        let outcome = self
             .write_one(writer, entity_type, id, if_match, |_| Ok(Some(after.clone())))
             .await?;
-        registered(entity, entity_type, id).map(|entity| Written { entity, created })
+        Ok(written(outcome))
     }
 
     /// Change some facts of a registered entity (only at revision `if_match`, when given).
@@ -326,13 +341,13 @@ impl EntityService {
         patch: EntityPatch,
         if_match: Option<i64>,
     ) -> Result<Written, EntityError> {
-        let (entity, created) = self
+        let outcome = self
             .write_one(writer, entity_type, id, if_match, |before| match before {
                 Some(before) => Ok(Some(patch.apply(before))),
                 None => Err(not_registered(entity_type, id)),
             })
             .await?;
-        registered(entity, entity_type, id).map(|entity| Written { entity, created })
+        Ok(written(outcome))
     }
 
     /// Delete a registered entity (only at revision `if_match`, when given).
@@ -342,13 +357,14 @@ impl EntityService {
         entity_type: &str,
         id: &str,
         if_match: Option<i64>,
-    ) -> Result<(), EntityError> {
-        self.write_one(writer, entity_type, id, if_match, |before| match before {
-            Some(_) => Ok(None),
-            None => Err(not_registered(entity_type, id)),
-        })
-        .await
-        .map(|_| ())
+    ) -> Result<Written, EntityError> {
+        let outcome = self
+            .write_one(writer, entity_type, id, if_match, |before| match before {
+                Some(_) => Ok(None),
+                None => Err(not_registered(entity_type, id)),
+            })
+            .await?;
+        Ok(written(outcome))
     }
 
     /// Register every one of `entities` (creating or replacing), all in one commit or none: each must conform to
@@ -392,7 +408,14 @@ impl EntityService {
                     }
                 }
             }
-            match self.commit(writer, changes).await {
+            if changes.iter().any(|c| c.allowed == Allowed::AfterApproval) {
+                return Err(EntityError::Forbidden(
+                    "some of these changes need a second principal's approval under the writer rules; an import \
+                     holds none: write them one by one"
+                        .into(),
+                ));
+            }
+            match self.commit(writer, changes, Vec::new(), Vec::new()).await {
                 Ok(_) => return Ok(summary),
                 Err(EntityError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
@@ -422,11 +445,17 @@ impl EntityService {
                 Err(e) => return Err(self.refused(writer, &subject, e).await),
             };
             if prepared.before == prepared.after {
-                return Ok((self.get(entity_type, id).ok(), false));
+                return Ok(WriteOutcome::Applied(self.get(entity_type, id).ok(), false));
+            }
+            if prepared.allowed == Allowed::AfterApproval {
+                return self
+                    .hold(writer, prepared)
+                    .await
+                    .map(|held| WriteOutcome::Held(Box::new(held)));
             }
             let created = prepared.before.is_none();
-            match self.commit(writer, vec![prepared]).await {
-                Ok(mut written) => return Ok((written.pop().flatten(), created)),
+            match self.commit(writer, vec![prepared], Vec::new(), Vec::new()).await {
+                Ok(mut written) => return Ok(WriteOutcome::Applied(written.pop().flatten(), created)),
                 Err(EntityError::Conflict(message)) if if_match.is_some() => {
                     return Err(EntityError::PreconditionFailed(message));
                 }
@@ -458,6 +487,7 @@ impl EntityService {
             created_at_us,
             before,
             after: None,
+            allowed: Allowed::Now,
         })
     }
 
@@ -492,7 +522,7 @@ impl EntityService {
             Registry::check(&constitution, after).map_err(|e| EntityError::Invalid(e.to_string()))?;
         }
         if let Writer::Principal(principal) = writer {
-            authorize_write(
+            change.allowed = authorize_write(
                 &constitution,
                 principal,
                 &entity_type,
@@ -530,11 +560,11 @@ impl EntityService {
         &self,
         writer: Writer<'_>,
         changes: Vec<Change>,
+        mut writes: Vec<RecordWrite>,
+        mut events: Vec<NewEvent>,
     ) -> Result<Vec<Option<Arc<StoredEntity>>>, EntityError> {
         let now = (self.clock)();
         let actor = writer.label();
-        let mut writes = Vec::with_capacity(changes.len());
-        let mut events = Vec::with_capacity(changes.len());
         let mut in_force = Vec::with_capacity(changes.len());
         for change in changes {
             let revision = change.stored_revision + 1;
@@ -627,13 +657,13 @@ fn not_registered(entity_type: &str, id: &str) -> EntityError {
     EntityError::NotFound(format!("`{}` is not registered", key(entity_type, id)))
 }
 
-/// The entity a put or patch left registered.
-fn registered(
-    entity: Option<Arc<StoredEntity>>,
-    entity_type: &str,
-    id: &str,
-) -> Result<Arc<StoredEntity>, EntityError> {
-    entity.ok_or_else(|| not_registered(entity_type, id))
+/// What a write did, from what it left.
+fn written(outcome: WriteOutcome) -> Written {
+    match outcome {
+        WriteOutcome::Held(change) => Written::Held(change),
+        WriteOutcome::Applied(Some(entity), created) => Written::Applied { entity, created },
+        WriteOutcome::Applied(None, _) => Written::Deleted,
+    }
 }
 
 /// The entity a record holds, if it is registered (not deleted).

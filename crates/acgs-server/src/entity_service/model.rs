@@ -17,6 +17,45 @@ pub const REGISTERED: &str = "registered";
 /// A record's state once the entity was deleted (the record stays, so its revisions continue if it comes back).
 pub const DELETED: &str = "deleted";
 
+/// The governance-record kind of changes held for approval.
+pub const ENTITY_CHANGE: &str = "entity_change";
+
+/// A held change, in the order of its states: waiting, then approved (and applied) or rejected.
+pub const PENDING: &str = "pending";
+/// See [`PENDING`].
+pub const APPROVED: &str = "approved";
+/// See [`PENDING`].
+pub const REJECTED: &str = "rejected";
+
+/// A change of the registry held until a second principal approves it (a writer rule with `needs_approval`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HeldChange {
+    /// The change's id.
+    pub id: String,
+    /// `pending`, `approved` (and applied) or `rejected`.
+    pub state: String,
+    /// The entity's type.
+    pub entity_type: String,
+    /// The entity's id.
+    pub entity_id: String,
+    /// The entity's revision the change was proposed against (0: it was not registered); approving it after the
+    /// entity changed is refused.
+    pub base_revision: i64,
+    /// The entity as the change would leave it (`null`: deleted).
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<EntityInput>,
+    /// Who proposed it.
+    pub proposed_by: String,
+    /// When (µs since the Unix epoch).
+    pub proposed_at_us: i64,
+    /// Who approved or rejected it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// When.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at_us: Option<i64>,
+}
+
 /// The key of an entity: its record id, `Type::"id"` (the id as a JSON string).
 pub fn key(entity_type: &str, id: &str) -> String {
     format!("{entity_type}::{}", Value::from(id))
@@ -225,6 +264,15 @@ pub fn parents_changed(before: Option<&EntityInput>, after: Option<&EntityInput>
     set(before) != set(after)
 }
 
+/// Whether a change the writer rules allow takes effect at once or waits for a second principal's approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allowed {
+    /// Some rule allows it outright.
+    Now,
+    /// Only rules marked `needs_approval` allow it: it is held until another principal approves it.
+    AfterApproval,
+}
+
 /// Check the constitution's writer rules for `entity_type` against a change by `principal` from `before` to
 /// `after` (`None`: the entity does not exist / is deleted). A rule of a role the principal holds allows it when
 /// it names no attributes (anything), or when the entity exists before and after, its parents stay and only the
@@ -235,24 +283,30 @@ pub fn authorize_write(
     entity_type: &str,
     before: Option<&EntityInput>,
     after: Option<&EntityInput>,
-) -> Result<(), String> {
+) -> Result<Allowed, String> {
     let rules = constitution.entity_writers(entity_type);
     let held: Vec<_> = rules
         .iter()
         .filter(|rule| principal.roles.iter().any(|role| role.as_str() == rule.role))
         .collect();
     let changed = changed_attributes(before, after);
-    let allowed = held.iter().any(|rule| match &rule.attributes {
-        None => true,
-        Some(names) => {
-            before.is_some()
-                && after.is_some()
-                && !parents_changed(before, after)
-                && changed.iter().all(|c| names.contains(c))
-        }
-    });
-    if allowed {
-        return Ok(());
+    let allowing: Vec<_> = held
+        .iter()
+        .filter(|rule| match &rule.attributes {
+            None => true,
+            Some(names) => {
+                before.is_some()
+                    && after.is_some()
+                    && !parents_changed(before, after)
+                    && changed.iter().all(|c| names.contains(c))
+            }
+        })
+        .collect();
+    if allowing.iter().any(|rule| !rule.needs_approval) {
+        return Ok(Allowed::Now);
+    }
+    if !allowing.is_empty() {
+        return Ok(Allowed::AfterApproval);
     }
     let may: Vec<String> = held
         .iter()

@@ -12,8 +12,8 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 
 use crate::entity_service::{
-    CedarEntity, EntityFacts, EntityPage, EntityPatch, EntityQuery, EntityView, ImportSummary, ImportedEntity,
-    StoredEntity, Writer,
+    CedarEntity, EntityFacts, EntityPage, EntityPatch, EntityQuery, EntityView, HeldChange, ImportSummary,
+    ImportedEntity, StoredEntity, Writer, Written,
 };
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, QueryParams};
@@ -119,6 +119,7 @@ pub async fn show(
     responses(
         (status = 200, description = "Replaced (or unchanged)", body = EntityView),
         (status = 201, description = "Registered", body = EntityView),
+        (status = 202, description = "Held until another principal approves it", body = HeldChange),
         (status = 400, description = "Does not conform to the schema", body = Problem),
         (status = 403, description = "The writer rules do not allow it", body = Problem),
         (status = 412, description = "Not at the revision `If-Match` names", body = Problem),
@@ -136,12 +137,7 @@ pub async fn put(
         .entities
         .put(Writer::Principal(&principal), &entity_type, &id, facts, if_match)
         .await?;
-    let status = if written.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(with_etag(status, &written.entity))
+    Ok(answer(written))
 }
 
 /// Change some facts of a registered entity (a JSON merge patch on `{attributes, parents}`: an attribute set to
@@ -151,6 +147,7 @@ pub async fn put(
     params(("type" = String, Path, description = "Entity type"), ("id" = String, Path, description = "Entity id")),
     responses(
         (status = 200, body = EntityView),
+        (status = 202, description = "Held until another principal approves it", body = HeldChange),
         (status = 400, description = "The result does not conform to the schema", body = Problem),
         (status = 403, description = "The writer rules do not allow it", body = Problem),
         (status = 404, description = "Not registered", body = Problem),
@@ -169,7 +166,7 @@ pub async fn patch(
         .entities
         .patch(Writer::Principal(&principal), &entity_type, &id, patch, if_match)
         .await?;
-    Ok(with_etag(StatusCode::OK, &written.entity))
+    Ok(answer(written))
 }
 
 /// Delete a registered entity (decisions naming it are refused from now on).
@@ -178,6 +175,7 @@ pub async fn patch(
     params(("type" = String, Path, description = "Entity type"), ("id" = String, Path, description = "Entity id")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 202, description = "Held until another principal approves it", body = HeldChange),
         (status = 403, description = "The writer rules do not allow it", body = Problem),
         (status = 404, description = "Not registered", body = Problem),
         (status = 412, description = "Not at the revision `If-Match` names", body = Problem),
@@ -188,13 +186,92 @@ pub async fn delete(
     Extension(principal): Extension<Principal>,
     Path((entity_type, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let if_match = if_match(&headers)?;
-    state
+    let written = state
         .entities
         .delete(Writer::Principal(&principal), &entity_type, &id, if_match)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(answer(written))
+}
+
+/// Which held changes to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HeldQuery {
+    /// Only changes in this state: `pending`, `approved` or `rejected`.
+    pub state: Option<String>,
+    /// At most this many [default: 100, at most 1000].
+    #[param(value_type = Option<u64>, maximum = 4294967295_u64)]
+    pub limit: Option<u32>,
+}
+
+/// Registry changes held for a second principal's approval (writer rules with `needs_approval`), newest first.
+#[utoipa::path(
+    get, path = "/v1/entities/changes", tag = "entities", params(HeldQuery),
+    responses((status = 200, body = Vec<HeldChange>), (status = 400, body = Problem))
+)]
+pub async fn held_changes(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<HeldQuery>,
+) -> Result<Json<Vec<HeldChange>>, ApiError> {
+    Ok(Json(
+        state
+            .entities
+            .held_changes(query.state.as_deref(), query.limit.unwrap_or(0))
+            .await?,
+    ))
+}
+
+/// Approve a held change (not its proposer; the caller's writer rules must allow the change): it is applied.
+#[utoipa::path(
+    post, path = "/v1/entities/changes/{id}/approve", tag = "entities",
+    params(("id" = String, Path, description = "The held change's id")),
+    responses(
+        (status = 200, description = "Approved and applied", body = HeldChange),
+        (status = 403, description = "The proposer, or writer rules that do not allow the change", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "No longer pending, or the entity changed since it was proposed", body = Problem),
+    )
+)]
+pub async fn approve_change(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<HeldChange>, ApiError> {
+    Ok(Json(state.entities.approve(&principal, &id).await?))
+}
+
+/// Reject a held change (its proposer withdrawing it, or a principal whose writer rules allow the change).
+#[utoipa::path(
+    post, path = "/v1/entities/changes/{id}/reject", tag = "entities",
+    params(("id" = String, Path, description = "The held change's id")),
+    responses(
+        (status = 200, description = "Rejected", body = HeldChange),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "No longer pending", body = Problem),
+    )
+)]
+pub async fn reject_change(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<HeldChange>, ApiError> {
+    Ok(Json(state.entities.reject(&principal, &id).await?))
+}
+
+/// The answer to a write: the entity (201 registered, 200 changed) with its revision as `ETag`, 204 deleted, or
+/// 202 with the change held for approval.
+fn answer(written: Written) -> Response {
+    match written {
+        Written::Applied { entity, created } => {
+            with_etag(if created { StatusCode::CREATED } else { StatusCode::OK }, &entity)
+        }
+        Written::Deleted => StatusCode::NO_CONTENT.into_response(),
+        Written::Held(change) => (StatusCode::ACCEPTED, Json(*change)).into_response(),
+    }
 }
 
 /// Register many entities in one commit: all of them or, if any does not conform or is not the caller's to write,
