@@ -229,10 +229,11 @@ fn acgs_server(data: &Path) -> (std::process::Child, String, String) {
     (child, url, key)
 }
 
-/// POST one decision as the agent, over a raw socket.
+/// POST one decision as the agent the first start's key is bound to (`ap-agent`, whose facts the registry holds),
+/// over a raw socket.
 fn decide(url: &str, key: &str) {
     let host = url.trim_start_matches("http://");
-    let body = r#"{"principal":{"type":"Agent","id":"helpdesk-bot","parents":[{"type":"Role","id":"assistant"}],"attributes":{"trust_level":3,"risk_score":5,"suspended":false}},"action":"respond","resource":{"type":"Conversation","id":"c","attributes":{"customer_facing":true}},"content":"hello"}"#;
+    let body = r#"{"principal":{"type":"Agent","id":"ap-agent"},"action":"respond","resource":{"type":"Conversation","id":"c","attributes":{"customer_facing":true}},"content":"hello"}"#;
     let mut stream = std::net::TcpStream::connect(host).unwrap();
     write!(
         stream,
