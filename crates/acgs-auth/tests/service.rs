@@ -762,8 +762,8 @@ async fn an_account_is_bound_to_its_registry_entity(backend: &str) {
         .unwrap();
     assert_eq!(principal.entity.as_deref(), Some(&maria));
     let nameless = acgs_store::EntityName {
-        entity_type: "User".into(),
-        id: String::new(),
+        entity_type: " ".into(),
+        id: "maria".into(),
     };
     assert!(matches!(
         h.auth.update_user("admin", "maria", bind(Some(nameless))).await,

@@ -289,9 +289,9 @@ impl AuthService {
         }
         if let Some(entity) = changes.entity {
             match &entity {
-                Some(e) if e.entity_type.trim().is_empty() || e.id.is_empty() => {
+                Some(e) if e.entity_type.trim().is_empty() => {
                     return Err(AuthError::Invalid(
-                        "an account's entity needs a type and an id, e.g. User::\"maria\"".into(),
+                        "an account's entity needs a type, e.g. User::\"maria\"".into(),
                     ));
                 }
                 Some(e) => what.push(format!("bound to {}::{:?}", e.entity_type, e.id)),
@@ -363,10 +363,10 @@ impl AuthService {
         entity: Option<EntityName>,
     ) -> Result<(ApiKeyView, String), AuthError> {
         if let Some(e) = &entity
-            && (e.entity_type.trim().is_empty() || e.id.is_empty())
+            && e.entity_type.trim().is_empty()
         {
             return Err(AuthError::Invalid(
-                "a key's entity needs a type and an id, e.g. Agent::\"ap-agent\"".into(),
+                "a key's entity needs a type, e.g. Agent::\"ap-agent\"".into(),
             ));
         }
         if name.trim().is_empty() || name.chars().count() > 200 {

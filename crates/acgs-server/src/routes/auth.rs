@@ -108,8 +108,8 @@ pub struct UserPatch {
     pub password: Option<String>,
     /// The registry entity this person is (e.g. `{"type": "User", "id": "maria"}`), or `null` to unbind.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<acgs_engine::EntityRef>)]
-    pub entity: Option<Option<acgs_engine::EntityRef>>,
+    #[schema(value_type = Option<BoundEntity>)]
+    pub entity: Option<Option<BoundEntity>>,
 }
 
 /// An optional whole number, also spelled as a float (`30.0`): JSON Schema (and so OpenAPI 3.1) counts `30.0` as
@@ -159,7 +159,28 @@ pub struct NewApiKey {
     pub expires_in_days: Option<u32>,
     /// The principal entity the key decides for (an agent's key: it may ask decisions for this principal only).
     #[serde(default)]
-    pub entity: Option<acgs_engine::EntityRef>,
+    pub entity: Option<BoundEntity>,
+}
+
+/// The registry entity an account or key is bound to (docs/entities.md).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BoundEntity {
+    /// Entity type, e.g. `Agent` or `User`.
+    #[serde(rename = "type")]
+    #[schema(min_length = 1, pattern = "\\S")]
+    pub entity_type: String,
+    /// Entity id.
+    pub id: String,
+}
+
+impl From<BoundEntity> for acgs_store::EntityName {
+    fn from(e: BoundEntity) -> Self {
+        Self {
+            entity_type: e.entity_type,
+            id: e.id,
+        }
+    }
 }
 
 /// The longest lifetime of an API key, in days (100 years; the OpenAPI document says the same).
@@ -340,12 +361,7 @@ pub async fn update_user(
         roles: body.roles.as_deref().map(parse_roles).transpose()?,
         disabled: body.disabled,
         password: body.password,
-        entity: body.entity.map(|e| {
-            e.map(|e| acgs_store::EntityName {
-                entity_type: e.entity_type,
-                id: e.id,
-            })
-        }),
+        entity: body.entity.map(|e| e.map(acgs_store::EntityName::from)),
     };
     Ok(Json(
         state.auth.update_user(&principal.label(), &username, changes).await?,
@@ -399,10 +415,7 @@ pub async fn create_api_key(
             )));
         }
     };
-    let entity = body.entity.map(|e| acgs_store::EntityName {
-        entity_type: e.entity_type,
-        id: e.id,
-    });
+    let entity = body.entity.map(acgs_store::EntityName::from);
     let (api_key, key) = state
         .auth
         .create_api_key_for(&principal.label(), &body.name, roles, expires_at_us, entity)

@@ -89,6 +89,9 @@ pub async fn list(
             ));
         }
     };
+    if query.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+        return Err(ApiError::BadRequest("`limit` is 1 to 1000".into()));
+    }
     Ok(Json(state.entities.list(&EntityQuery {
         entity_type: query.entity_type,
         parent,
@@ -299,7 +302,8 @@ pub async fn import(
 #[utoipa::path(
     get, path = "/v1/entities/export", tag = "entities", params(ExportQuery),
     responses(
-        (status = 200, description = "`application/x-ndjson` (jsonl) or `application/json` (cedar)", body = String),
+        (status = 200, description = "JSON Lines (`format=jsonl`) or Cedar's entities JSON (`format=cedar`)",
+         content((String = "application/x-ndjson"), (Vec<CedarEntity> = "application/json"))),
         (status = 400, body = Problem),
     )
 )]
