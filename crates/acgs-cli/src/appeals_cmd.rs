@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use crate::amendments_cmd::{clip, columns, now_us, print_json, relative};
 use crate::decisions_cmd::time;
-use crate::session::{ApiClient, endpoint, error_of, http_client, json_of, parse_server_url};
+use crate::session::{ApiClient, api_key_or_env, http_client, json_of, parse_server_url, send_with_key};
+use reqwest::Method;
 
 fn parse_state(word: &str) -> Result<AppealState, String> {
     word.parse()
@@ -112,13 +113,7 @@ pub fn run(cmd: AppealsCommand) -> Result<ExitCode> {
         json,
     } = cmd
     {
-        let key = match api_key {
-            Some(key) => key,
-            None => std::env::var("ACGS_API_KEY")
-                .ok()
-                .filter(|k| !k.is_empty())
-                .context("--url files the appeal with an API key: give --api-key KEY or set ACGS_API_KEY")?,
-        };
+        let key = api_key_or_env(api_key, "--url files the appeal with an API key")?;
         let body = json!({"decision_id": decision_id, "statement": statement});
         let answer = runtime.block_on(file_with_key(&url, &key, &body))?;
         filed(answer, json)?;
@@ -132,16 +127,16 @@ pub fn run(cmd: AppealsCommand) -> Result<ExitCode> {
 /// `POST /v1/appeals` with `key` as the bearer token.
 async fn file_with_key(url: &str, key: &str, body: &Value) -> Result<Value> {
     let base = parse_server_url(url)?;
-    let response = http_client()?
-        .post(endpoint(&base, &["v1", "appeals"], &[])?)
-        .bearer_auth(key)
-        .json(body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the server at {url}"))?;
-    if !response.status().is_success() {
-        return Err(error_of(response).await);
-    }
+    let response = send_with_key(
+        &http_client()?,
+        &base,
+        key,
+        Method::POST,
+        &["v1", "appeals"],
+        &[],
+        Some(body),
+    )
+    .await?;
     json_of(response).await
 }
 

@@ -12,7 +12,7 @@ use reqwest::{Method, Response};
 use serde_json::{Map, Value, json};
 
 use crate::amendments_cmd::print_json;
-use crate::session::{ApiClient, endpoint, error_of, http_client, json_of, parse_server_url};
+use crate::session::{ApiClient, api_key_or_env, http_client, json_of, parse_server_url, send_with_key};
 
 /// Entities per import request: well within the server's default body limit for ordinary entities.
 const IMPORT_CHUNK: usize = 500;
@@ -175,13 +175,7 @@ impl Client {
         let Some(url) = target.url else {
             return ApiClient::from_session_file().map(Client::Session);
         };
-        let key = match target.api_key {
-            Some(key) => key,
-            None => std::env::var("ACGS_API_KEY")
-                .ok()
-                .filter(|k| !k.is_empty())
-                .context("--url uses an API key: give --api-key KEY or set ACGS_API_KEY")?,
-        };
+        let key = api_key_or_env(target.api_key, "--url uses an API key")?;
         Ok(Client::Key {
             base: parse_server_url(&url)?,
             key,
@@ -198,22 +192,7 @@ impl Client {
     ) -> Result<Response> {
         match self {
             Client::Session(client) => client.send(method, segments, query, body).await,
-            Client::Key { base, key, http } => {
-                let mut request = http
-                    .request(method, endpoint(base, segments, query)?)
-                    .bearer_auth(key.as_str());
-                if let Some(body) = body {
-                    request = request.json(body);
-                }
-                let response = request
-                    .send()
-                    .await
-                    .with_context(|| format!("cannot reach the server at {base}"))?;
-                if !response.status().is_success() {
-                    return Err(error_of(response).await);
-                }
-                Ok(response)
-            }
+            Client::Key { base, key, http } => send_with_key(http, base, key, method, segments, query, body).await,
         }
     }
 

@@ -421,6 +421,42 @@ impl ApiClient {
     }
 }
 
+/// Send a request to `base` with an API key as the bearer (agents and monitors are API keys, not users); an error
+/// answer becomes an error `<detail> (HTTP <status>)`, as [`ApiClient::send`]'s.
+pub async fn send_with_key(
+    http: &reqwest::Client,
+    base: &Url,
+    key: &str,
+    method: Method,
+    segments: &[&str],
+    query: &[(&str, String)],
+    body: Option<&Value>,
+) -> Result<Response> {
+    let mut request = http.request(method, endpoint(base, segments, query)?).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the server at {base}"))?;
+    if !response.status().is_success() {
+        return Err(error_of(response).await);
+    }
+    Ok(response)
+}
+
+/// The API key given with `--api-key`, else `$ACGS_API_KEY`; `purpose` says why one is needed.
+pub fn api_key_or_env(given: Option<String>, purpose: &str) -> Result<String> {
+    match given {
+        Some(key) => Ok(key),
+        None => std::env::var("ACGS_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .with_context(|| format!("{purpose}: give --api-key KEY or set ACGS_API_KEY")),
+    }
+}
+
 /// The JSON body of a successful answer (`null` when empty, as for 204).
 pub async fn json_of(response: Response) -> Result<Value> {
     let bytes = response.bytes().await.context("cannot read the server's answer")?;

@@ -34,10 +34,15 @@ fn sharing_master_key(s: &TestServer) -> tempfile::TempDir {
 }
 
 async fn sqlite_server() -> TestServer {
+    sqlite_server_with(&example()).await
+}
+
+/// A server on a new SQLite database with the constitution `source` in force.
+async fn sqlite_server_with(source: &str) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/acgs.db", dir.path().display());
     let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
-    on(store, dir).await
+    server_with(store, ServerSettings::default(), dir, source).await
 }
 
 /// `method` on `uri` with `key` as the bearer (the every-role key when `None`) and a JSON body.
@@ -611,10 +616,7 @@ fn example_with_four_eyes() -> String {
 
 #[tokio::test]
 async fn a_role_grant_needs_a_second_operator_and_is_applied_once_approved() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/acgs.db", dir.path().display());
-    let store = acgs_store::open(&url, &StoreOptions::default()).await.unwrap();
-    let s = server_with(store, ServerSettings::default(), dir, &example_with_four_eyes()).await;
+    let s = sqlite_server_with(&example_with_four_eyes()).await;
     let entities: Vec<_> = ENTITIES.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     s.state
         .entities
